@@ -1,0 +1,28 @@
+"""The ``data-prep`` command line: simulate training suites, read snapshots, build HDF5 training sets."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from emulator.cli import run_cli
+
+__all__ = ["main"]
+
+# name -> (module, one-line help); each module provides add_arguments(parser) and run(args).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``data-prep`` console script."""
+    return run_cli(
+        "data-prep",
+        "Prepare N-body training data: a 2LPT+PM simulator over a Latin hypercube, snapshot readers "
+        "(Gadget binary/HDF5, SWIFT, FastPM bigfile) and the HDF5 training-set builder.",
+        SUBCOMMANDS,
+        argv,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
