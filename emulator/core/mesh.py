@@ -1,0 +1,339 @@
+"""Mass assignment (painting) of particles onto a periodic mesh, readout, window compensation and interlacing.
+
+Conventions
+-----------
+* Positions are comoving Mpc/h, shape ``(N, 3)``, any real values: they are wrapped periodically into the box.
+* Mesh point ``i`` sits at ``x_i = (i + shift) L / n`` (cell-corner convention of nbodykit / FastPM for
+  ``shift = 0``; ``shift = 0.5`` is the half-cell offset grid used for interlacing).
+* Windows are the B-splines of order ``p = 1, 2, 3``: ``"ngp"`` (nearest grid point), ``"cic"`` (cloud in cell)
+  and ``"tsc"`` (triangular shaped cloud), separable in the three axes. Their Fourier transform per axis is
+  ``sinc(pi k_i / (2 k_Nyq))^p``. Under NGP and CIC a particle sitting on a mesh point puts all its weight on
+  that point; under TSC it puts ``(3/4)^3`` there and the rest on the 26 neighbours (weights 1/8, 3/4, 1/8 per
+  axis).
+* :func:`paint` and :func:`readout` are exact adjoints of each other (same stencil, same weights), both
+  differentiable with respect to positions (through the CIC / TSC weights; NGP has zero gradient), masses and
+  the mesh. Particles are processed in chunks to bound memory.
+* Fourier quantities use the ``rfftn`` layout of :mod:`emulator.core.fourier`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+from .fourier import check_box_size, check_mesh_size, nyquist, to_fourier, wavenumbers
+
+__all__ = [
+    "WINDOWS",
+    "paint",
+    "readout",
+    "window_kernel",
+    "compensate",
+    "paint_interlaced",
+    "to_overdensity",
+]
+
+#: Window name -> B-spline order ``p`` (support of ``p`` cells, Fourier window ``sinc^p``).
+WINDOWS: dict[str, int] = {"ngp": 1, "cic": 2, "tsc": 3}
+
+_DEFAULT_CHUNK = 2**22
+
+
+def _check_window(window: str) -> int:
+    if not isinstance(window, str) or window.lower() not in WINDOWS:
+        raise ValueError(f"window must be one of {sorted(WINDOWS)}, got {window!r}")
+    return WINDOWS[window.lower()]
+
+
+def _check_positions(positions: torch.Tensor) -> torch.Tensor:
+    if not isinstance(positions, torch.Tensor) or positions.ndim != 2 or positions.shape[1] != 3:
+        shape = tuple(positions.shape) if isinstance(positions, torch.Tensor) else type(positions).__name__
+        raise ValueError(f"positions must be a torch tensor of shape (N, 3) in Mpc/h, got {shape}")
+    if not positions.is_floating_point():
+        raise ValueError(f"positions must be a floating-point tensor, got dtype {positions.dtype}")
+    if not bool(torch.isfinite(positions.detach()).all()):
+        raise ValueError("positions must be finite (no NaN or inf)")
+    return positions
+
+
+def _check_shift(shift: float) -> float:
+    try:
+        value = float(shift)
+    except (TypeError, ValueError):
+        raise ValueError(f"shift must be a number in units of the cell, got {shift!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"shift must be finite (units of the cell), got {shift!r}")
+    return value
+
+
+def _check_chunk(chunk_size: int) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    return chunk_size
+
+
+def _stencil(
+    pos: torch.Tensor, n: int, box_size: float, order: int, shift: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-axis mesh indices (wrapped into ``[0, n)``) and weights, each of shape ``(N, 3, order)``."""
+    cell = box_size / n
+    # Wrap into [0, L] first so that the fractional offset keeps full precision for far-away coordinates.
+    u = torch.remainder(pos, box_size) / cell - shift
+    if order == 1:
+        base = torch.floor(u.detach() + 0.5)
+        d = u - base
+        weights = (1.0 + 0.0 * d).unsqueeze(-1)  # keeps the (zero) dependence on positions in the graph
+        offsets = (0,)
+    elif order == 2:
+        base = torch.floor(u.detach())
+        d = u - base
+        weights = torch.stack([1.0 - d, d], dim=-1)
+        offsets = (0, 1)
+    else:
+        base = torch.floor(u.detach() + 0.5)
+        d = u - base  # in [-1/2, 1/2)
+        weights = torch.stack([0.5 * (0.5 - d) ** 2, 0.75 - d**2, 0.5 * (0.5 + d) ** 2], dim=-1)
+        offsets = (-1, 0, 1)
+    off = torch.tensor(offsets, dtype=torch.int64, device=pos.device)
+    index = torch.remainder(base.to(torch.int64).unsqueeze(-1) + off, n)
+    return index, weights
+
+
+def paint(
+    positions: torch.Tensor,
+    nmesh: int,
+    box_size: float,
+    mass: torch.Tensor | float | None = None,
+    window: str = "cic",
+    shift: float = 0.0,
+    *,
+    chunk_size: int = _DEFAULT_CHUNK,
+) -> torch.Tensor:
+    """Assign particle masses to a periodic mesh.
+
+    Parameters
+    ----------
+    positions : torch.Tensor
+        Particle positions, shape ``(N, 3)``, Mpc/h; any finite values (wrapped periodically).
+    nmesh : int
+        Mesh points per side ``n`` (any positive integer; the Fourier helpers need it even).
+    box_size : float
+        Box side ``L`` in Mpc/h.
+    mass : torch.Tensor or float, optional
+        Per-particle mass ``(N,)`` or a scalar (e.g. Msun/h); default 1 per particle. Cast to the dtype of
+        ``positions``.
+    window : {"ngp", "cic", "tsc"}
+        Mass-assignment window.
+    shift : float
+        Offset of the mesh in units of the cell: mesh point ``i`` sits at ``(i + shift) L / n``.
+    chunk_size : int
+        Particles processed per batch (bounds the temporary memory to ``O(chunk_size)``).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n, n, n)``, dtype and device of ``positions``: the sum of window-weighted masses at each mesh
+        point (mass per mesh point, not a density); its total equals the total mass.
+    """
+    positions = _check_positions(positions)
+    n = check_mesh_size(nmesh, even=False)
+    box = check_box_size(box_size)
+    order = _check_window(window)
+    shift = _check_shift(shift)
+    chunk_size = _check_chunk(chunk_size)
+    npart = positions.shape[0]
+    dtype, device = positions.dtype, positions.device
+    if mass is not None:
+        if not isinstance(mass, torch.Tensor):
+            try:
+                mass = torch.tensor(float(mass), dtype=dtype, device=device)
+            except (TypeError, ValueError):
+                raise ValueError(f"mass must be a tensor of shape (N,) or a number, got {mass!r}") from None
+        if mass.device != device:
+            raise ValueError(f"mass must be on the device of positions ({device}), got {mass.device}")
+        if mass.ndim == 0:
+            mass = mass.expand(npart)
+        if mass.shape != (npart,):
+            raise ValueError(f"mass must have shape ({npart},) to match positions, got {tuple(mass.shape)}")
+        if not bool(torch.isfinite(mass.detach()).all()):
+            raise ValueError("mass must be finite (no NaN or inf)")
+        mass = mass.to(dtype)
+    out = torch.zeros(n**3, dtype=dtype, device=device)
+    for start in range(0, npart, chunk_size):
+        pos = positions[start : start + chunk_size]
+        index, weights = _stencil(pos, n, box, order, shift)
+        ix, iy, iz = index.unbind(1)
+        wx, wy, wz = weights.unbind(1)
+        if mass is not None:  # fold the mass into the x-axis weights only
+            wx = wx * mass[start : start + chunk_size, None]
+        for a, b, c in itertools.product(range(order), repeat=3):
+            flat = (ix[:, a] * n + iy[:, b]) * n + iz[:, c]
+            out.index_add_(0, flat, wx[:, a] * wy[:, b] * wz[:, c])
+    return out.view(n, n, n)
+
+
+def readout(
+    mesh: torch.Tensor,
+    positions: torch.Tensor,
+    box_size: float,
+    window: str = "cic",
+    shift: float = 0.0,
+    *,
+    chunk_size: int = _DEFAULT_CHUNK,
+) -> torch.Tensor:
+    """Interpolate a periodic mesh at particle positions with a mass-assignment window (adjoint of :func:`paint`).
+
+    Parameters
+    ----------
+    mesh : torch.Tensor
+        Scalar mesh ``(n, n, n)`` or channels-first ``(C, n, n, n)``, values at ``x_i = (i + shift) L / n``.
+    positions : torch.Tensor
+        Shape ``(N, 3)``, Mpc/h (wrapped periodically).
+    box_size : float
+        Box side in Mpc/h.
+    window : {"ngp", "cic", "tsc"}
+        Interpolation window (NGP and CIC interpolate exactly through the mesh values; TSC also smooths).
+    shift : float
+        Mesh offset in units of the cell (as in :func:`paint`).
+    chunk_size : int
+        Particles processed per batch.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)`` for a scalar mesh or ``(N, C)`` for a channel mesh, in the units of ``mesh``; dtype is the
+        promotion of the mesh and position dtypes.
+    """
+    if not isinstance(mesh, torch.Tensor) or mesh.ndim not in (3, 4) or not mesh.is_floating_point():
+        desc = f"{tuple(mesh.shape)} {mesh.dtype}" if isinstance(mesh, torch.Tensor) else type(mesh).__name__
+        raise ValueError(f"mesh must be a real floating tensor of shape (n, n, n) or (C, n, n, n), got {desc}")
+    n = mesh.shape[-1]
+    if mesh.shape[-3:] != (n, n, n) or n == 0:
+        raise ValueError(f"mesh must be cubic in its last three axes, got shape {tuple(mesh.shape)}")
+    positions = _check_positions(positions)
+    if positions.device != mesh.device:
+        raise ValueError(f"positions must be on the device of mesh ({mesh.device}), got {positions.device}")
+    box = check_box_size(box_size)
+    order = _check_window(window)
+    shift = _check_shift(shift)
+    chunk_size = _check_chunk(chunk_size)
+    dtype = torch.promote_types(mesh.dtype, positions.dtype)
+    scalar = mesh.ndim == 3
+    flat_mesh = mesh.reshape(-1, n**3).to(dtype)
+    positions = positions.to(dtype)
+    pieces = []
+    for start in range(0, positions.shape[0], chunk_size):
+        index, weights = _stencil(positions[start : start + chunk_size], n, box, order, shift)
+        ix, iy, iz = index.unbind(1)
+        wx, wy, wz = weights.unbind(1)
+        value = torch.zeros(flat_mesh.shape[0], index.shape[0], dtype=dtype, device=mesh.device)
+        for a, b, c in itertools.product(range(order), repeat=3):
+            flat = (ix[:, a] * n + iy[:, b]) * n + iz[:, c]
+            value = value + flat_mesh[:, flat] * (wx[:, a] * wy[:, b] * wz[:, c])
+        pieces.append(value)
+    if pieces:
+        result = torch.cat(pieces, dim=1).T
+    else:
+        result = torch.zeros(0, flat_mesh.shape[0], dtype=dtype, device=mesh.device)
+    return result[:, 0] if scalar else result
+
+
+def window_kernel(
+    n: int,
+    window: str,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Fourier transform of the mass-assignment window on the ``rfftn`` grid.
+
+    ``W(k) = prod_i sinc(pi k_i / (2 k_Nyq))^p`` with ``p = 1, 2, 3`` for NGP, CIC, TSC and
+    ``sinc(x) = sin(x) / x``. Dimensionless, independent of the box size.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n, n, n // 2 + 1)``, real, positive (its minimum, at the Nyquist corner, is ``(2/pi)^(3p)``).
+    """
+    n = check_mesh_size(n)
+    order = _check_window(window)
+    # Any box size gives the same k / k_Nyq; torch.sinc(y) = sin(pi y) / (pi y) with y = k / (2 k_Nyq).
+    k_nyq = nyquist(n, 1.0)
+    kx, ky, kz = wavenumbers(n, 1.0, dtype=dtype, device=device)
+    w = torch.sinc(kx / (2 * k_nyq)) * torch.sinc(ky / (2 * k_nyq)) * torch.sinc(kz / (2 * k_nyq))
+    return w**order
+
+
+def _check_field_k(field_k: torch.Tensor) -> int:
+    if (
+        not isinstance(field_k, torch.Tensor)
+        or not field_k.is_complex()
+        or field_k.ndim < 3
+        or field_k.shape[-3] != field_k.shape[-2]
+        or field_k.shape[-1] != field_k.shape[-3] // 2 + 1
+    ):
+        desc = tuple(field_k.shape) if isinstance(field_k, torch.Tensor) else type(field_k).__name__
+        raise ValueError(f"field_k must be a complex rfftn mesh (..., n, n, n//2+1), got {desc}")
+    return check_mesh_size(field_k.shape[-3])
+
+
+def compensate(field_k: torch.Tensor, window: str) -> torch.Tensor:
+    """Deconvolve the mass-assignment window: ``field_k / W(k)`` (Jing 2005, without the aliasing sum).
+
+    Parameters
+    ----------
+    field_k : torch.Tensor
+        Complex ``rfftn`` field ``(..., n, n, n // 2 + 1)``.
+    window : {"ngp", "cic", "tsc"}
+        Window the field was painted with.
+    """
+    n = _check_field_k(field_k)
+    return field_k / window_kernel(n, window, dtype=field_k.real.dtype, device=field_k.device)
+
+
+def paint_interlaced(
+    positions: torch.Tensor,
+    nmesh: int,
+    box_size: float,
+    mass: torch.Tensor | float | None = None,
+    window: str = "cic",
+    *,
+    chunk_size: int = _DEFAULT_CHUNK,
+) -> torch.Tensor:
+    """Two-grid interlaced, window-compensated Fourier mass field (Sefusatti et al. 2016).
+
+    Paints on the mesh at ``i L / n`` (``F1``) and on the one at ``(i + 1/2) L / n`` (``F2``), and returns
+    ``[F1 + F2 exp(-i (k_x + k_y + k_z) L / (2 n))] / (2 W(k))``: the phase re-centres ``F2`` on ``x_i``, which
+    cancels the aliased images ``k + 2 k_Nyq l`` with odd ``l_x + l_y + l_z``.
+
+    Returns
+    -------
+    torch.Tensor
+        Complex ``(n, n, n // 2 + 1)`` (``n`` even), in units of ``mass``; the ``k = 0`` entry is the total mass,
+        so ``delta_k = field_k * n^3 / field_k[0, 0, 0]`` for ``k != 0``. The Nyquist planes are not real-valued
+        after the phase shift (as in nbodykit); power spectra use ``|field_k|^2`` there.
+    """
+    n = check_mesh_size(nmesh)
+    box = check_box_size(box_size)
+    _check_window(window)
+    f1 = to_fourier(paint(positions, n, box, mass, window, 0.0, chunk_size=chunk_size))
+    f2 = to_fourier(paint(positions, n, box, mass, window, 0.5, chunk_size=chunk_size))
+    kx, ky, kz = wavenumbers(n, box, dtype=positions.dtype, device=positions.device)
+    half_cell = 0.5 * box / n
+    phase = torch.polar(torch.ones_like(kx + ky + kz), -(kx + ky + kz) * half_cell)
+    return compensate(0.5 * (f1 + f2 * phase), window)
+
+
+def to_overdensity(mesh: torch.Tensor) -> torch.Tensor:
+    """Overdensity ``mesh / mean(mesh) - 1`` over the last three axes (each channel separately).
+
+    Raises ``ValueError`` unless every mean is positive.
+    """
+    if not isinstance(mesh, torch.Tensor) or mesh.ndim < 3 or not mesh.is_floating_point():
+        raise ValueError("mesh must be a real floating tensor with at least 3 dimensions (..., n, n, n)")
+    mean = mesh.mean(dim=(-3, -2, -1), keepdim=True)
+    if not bool((mean.detach() > 0).all()):
+        raise ValueError("mesh must have a positive mean to define an overdensity")
+    return mesh / mean - 1.0
