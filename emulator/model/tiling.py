@@ -1,0 +1,111 @@
+"""Whole-box and tiled inference of a valid-convolution network on a periodic box.
+
+The box is extended periodically by ``model.halo`` cells per side (by index wrap, so the halo may exceed the box)
+and the network is run either on the whole extended box or on tiles of ``tile`` output cells (each read with its
+halo straight from the periodic box). Tile origins are multiples of ``model.size_multiple``, so every output cell
+is computed from the same inputs with the same alignment to the down-sampling grid as in the whole-box pass, and
+the two agree to float rounding. When ``tile`` does not divide the box, the last tile along an axis is shifted
+back to end at the box edge (overlapping its neighbour; the overlap is computed twice, identically).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+__all__ = ["tile_origins", "periodic_crop", "predict_box"]
+
+
+def tile_origins(n: int, tile: int, multiple: int) -> list[int]:
+    """Origins (cells) of tiles of ``tile`` cells covering ``[0, n)``; all are multiples of ``multiple``."""
+    if tile <= 0 or tile % multiple:
+        raise ValueError(f"tile must be a positive multiple of size_multiple={multiple}, got {tile!r}")
+    if n % multiple:
+        raise ValueError(f"box mesh size must be a multiple of size_multiple={multiple}, got {n}")
+    if tile > n:
+        raise ValueError(f"tile must not exceed the box mesh size {n}, got {tile}")
+    origins = list(range(0, n - tile + 1, tile))
+    if origins[-1] + tile < n:
+        origins.append(n - tile)
+    return origins
+
+
+def periodic_crop(field: torch.Tensor, origin: tuple[int, int, int], size: int) -> torch.Tensor:
+    """Cube of ``size`` cells starting at ``origin`` (may be negative or run past the edge) of a periodic box.
+
+    ``field`` has shape ``(..., n, n, n)``; indices wrap modulo ``n``.
+    """
+    n = field.shape[-1]
+    idx = [torch.remainder(torch.arange(o, o + size, device=field.device), n) for o in origin]
+    return field[..., idx[0][:, None, None], idx[1][None, :, None], idx[2][None, None, :]]
+
+
+def predict_box(
+    model: nn.Module,
+    field: torch.Tensor,
+    style: torch.Tensor,
+    *,
+    tile: int | None = None,
+    tile_batch: int = 1,
+    enable_grad: bool = False,
+) -> torch.Tensor:
+    """Run ``model`` over a whole periodic box.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A network with integer attributes ``halo`` and ``size_multiple`` mapping ``(B, C_in, c + 2 halo, ...)``
+        and a style ``(B, S)`` to ``(B, C_out, c, ...)`` (e.g. :class:`~emulator.model.unet.StyledUNet`).
+    field : torch.Tensor
+        ``(B, C_in, n, n, n)`` periodic input box; ``n`` a multiple of ``model.size_multiple``. It may live on
+        another device than the model (e.g. a large box on the CPU): tiles are moved to the model's device and
+        the results back to ``field.device``.
+    style : torch.Tensor
+        ``(B, S)`` conditioning vectors.
+    tile : int or None
+        Output tile size (a multiple of ``model.size_multiple``, at most ``n``); ``None`` runs the whole box.
+    tile_batch : int
+        Number of tiles stacked into one forward pass (each repeats its sample's style).
+    enable_grad : bool
+        Keep the autograd graph (default: run under ``torch.no_grad``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C_out, n, n, n)`` on ``field.device`` in the model's output dtype.
+    """
+    if field.ndim != 5 or not (field.shape[-1] == field.shape[-2] == field.shape[-3]):
+        raise ValueError(f"field must have shape (B, C, n, n, n), got {tuple(field.shape)}")
+    if style.ndim != 2 or style.shape[0] != field.shape[0]:
+        raise ValueError(f"style must have shape ({field.shape[0]}, S), got {tuple(style.shape)}")
+    if isinstance(tile_batch, bool) or not isinstance(tile_batch, int) or tile_batch < 1:
+        raise ValueError(f"tile_batch must be a positive integer, got {tile_batch!r}")
+    halo, multiple = int(model.halo), int(model.size_multiple)
+    b, n = field.shape[0], field.shape[-1]
+    tile = n if tile is None else tile
+    starts = tile_origins(n, tile, multiple)
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = field.device
+    style = style.to(device)
+    origins = list(itertools.product(starts, repeat=3))
+
+    with torch.set_grad_enabled(enable_grad and torch.is_grad_enabled()):
+        out: torch.Tensor | None = None
+        for i in range(0, len(origins), tile_batch):
+            chunk = origins[i : i + tile_batch]
+            x = torch.cat(
+                [periodic_crop(field, (ox - halo, oy - halo, oz - halo), tile + 2 * halo) for ox, oy, oz in chunk]
+            ).to(device)
+            y = model(x, style.repeat(len(chunk), 1)).to(field.device)
+            if len(origins) == 1:
+                return y
+            if out is None:
+                out = field.new_zeros((b, y.shape[1], n, n, n), dtype=y.dtype)
+            for j, (ox, oy, oz) in enumerate(chunk):
+                out[..., ox : ox + tile, oy : oy + tile, oz : oz + tile] = y[j * b : (j + 1) * b]
+        assert out is not None
+        return out
