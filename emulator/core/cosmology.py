@@ -54,6 +54,8 @@ class Cosmology:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, bool):
+                raise ValueError(f"cosmology parameter {f.name} must be a number, got {value!r}")
             try:
                 value = float(value)
             except (TypeError, ValueError):
@@ -134,8 +136,16 @@ class Cosmology:
             raise ValueError("astropy cosmology carries no n_s/sigma8: pass them or set cosmo.meta['n_s'|'sigma8']")
         if abs(float(cosmo.Ok0)) > 1e-6:
             raise ValueError(f"only flat cosmologies are supported, got Ok0={float(cosmo.Ok0)}")
-        if cosmo.Ob0 is None:
-            raise ValueError("astropy cosmology has no Ob0 (baryon density)")
+        if cosmo.Ob0 is None or float(cosmo.Ob0) <= 0.0:
+            raise ValueError("astropy cosmology has no baryon density Ob0 (needed for the linear power)")
+        if float(cosmo.Tcmb0.value) > 0 or getattr(cosmo, "has_massive_nu", False):
+            import warnings
+
+            warnings.warn(
+                "astropy cosmology has radiation or massive neutrinos; this package's background is flat "
+                "ΛCDM with matter and Λ only, so E(z) will differ slightly from the astropy object",
+                stacklevel=2,
+            )
         return cls(float(cosmo.Om0), float(cosmo.Ob0), float(cosmo.H0.value) / 100.0, float(n_s), float(sigma8))
 
     def key(self) -> tuple[float, ...]:
