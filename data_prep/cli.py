@@ -10,7 +10,11 @@ from emulator.cli import run_cli
 __all__ = ["main"]
 
 # name -> (module, one-line help); each module provides add_arguments(parser) and run(args).
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("data_prep.simulate.cli", "run a 2LPT+PM simulation suite over a Latin hypercube of cosmologies"),
+    "build": ("data_prep.cmd_build", "build an HDF5 training set from a suite manifest (resumable, atomic)"),
+    "inspect": ("data_prep.inspect", "summarise a training set or a snapshot"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

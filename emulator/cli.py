@@ -18,7 +18,13 @@ UNITS_NOTE = "Units: lengths in comoving Mpc/h, wavenumbers in h/Mpc, velocities
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("emulator.demo", "draw a 2LPT universe for a preset cosmology and plot its P(k) against linear theory"),
+    "fit": ("emulator.train", "train the emulator (LightningCLI): emulator fit --config configs/tiny_cpu.yaml"),
+    "validate": ("emulator.train", "validate a checkpoint (LightningCLI): emulator validate --config ... --ckpt_path ..."),
+    "test": ("emulator.train", "evaluate a checkpoint on the test split (LightningCLI)"),
 }
+
+# Subcommands whose arguments belong to another parser (LightningCLI): name -> module with main(argv).
+PASSTHROUGH = {"fit": "emulator.train", "validate": "emulator.train", "test": "emulator.train"}
 
 
 def _build_parser(prog: str, description: str, subcommands: Mapping[str, tuple[str, str]]) -> argparse.ArgumentParser:
@@ -39,10 +45,17 @@ def _build_parser(prog: str, description: str, subcommands: Mapping[str, tuple[s
 
 
 def run_cli(
-    prog: str, description: str, subcommands: Mapping[str, tuple[str, str]], argv: Sequence[str] | None = None
+    prog: str,
+    description: str,
+    subcommands: Mapping[str, tuple[str, str]],
+    argv: Sequence[str] | None = None,
+    passthrough: Mapping[str, str] | None = None,
 ) -> int:
     """Parse ``argv`` and run the chosen subcommand; user errors print one line and return exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = passthrough or {}
+    if argv and argv[0] in passthrough:
+        return int(importlib.import_module(passthrough[argv[0]]).main(argv) or 0)
     args = _build_parser(prog, description, subcommands).parse_args(argv)
     try:
         return int(args._run(args) or 0)
@@ -59,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Fast cosmological mock catalogs from a cosmology-conditioned field-level N-body emulator.",
         SUBCOMMANDS,
         argv,
+        PASSTHROUGH,
     )
 
 

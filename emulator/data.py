@@ -1,0 +1,281 @@
+"""Training data: periodic 3D crops of an HDF5 training set (format in ``docs/architecture.md``).
+
+A sample is one simulation at one redshift. Each item of :class:`CropDataset` is a cubic crop of ``crop`` cells
+(the output region) plus ``halo`` cells of periodic context on every side for the network input. Fields are
+made dimensionless by the Lagrangian cell size ``L / n`` (Mpc/h):
+
+* ``input``  (3, c+2h, c+2h, c+2h): 2LPT displacement / cell;
+* ``lpt``    (6, c, c, c): 2LPT displacement / cell and 2LPT velocity in displacement units / cell;
+* ``target`` (6, c, c, c): the N-body displacement and velocity in the same units, minus ``lpt``;
+
+where a velocity ``v`` (km/s) in displacement units is ``v / (100 a E(a) f1(a))`` (Mpc/h), so that in linear
+theory it equals the displacement. ``style`` is the cosmology and redshift normalised to [-1, 1] over the
+training prior recorded in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from .core.cosmology import PARAMETER_NAMES
+from .symmetry import apply_symmetry, random_symmetry
+
+__all__ = [
+    "SampleInfo",
+    "TrainingSetInfo",
+    "read_periodic_crop",
+    "normalise_style",
+    "CropDataset",
+    "UnpaddedDistributedSampler",
+]
+
+OUTPUT_VECTORS = (0, 3)  # displacement and velocity: channel groups of 3 that rotate with the grid
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    """One (simulation, redshift) sample of a training set."""
+
+    sim_id: str
+    zgroup: str
+    params: tuple[float, ...]
+    redshift: float
+    scale_factor: float
+    velocity_unit: float  # 100 a E(a) f1(a): km/s per Mpc/h of displacement
+
+
+@dataclass(frozen=True)
+class TrainingSetInfo:
+    """Metadata of a training set file (read once, picklable)."""
+
+    path: str
+    ngrid: int
+    box_size: float
+    prior_low: tuple[float, ...]
+    prior_high: tuple[float, ...]
+    redshift_range: tuple[float, float]
+    splits: dict[str, list[str]]
+
+    @property
+    def cell(self) -> float:
+        """Lagrangian cell size in Mpc/h."""
+        return self.box_size / self.ngrid
+
+    @property
+    def style_low(self) -> np.ndarray:
+        """Lower bounds of the style vector (five parameters, then redshift)."""
+        return np.array([*self.prior_low, self.redshift_range[0]], dtype=np.float64)
+
+    @property
+    def style_high(self) -> np.ndarray:
+        """Upper bounds of the style vector (five parameters, then redshift)."""
+        return np.array([*self.prior_high, self.redshift_range[1]], dtype=np.float64)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "TrainingSetInfo":
+        """Read the file-level metadata; raise ``ValueError`` naming the file if it is not a training set."""
+        path = str(path)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"training set {path} does not exist")
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != "cosmo-emulator-trainingset":
+                raise ValueError(f"{path} is not a cosmo-emulator training set (attr 'format' missing)")
+            splits = {k: json.loads(f["splits"].attrs[k]) for k in ("train", "val", "test")}
+            zs = [float(g.attrs["redshift"]) for s in f["sims"].values() for k, g in s.items() if k.startswith("z_")]
+            return cls(
+                path=path,
+                ngrid=int(f.attrs["ngrid"]),
+                box_size=float(f.attrs["box_size"]),
+                prior_low=tuple(float(x) for x in f.attrs["prior_low"]),
+                prior_high=tuple(float(x) for x in f.attrs["prior_high"]),
+                redshift_range=(min(zs), max(zs)),
+                splits=splits,
+            )
+
+    def samples(self, split: str) -> list[SampleInfo]:
+        """All (simulation, redshift) samples of a split, in a deterministic order."""
+        if split not in self.splits:
+            raise ValueError(f"split must be one of train, val, test; got {split!r}")
+        out = []
+        with h5py.File(self.path, "r") as f:
+            for sim_id in sorted(self.splits[split]):
+                sim = f["sims"][sim_id]
+                params = tuple(float(sim.attrs[k]) for k in PARAMETER_NAMES)
+                for zkey in sorted(k for k in sim if k.startswith("z_")):
+                    a = sim[zkey].attrs
+                    out.append(
+                        SampleInfo(
+                            sim_id=sim_id,
+                            zgroup=zkey,
+                            params=params,
+                            redshift=float(a["redshift"]),
+                            scale_factor=float(a["scale_factor"]),
+                            velocity_unit=100.0 * float(a["scale_factor"]) * float(a["E"]) * float(a["f1"]),
+                        )
+                    )
+        return out
+
+
+def normalise_style(params, redshift, low, high) -> np.ndarray:
+    """Map (five parameters, redshift) to [-1, 1] over ``[low, high]``; a degenerate range maps to 0."""
+    x = np.array([*params, redshift], dtype=np.float64)
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    width = high - low
+    safe = np.where(width > 0, width, 1.0)
+    return np.where(width > 0, 2.0 * (x - low) / safe - 1.0, 0.0)
+
+
+def _axis_pieces(start: int, size: int, n: int) -> list[tuple[slice, slice]]:
+    """Split the periodic index range [start, start+size) of an axis of length n into contiguous pieces."""
+    pieces, done = [], 0
+    pos = start % n
+    while done < size:
+        take = min(size - done, n - pos)
+        pieces.append((slice(pos, pos + take), slice(done, done + take)))
+        done += take
+        pos = 0
+    return pieces
+
+
+def read_periodic_crop(dset, start: tuple[int, int, int], size: int) -> np.ndarray:
+    """Read a periodic cubic crop of side ``size`` starting at ``start`` from the last three axes of ``dset``.
+
+    Works on h5py datasets (reading only the needed hyperslabs) and numpy arrays; leading axes are kept.
+    """
+    n = dset.shape[-1]
+    lead = tuple(dset.shape[:-3])
+    out = np.empty(lead + (size, size, size), dtype=dset.dtype)
+    ell = (slice(None),) * len(lead)
+    for sx, dx in _axis_pieces(start[0], size, n):
+        for sy, dy in _axis_pieces(start[1], size, n):
+            for sz, dz in _axis_pieces(start[2], size, n):
+                out[ell + (dx, dy, dz)] = dset[ell + (sx, sy, sz)]
+    return out
+
+
+class CropDataset(Dataset):
+    """Periodic crops of one split of a training set, optionally augmented by the 48 cube symmetries.
+
+    Parameters
+    ----------
+    info : TrainingSetInfo
+        The training set.
+    split : str
+        ``train``, ``val`` or ``test``.
+    crop : int
+        Output crop side in cells (must divide ``ngrid`` when ``random_crops`` is False).
+    halo : int
+        Periodic context cells added on each side of the network input.
+    random_crops : bool
+        Random crop origins (training) or the deterministic tiling of each box (validation/test).
+    crops_per_sample : int
+        Random crops drawn per sample per epoch (ignored for deterministic tiling, which uses ``(n/crop)^3``).
+    augment : bool
+        Apply a random cube symmetry to each crop.
+    """
+
+    def __init__(
+        self,
+        info: TrainingSetInfo,
+        split: str,
+        *,
+        crop: int,
+        halo: int,
+        random_crops: bool,
+        crops_per_sample: int = 1,
+        augment: bool = False,
+    ) -> None:
+        n = info.ngrid
+        if crop <= 0 or crop > n:
+            raise ValueError(f"crop must be in [1, ngrid={n}], got {crop}")
+        if halo < 0:
+            raise ValueError(f"halo must be >= 0, got {halo}")
+        if not random_crops and n % crop:
+            raise ValueError(f"crop={crop} must divide ngrid={n} for deterministic tiling")
+        self.info, self.split, self.crop, self.halo = info, split, crop, halo
+        self.random_crops, self.augment = random_crops, augment
+        self.samples = info.samples(split)
+        if not self.samples:
+            raise ValueError(f"training set {info.path} has no samples in split {split!r}")
+        self.crops_per_sample = crops_per_sample if random_crops else (n // crop) ** 3
+        self._file: h5py.File | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.crops_per_sample
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_file"] = None  # h5py handles must not be pickled into workers
+        return state
+
+    def _h5(self) -> h5py.File:
+        if self._file is None:
+            self._file = h5py.File(self.info.path, "r")
+        return self._file
+
+    def _origin(self, index: int) -> tuple[int, int, int]:
+        n, c = self.info.ngrid, self.crop
+        if self.random_crops:
+            return tuple(int(v) for v in torch.randint(0, n, (3,)))
+        m = n // c
+        j = index % self.crops_per_sample
+        return (j // (m * m) * c, (j // m) % m * c, j % m * c)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.samples[index // self.crops_per_sample]
+        grp = self._h5()["sims"][sample.sim_id][sample.zgroup]
+        ox, oy, oz = self._origin(index)
+        c, h = self.crop, self.halo
+        cell = self.info.cell
+        inp = read_periodic_crop(grp["lpt_disp"], (ox - h, oy - h, oz - h), c + 2 * h) / cell
+        centre = (ox, oy, oz)
+        vu = sample.velocity_unit
+        lpt = np.concatenate(
+            [read_periodic_crop(grp["lpt_disp"], centre, c), read_periodic_crop(grp["lpt_vel"], centre, c) / vu]
+        )
+        nbody = np.concatenate(
+            [read_periodic_crop(grp["disp"], centre, c), read_periodic_crop(grp["vel"], centre, c) / vu]
+        )
+        lpt = lpt / cell
+        target = nbody / cell - lpt
+        item = {
+            "input": torch.from_numpy(np.ascontiguousarray(inp, dtype=np.float32)),
+            "lpt": torch.from_numpy(np.ascontiguousarray(lpt, dtype=np.float32)),
+            "target": torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)),
+        }
+        if self.augment:
+            g = random_symmetry()
+            item["input"] = apply_symmetry(item["input"], g, vector_channels=(0,), periodic=False)
+            for key in ("lpt", "target"):
+                item[key] = apply_symmetry(item[key], g, vector_channels=OUTPUT_VECTORS, periodic=False)
+        style = normalise_style(sample.params, sample.redshift, self.info.style_low, self.info.style_high)
+        item["style"] = torch.from_numpy(style.astype(np.float32))
+        item["index"] = torch.tensor(index, dtype=torch.long)
+        return item
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Shards indices ``rank::world_size`` without padding, so no validation sample is counted twice.
+
+    Subclassing :class:`DistributedSampler` tells Lightning not to wrap it again.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int | None = None, rank: int | None = None) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
