@@ -74,7 +74,8 @@ def run_demo(
     disp = lpt_displacement(psi1, psi2, d1, d2)
     pos = lagrangian_grid(ngrid, box_size, dtype=dtype, device=device) + vector_field_to_particles(disp)
     field_k = paint_interlaced(pos, ngrid, box_size, window="cic")
-    field_k = field_k / field_k[0, 0, 0].real  # mass -> overdensity (the k=0 mode carries the total mass)
+    # mass -> overdensity: delta_k = F[mesh] / mean, and the k=0 mode carries the total mass n^3 * mean
+    field_k = field_k * (ngrid**3 / field_k[0, 0, 0].real)
     field_k[0, 0, 0] = 0.0
     pk = power_spectrum_k(field_k, box_size, ngrid)
     elapsed = time.perf_counter() - t0

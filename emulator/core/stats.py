@@ -1,0 +1,566 @@
+"""Two-point statistics of periodic overdensity meshes: P(k), cross-correlation r(k) and xi(r).
+
+Inputs are real-space overdensity meshes ``(n, n, n)`` (or ``(B, n, n, n)`` where stated) in a periodic box of
+side ``L`` (Mpc/h). Transforms follow :mod:`emulator.core.fourier`: ``delta_k = rfftn(delta)`` unnormalised, so
+``P(k) = L^3 / n^6 |delta_k|^2`` in (Mpc/h)^3, with ``k`` in h/Mpc.
+
+Mode counting: the ``rfftn`` half space stores one of each ``(k, -k)`` pair, except on the ``kz = 0`` and
+``kz = k_Nyq`` planes, which hold both. Each stored mode is weighted 2 off those planes and 1 on them, so
+``modes`` counts the wavevectors of the full ``n^3`` grid in each bin (nbodykit's convention), the cosmic
+variance of a Gaussian field is ``Var P = 2 P^2 / modes``, and over all ``|k| > 0`` the counts sum to
+``n^3 - 1``. The ``k = 0`` mode (the mean) is always excluded. Bins are half-open, ``[lo, hi)``; a bin with no
+modes returns ``nan`` for ``k`` and ``power``.
+
+The one-point PDF, mass function and covariance are at the end of this module; the bispectrum lives in
+:mod:`emulator.core.bispectrum` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+
+from .fourier import check_box_size, check_mesh_size, fundamental, nyquist, to_fourier, to_real, wavenumbers
+
+__all__ = [
+    "PowerSpectrum",
+    "PowerResult",
+    "power_spectrum",
+    "power_spectrum_k",
+    "cross_correlation",
+    "correlation_function",
+    "k_edges",
+    # re-exported
+    "bispectrum",
+    "bispectrum_equilateral",
+    "bispectrum_triangles",
+    "density_pdf",
+    "smooth_field",
+    "mass_function",
+    "covariance",
+    "hartlap_factor",
+]
+
+
+class PowerSpectrum(NamedTuple):
+    """Binned power spectrum.
+
+    Attributes
+    ----------
+    k : torch.Tensor
+        ``(nbins,)`` mode-weighted mean ``|k|`` in each bin, h/Mpc.
+    power : torch.Tensor
+        ``(nbins,)`` or ``(B, nbins)`` power in (Mpc/h)^3 (real part of the cross power for two fields).
+    modes : torch.Tensor
+        ``(nbins,)`` int64 number of full-grid wavevectors in each bin.
+    edges : torch.Tensor
+        ``(nbins + 1,)`` bin edges, h/Mpc.
+    """
+
+    k: torch.Tensor
+    power: torch.Tensor
+    modes: torch.Tensor
+    edges: torch.Tensor
+
+
+PowerResult = PowerSpectrum
+
+
+def _check_field(field: torch.Tensor, name: str, batch: bool = True) -> int:
+    ok_ndim = (3, 4) if batch else (3,)
+    if not torch.is_tensor(field) or field.ndim not in ok_ndim or len(set(field.shape[-3:])) != 1:
+        want = "(n, n, n) or (B, n, n, n)" if batch else "(n, n, n)"
+        shape = tuple(field.shape) if torch.is_tensor(field) else type(field).__name__
+        raise ValueError(f"{name} must be a cubic {want} torch mesh, got {shape}")
+    if not field.is_floating_point():
+        raise ValueError(f"{name} must be a real floating-point mesh, got dtype {field.dtype}")
+    return check_mesh_size(field.shape[-1], name=f"{name} mesh size")
+
+
+def _check_field_k(field_k: torch.Tensor, n: int, name: str) -> None:
+    want = (n, n, n // 2 + 1)
+    if not torch.is_tensor(field_k) or not field_k.is_complex() or field_k.ndim not in (3, 4):
+        raise ValueError(f"{name} must be a complex rfftn mesh {want} or (B, *{want})")
+    if tuple(field_k.shape[-3:]) != want:
+        raise ValueError(f"{name} must have rfftn shape {want} for n={n}, got {tuple(field_k.shape)}")
+
+
+def _check_edges(edges, name: str, upper_limit: float) -> torch.Tensor:
+    e = torch.as_tensor(edges, dtype=torch.float64).detach().cpu()
+    if e.ndim != 1 or e.numel() < 2 or not torch.isfinite(e).all():
+        raise ValueError(f"{name} must be a 1D sequence of at least 2 finite edges")
+    if (e[1:] <= e[:-1]).any():
+        raise ValueError(f"{name} must be strictly increasing")
+    if e[0] < 0.0 or e[0] >= upper_limit:
+        raise ValueError(f"{name} out of range: first edge {e[0].item():.4g} not in [0, {upper_limit:.4g})")
+    return e
+
+
+def _regular_edges(lo, hi, nbins, step, log, name, upper_limit) -> torch.Tensor:
+    if nbins is not None and (isinstance(nbins, bool) or int(nbins) != nbins or nbins < 1):
+        raise ValueError(f"nbins must be a positive integer, got {nbins!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0.0 or hi <= lo or lo >= upper_limit:
+        raise ValueError(f"{name} out of range: need 0 <= min < max and min < {upper_limit:.4g}, got ({lo}, {hi})")
+    if log:
+        if lo <= 0.0:
+            raise ValueError(f"{name} minimum must be positive for log bins, got {lo}")
+        nb = int(nbins) if nbins is not None else max(1, round(math.log(hi / lo) / math.log(1.5)))
+        return torch.logspace(math.log10(lo), math.log10(hi), nb + 1, dtype=torch.float64)
+    nb = int(nbins) if nbins is not None else max(1, round((hi - lo) / step))
+    return torch.linspace(lo, hi, nb + 1, dtype=torch.float64)
+
+
+def k_edges(
+    n: int,
+    box_size: float,
+    *,
+    kedges: Sequence[float] | torch.Tensor | None = None,
+    nbins: int | None = None,
+    kmin: float | None = None,
+    kmax: float | None = None,
+    log: bool = False,
+) -> torch.Tensor:
+    """Wavenumber bin edges (h/Mpc, float64, CPU) used by :func:`power_spectrum`.
+
+    Defaults: linear bins of width ``k_f = 2 pi / L`` centred on ``k_f, 2 k_f, ..., k_Nyq`` (edges at half
+    integers of ``k_f``, so no lattice ``|k|`` falls on an edge). With ``log=True``: bins from ``kmin`` (default
+    ``k_f``) to ``kmax`` (default ``k_Nyq``), about 1.5 wide in ratio unless ``nbins`` is given; the default end
+    points are widened by 1e-9 so the modes at exactly ``k_f`` and ``k_Nyq`` are included.
+    """
+    n, box_size = check_mesh_size(n), check_box_size(box_size)
+    kf, kny = fundamental(box_size), nyquist(n, box_size)
+    upper = math.sqrt(3.0) * kny * (1 + 1e-9)  # largest |k| on the grid
+    if kedges is not None:
+        if nbins is not None or kmin is not None or kmax is not None or log:
+            raise ValueError("kedges cannot be combined with nbins, kmin, kmax or log")
+        return _check_edges(kedges, "kedges", upper)
+    if log:
+        lo = float(kmin) if kmin is not None else kf * (1 - 1e-9)
+        hi = float(kmax) if kmax is not None else kny * (1 + 1e-9)
+    else:
+        lo = float(kmin) if kmin is not None else 0.5 * kf
+        hi = float(kmax) if kmax is not None else kny + 0.5 * kf
+    return _regular_edges(lo, hi, nbins, kf, log, "kmin/kmax", upper)
+
+
+def _half_space_weights(n: int, dtype, device) -> torch.Tensor:
+    w = torch.full((n // 2 + 1,), 2.0, dtype=dtype, device=device)
+    w[0] = 1.0
+    w[n // 2] = 1.0
+    return w.expand(n, n, n // 2 + 1)
+
+
+def _bin_index(values: torch.Tensor, edges: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Flat bin index per element (``nbins`` for out of range or excluded); ``values`` float64."""
+    nb = edges.numel() - 1
+    idx = torch.bucketize(values.reshape(-1), edges.to(values.device), right=True) - 1
+    bad = (idx < 0) | (idx >= nb)
+    if exclude is not None:
+        bad = bad | exclude.reshape(-1)
+    return torch.where(bad, torch.full_like(idx, nb), idx)
+
+
+def _binned_sum(values: torch.Tensor, idx: torch.Tensor, nbins: int) -> torch.Tensor:
+    """Sum ``values (..., M)`` into ``nbins`` bins along the last axis (differentiable)."""
+    out = values.new_zeros(values.shape[:-1] + (nbins + 1,))
+    return out.index_add(-1, idx, values)[..., :nbins]
+
+
+def power_spectrum_k(
+    field_k: torch.Tensor,
+    box_size: float,
+    n: int,
+    field2_k: torch.Tensor | None = None,
+    *,
+    kedges=None,
+    nbins: int | None = None,
+    kmin: float | None = None,
+    kmax: float | None = None,
+    log: bool = False,
+    shot_noise: float = 0.0,
+    window: str | None = None,
+) -> PowerSpectrum:
+    """Binned (cross) power spectrum from ``rfftn`` meshes, for callers that already hold ``delta_k``.
+
+    Parameters
+    ----------
+    field_k, field2_k : torch.Tensor
+        Complex ``(n, n, n//2+1)`` or ``(B, n, n, n//2+1)`` unnormalised ``rfftn`` of overdensity meshes.
+    box_size : float
+        Box side, Mpc/h.
+    n : int
+        Real-space mesh size.
+    kedges, nbins, kmin, kmax, log
+        Binning in h/Mpc, see :func:`k_edges`.
+    shot_noise : float
+        Constant subtracted from the binned power, (Mpc/h)^3 (e.g. ``1/nbar`` for an auto spectrum of tracers).
+    window : {None, "ngp", "cic", "tsc"}
+        Mass-assignment window to deconvolve from each field (:func:`emulator.core.mesh.window_kernel`).
+
+    Returns
+    -------
+    PowerSpectrum
+        Differentiable in ``field_k`` and ``field2_k``.
+    """
+    n, box_size = check_mesh_size(n), check_box_size(box_size)
+    _check_field_k(field_k, n, "field_k")
+    if field2_k is not None:
+        _check_field_k(field2_k, n, "field2_k")
+        if field2_k.shape != field_k.shape:
+            raise ValueError(f"field2_k shape {tuple(field2_k.shape)} differs from field_k {tuple(field_k.shape)}")
+    if not math.isfinite(float(shot_noise)):
+        raise ValueError(f"shot_noise must be finite, got {shot_noise!r}")
+    edges = k_edges(n, box_size, kedges=kedges, nbins=nbins, kmin=kmin, kmax=kmax, log=log)
+    real_dtype, device = field_k.real.dtype, field_k.device
+    if window is not None:
+        from .mesh import window_kernel  # lazy: mesh imports nothing from here, but keep the core decoupled
+
+        wk = window_kernel(n, window, dtype=real_dtype, device=device)
+        field_k = field_k / wk
+        field2_k = None if field2_k is None else field2_k / wk
+    kx, ky, kz = wavenumbers(n, box_size, dtype=torch.float64, device=device)
+    kmag = (kx**2 + ky**2 + kz**2).sqrt()
+    zero = torch.zeros_like(kmag, dtype=torch.bool)
+    zero[0, 0, 0] = True
+    nb = edges.numel() - 1
+    idx = _bin_index(kmag, edges, exclude=zero)
+    w = _half_space_weights(n, torch.float64, device).reshape(-1)
+    modes64 = _binned_sum(w, idx, nb)
+    ksum = _binned_sum(w * kmag.reshape(-1), idx, nb)
+    if field2_k is None:
+        prod = field_k.real.square() + field_k.imag.square()
+    else:
+        prod = field_k.real * field2_k.real + field_k.imag * field2_k.imag
+    wr = w.to(real_dtype)
+    sums = _binned_sum(prod.flatten(-3) * wr, idx, nb)
+    norm = box_size**3 / float(n) ** 6
+    power = sums * norm / modes64.to(real_dtype) - float(shot_noise)
+    k = (ksum / modes64).to(real_dtype)
+    return PowerSpectrum(k=k, power=power, modes=modes64.round().to(torch.int64), edges=edges.to(real_dtype).to(device))
+
+
+def power_spectrum(
+    field: torch.Tensor,
+    box_size: float,
+    field2: torch.Tensor | None = None,
+    *,
+    kedges=None,
+    nbins: int | None = None,
+    kmin: float | None = None,
+    kmax: float | None = None,
+    log: bool = False,
+    shot_noise: float = 0.0,
+    window: str | None = None,
+) -> PowerSpectrum:
+    """Binned auto (or cross, real part) power spectrum of real-space overdensity meshes.
+
+    Parameters
+    ----------
+    field, field2 : torch.Tensor
+        Real ``(n, n, n)`` or batched ``(B, n, n, n)`` overdensity meshes of the same shape; ``n`` even.
+    box_size : float
+        Box side, Mpc/h.
+    kedges, nbins, kmin, kmax, log, shot_noise, window
+        See :func:`power_spectrum_k` and :func:`k_edges`.
+
+    Returns
+    -------
+    PowerSpectrum
+        ``k`` (h/Mpc), ``power`` ((Mpc/h)^3, shape ``(nbins,)`` or ``(B, nbins)``), ``modes``, ``edges``.
+        Differentiable in the input fields.
+    """
+    n = _check_field(field, "field")
+    box_size = check_box_size(box_size)
+    f2k = None
+    if field2 is not None:
+        _check_field(field2, "field2")
+        if field2.shape != field.shape:
+            raise ValueError(f"field2 shape {tuple(field2.shape)} differs from field {tuple(field.shape)}")
+        f2k = to_fourier(field2)
+    return power_spectrum_k(
+        to_fourier(field), box_size, n, f2k, kedges=kedges, nbins=nbins, kmin=kmin, kmax=kmax, log=log,
+        shot_noise=shot_noise, window=window,
+    )
+
+
+def cross_correlation(
+    field1: torch.Tensor,
+    field2: torch.Tensor,
+    box_size: float,
+    *,
+    shot_noise: tuple[float, float] = (0.0, 0.0),
+    **binning,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-correlation coefficient ``r(k) = Re<d1 d2*> / sqrt(P1 P2)`` (the real part, never ``|d1 d2*|``).
+
+    Parameters
+    ----------
+    field1, field2 : torch.Tensor
+        Real overdensity meshes of equal shape ``(n, n, n)`` or ``(B, n, n, n)``.
+    box_size : float
+        Box side, Mpc/h.
+    shot_noise : (float, float)
+        Shot noise subtracted from the two auto spectra only, (Mpc/h)^3.
+    **binning
+        ``kedges, nbins, kmin, kmax, log, window`` as in :func:`power_spectrum`.
+
+    Returns
+    -------
+    k, r : torch.Tensor
+        Mean ``|k|`` per bin (h/Mpc) and ``r`` in [-1, 1] (per batch element if batched).
+    """
+    if "shot_noise" in binning or "field2" in binning:
+        raise ValueError("binning may only hold kedges, nbins, kmin, kmax, log, window")
+    n = _check_field(field1, "field1")
+    _check_field(field2, "field2")
+    if field2.shape != field1.shape:
+        raise ValueError(f"field2 shape {tuple(field2.shape)} differs from field1 {tuple(field1.shape)}")
+    if len(shot_noise) != 2:
+        raise ValueError(f"shot_noise must be a pair (N1, N2), got {shot_noise!r}")
+    d1, d2 = to_fourier(field1), to_fourier(field2)
+    p12 = power_spectrum_k(d1, box_size, n, d2, **binning)
+    p11 = power_spectrum_k(d1, box_size, n, shot_noise=shot_noise[0], **binning).power
+    p22 = power_spectrum_k(d2, box_size, n, shot_noise=shot_noise[1], **binning).power
+    return p12.k, p12.power / torch.sqrt(p11 * p22)
+
+
+def correlation_function(
+    field: torch.Tensor,
+    box_size: float,
+    *,
+    redges: Sequence[float] | torch.Tensor | None = None,
+    nbins: int | None = None,
+    rmax: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two-point correlation function from the inverse FFT of ``|delta_k|^2``, binned in separation.
+
+    ``xi(s) = n^-3 sum_x delta(x) delta(x + s)`` for every lattice separation ``s`` (periodic), with the ``k = 0``
+    mode removed as in :func:`power_spectrum`, i.e. the discrete transform of the estimated ``P(k)``. Separations
+    use the minimum image, ``|s_i| <= L/2``, and are binned in ``|s|``, bins ``[lo, hi)``.
+
+    Parameters
+    ----------
+    field : torch.Tensor
+        Real ``(n, n, n)`` or ``(B, n, n, n)`` overdensity mesh.
+    box_size : float
+        Box side, Mpc/h.
+    redges : sequence, optional
+        Separation bin edges, Mpc/h (overrides ``nbins`` and ``rmax``).
+    nbins, rmax : optional
+        Linear bins from half a cell ``h/2`` (so ``s = 0`` is excluded) to ``rmax`` (default ``L/2 + h/2``);
+        ``nbins`` defaults to cells of width about ``h = L/n``, giving bins centred on ``h, 2h, ..., L/2``.
+
+    Returns
+    -------
+    r, xi, counts : torch.Tensor
+        Mean separation per bin (Mpc/h), ``xi`` (``(nbins,)`` or ``(B, nbins)``), and the int64 number of lattice
+        separations per bin.
+    """
+    n = _check_field(field, "field")
+    box_size = check_box_size(box_size)
+    cell = box_size / n
+    upper = math.sqrt(3.0) * box_size / 2 * (1 + 1e-9)
+    if redges is not None:
+        if nbins is not None or rmax is not None:
+            raise ValueError("redges cannot be combined with nbins or rmax")
+        edges = _check_edges(redges, "redges", upper)
+    else:
+        hi = float(rmax) if rmax is not None else box_size / 2 + cell / 2
+        edges = _regular_edges(cell / 2, hi, nbins, cell, False, "rmax", upper)
+    dk = to_fourier(field)
+    pk = dk.real.square() + dk.imag.square()
+    keep = torch.ones(pk.shape[-3:], dtype=pk.dtype, device=pk.device)
+    keep[0, 0, 0] = 0.0
+    pk = pk * keep
+    xi_grid = to_real(pk, n) / float(n) ** 3
+    sep = (torch.arange(n, dtype=torch.float64, device=field.device) + n // 2) % n - n // 2
+    sep = sep * cell
+    r = (sep.view(n, 1, 1) ** 2 + sep.view(1, n, 1) ** 2 + sep.view(1, 1, n) ** 2).sqrt()
+    nb = edges.numel() - 1
+    idx = _bin_index(r, edges)
+    counts = _binned_sum(torch.ones_like(r).reshape(-1), idx, nb)
+    rmean = _binned_sum(r.reshape(-1), idx, nb) / counts
+    xi = _binned_sum(xi_grid.flatten(-3), idx, nb) / counts.to(xi_grid.dtype)
+    return rmean.to(field.dtype), xi, counts.round().to(torch.int64)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One-point statistics, halo mass function, covariance
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def smooth_field(field: torch.Tensor, box_size: float, radius: float, kernel: str = "gaussian") -> torch.Tensor:
+    """Convolve a periodic mesh with a Gaussian ``exp(-k^2 R^2 / 2)`` or top-hat ``3 j1(kR)/(kR)`` kernel.
+
+    Parameters
+    ----------
+    field : torch.Tensor
+        Real ``(n, n, n)`` or ``(B, n, n, n)`` mesh.
+    box_size : float
+        Box side, Mpc/h.
+    radius : float
+        Smoothing radius ``R`` in Mpc/h (Gaussian rms width per axis, or top-hat sphere radius); 0 returns a copy.
+    kernel : {"gaussian", "tophat"}
+    """
+    n = _check_field(field, "field")
+    box_size = check_box_size(box_size)
+    radius = float(radius)
+    if not math.isfinite(radius) or radius < 0.0:
+        raise ValueError(f"smoothing_radius must be non-negative and finite (Mpc/h), got {radius!r}")
+    if kernel not in ("gaussian", "tophat"):
+        raise ValueError(f"kernel must be 'gaussian' or 'tophat', got {kernel!r}")
+    if radius == 0.0:
+        return field.clone()
+    kx, ky, kz = wavenumbers(n, box_size, dtype=torch.float64, device=field.device)
+    x = (kx**2 + ky**2 + kz**2).sqrt() * radius
+    if kernel == "gaussian":
+        w = torch.exp(-0.5 * x**2)
+    else:
+        xs = x.clamp_min(1e-3)
+        w = 3.0 * (torch.sin(xs) - xs * torch.cos(xs)) / xs**3
+        w = torch.where(x < 1e-3, 1.0 - x**2 / 10.0, w)  # series, avoids cancellation
+    return to_real(to_fourier(field) * w.to(field.dtype), n)
+
+
+def density_pdf(
+    field: torch.Tensor,
+    box_size: float,
+    smoothing_radius: float,
+    bins: int | Sequence[float] | torch.Tensor = 50,
+    *,
+    kernel: str = "gaussian",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-point PDF of the smoothed density ``1 + delta_R``.
+
+    Parameters
+    ----------
+    field : torch.Tensor
+        Real overdensity ``(n, n, n)``, or ``(B, n, n, n)`` whose cells are pooled.
+    box_size : float
+        Box side, Mpc/h.
+    smoothing_radius : float
+        ``R`` in Mpc/h, see :func:`smooth_field`.
+    bins : int or sequence
+        Number of equal bins spanning the data, or increasing edges in ``1 + delta``.
+    kernel : {"gaussian", "tophat"}
+
+    Returns
+    -------
+    centres, pdf : torch.Tensor
+        Bin centres and the density, normalised (as ``numpy.histogram(density=True)``) so that
+        ``sum(pdf * widths) = 1`` over the cells inside the bins.
+    """
+    rho = 1.0 + smooth_field(field, box_size, smoothing_radius, kernel).detach().reshape(-1).to(torch.float64)
+    if isinstance(bins, int) and not isinstance(bins, bool):
+        if bins < 1:
+            raise ValueError(f"bins must be a positive integer or edges, got {bins!r}")
+        lo, hi = rho.min().item(), rho.max().item()
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
+    else:
+        edges = torch.as_tensor(bins, dtype=torch.float64).detach().cpu()
+        if edges.ndim != 1 or edges.numel() < 2 or not torch.isfinite(edges).all() or (edges[1:] <= edges[:-1]).any():
+            raise ValueError("bins must be a positive integer or a strictly increasing 1D sequence of edges")
+    edges = edges.to(rho.device)
+    nb = edges.numel() - 1
+    idx = torch.bucketize(rho, edges, right=True) - 1
+    idx = torch.where(rho == edges[-1], torch.full_like(idx, nb - 1), idx)  # last bin closed, as numpy
+    idx = torch.where((idx < 0) | (idx >= nb), torch.full_like(idx, nb), idx)
+    counts = torch.bincount(idx, minlength=nb + 1)[:nb].to(torch.float64)
+    if counts.sum() == 0:
+        raise ValueError("bins: no cell of the smoothed density falls inside the bin edges")
+    widths = edges[1:] - edges[:-1]
+    pdf = counts / (counts.sum() * widths)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return centres.to(field.dtype), pdf.to(field.dtype)
+
+
+def mass_function(
+    masses, volume: float, bins: int | Sequence[float] | torch.Tensor = 20
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Halo mass function ``dn/dlog10 M`` in (Mpc/h)^-3 per dex.
+
+    Parameters
+    ----------
+    masses : torch.Tensor or array_like
+        ``(N,)`` positive masses, Msun/h.
+    volume : float
+        Survey or box volume, (Mpc/h)^3.
+    bins : int or sequence
+        Number of log10-spaced bins spanning the masses, or increasing mass edges in Msun/h. Bins are
+        ``[lo, hi)`` except the last, which includes its upper edge (as ``numpy.histogram``).
+
+    Returns
+    -------
+    centres, dndlog10m, counts : torch.Tensor
+        Log-midpoint masses (Msun/h), ``counts / (volume * dlog10 M)``, and the int64 counts.
+    """
+    m = torch.as_tensor(masses).detach()
+    if m.is_complex() or m.dtype == torch.bool:
+        raise ValueError(f"masses must be real (Msun/h), got dtype {m.dtype}")
+    m = m.to(torch.float64)
+    if m.ndim != 1 or m.numel() == 0 or not torch.isfinite(m).all() or (m <= 0).any():
+        raise ValueError("masses must be a non-empty 1D array of positive finite masses (Msun/h)")
+    vol = float(volume)
+    if not math.isfinite(vol) or vol <= 0.0:
+        raise ValueError(f"volume must be positive and finite ((Mpc/h)^3), got {volume!r}")
+    logm = torch.log10(m)
+    if isinstance(bins, int) and not isinstance(bins, bool):
+        if bins < 1:
+            raise ValueError(f"bins must be a positive integer or mass edges, got {bins!r}")
+        lo, hi = logm.min().item(), logm.max().item()
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        ledges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64, device=m.device)
+    else:
+        edges = torch.as_tensor(bins, dtype=torch.float64).detach()
+        if edges.ndim != 1 or edges.numel() < 2 or (edges <= 0).any() or (edges[1:] <= edges[:-1]).any():
+            raise ValueError("bins must be a positive integer or strictly increasing positive mass edges")
+        ledges = torch.log10(edges).to(m.device)
+    nb = ledges.numel() - 1
+    idx = torch.bucketize(logm, ledges, right=True) - 1
+    idx = torch.where(logm == ledges[-1], torch.full_like(idx, nb - 1), idx)
+    idx = torch.where((idx < 0) | (idx >= nb), torch.full_like(idx, nb), idx)
+    counts = torch.bincount(idx, minlength=nb + 1)[:nb]
+    dlog = ledges[1:] - ledges[:-1]
+    centres = 10.0 ** (0.5 * (ledges[1:] + ledges[:-1]))
+    return centres, counts.to(torch.float64) / (vol * dlog), counts
+
+
+def covariance(samples, *, ddof: int = 1):
+    """Sample covariance and correlation matrices of ``(n_realizations, n_bins)`` measurements.
+
+    Accepts and returns torch tensors or numpy arrays (the type of ``samples``); ``ddof=1`` matches
+    ``numpy.cov(samples, rowvar=False)``. Bins with zero variance get ``nan`` correlations.
+    """
+    is_numpy = not torch.is_tensor(samples)
+    x = torch.as_tensor(samples)
+    if x.ndim != 2 or not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
+        raise ValueError(f"samples must be a real 2D (n_realizations, n_bins) array, got shape {tuple(x.shape)}")
+    if x.shape[0] <= ddof:
+        raise ValueError(f"samples needs more than ddof={ddof} realizations, got {x.shape[0]}")
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    xc = x - x.mean(dim=0, keepdim=True)
+    cov = xc.T @ xc / (x.shape[0] - ddof)
+    sd = cov.diagonal().sqrt()
+    corr = cov / (sd[:, None] * sd[None, :])
+    if is_numpy:
+        return cov.cpu().numpy(), corr.cpu().numpy()
+    return cov, corr
+
+
+def hartlap_factor(n_realizations: int, n_bins: int) -> float:
+    """Hartlap et al. (2007) factor ``(N - p - 2) / (N - 1)`` that unbiases an inverse sample covariance."""
+    n, p = int(n_realizations), int(n_bins)
+    if p < 1 or n <= p + 2:
+        raise ValueError(f"n_realizations must exceed n_bins + 2 (got N={n_realizations}, p={n_bins})")
+    return (n - p - 2) / (n - 1)
+
+
+
+
+from .bispectrum import bispectrum, bispectrum_equilateral, bispectrum_triangles  # noqa: E402
