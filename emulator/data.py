@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -87,17 +88,29 @@ class TrainingSetInfo:
         path = str(path)
         if not Path(path).is_file():
             raise FileNotFoundError(f"training set {path} does not exist")
-        with h5py.File(path, "r") as f:
+        try:
+            f = h5py.File(path, "r")
+        except OSError:
+            raise ValueError(f"{path} is not an HDF5 file (expected a training set from data-prep build)") from None
+        with f:
             if f.attrs.get("format") != "cosmo-emulator-trainingset":
                 raise ValueError(f"{path} is not a cosmo-emulator training set (attr 'format' missing)")
-            splits = {k: json.loads(f["splits"].attrs[k]) for k in ("train", "val", "test")}
-            zs = [float(g.attrs["redshift"]) for s in f["sims"].values() for k, g in s.items() if k.startswith("z_")]
+            try:
+                splits = {k: json.loads(f["splits"].attrs[k]) for k in ("train", "val", "test")}
+                zs = [float(g.attrs["redshift"]) for s in f["sims"].values() for k, g in s.items() if k.startswith("z_")]
+                ngrid, box_size = int(f.attrs["ngrid"]), float(f.attrs["box_size"])
+                prior_low = tuple(float(x) for x in f.attrs["prior_low"])
+                prior_high = tuple(float(x) for x in f.attrs["prior_high"])
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{path}: incomplete training set ({str(exc).splitlines()[0]})") from None
+            if not zs:
+                raise ValueError(f"{path}: training set holds no simulation outputs (no z_* groups)")
             return cls(
                 path=path,
-                ngrid=int(f.attrs["ngrid"]),
-                box_size=float(f.attrs["box_size"]),
-                prior_low=tuple(float(x) for x in f.attrs["prior_low"]),
-                prior_high=tuple(float(x) for x in f.attrs["prior_high"]),
+                ngrid=ngrid,
+                box_size=box_size,
+                prior_low=prior_low,
+                prior_high=prior_high,
                 redshift_range=(min(zs), max(zs)),
                 splits=splits,
             )
@@ -203,6 +216,9 @@ class CropDataset(Dataset):
             raise ValueError(f"halo must be >= 0, got {halo}")
         if not random_crops and n % crop:
             raise ValueError(f"crop={crop} must divide ngrid={n} for deterministic tiling")
+        if random_crops and (isinstance(crops_per_sample, bool) or not isinstance(crops_per_sample, int)
+                             or crops_per_sample < 1):
+            raise ValueError(f"crops_per_sample must be an integer >= 1, got {crops_per_sample!r}")
         self.info, self.split, self.crop, self.halo = info, split, crop, halo
         self.random_crops, self.augment = random_crops, augment
         self.samples = info.samples(split)
@@ -210,6 +226,7 @@ class CropDataset(Dataset):
             raise ValueError(f"training set {info.path} has no samples in split {split!r}")
         self.crops_per_sample = crops_per_sample if random_crops else (n // crop) ** 3
         self._file: h5py.File | None = None
+        self._file_pid: int | None = None
 
     def __len__(self) -> int:
         return len(self.samples) * self.crops_per_sample
@@ -217,11 +234,14 @@ class CropDataset(Dataset):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_file"] = None  # h5py handles must not be pickled into workers
+        state["_file_pid"] = None
         return state
 
     def _h5(self) -> h5py.File:
-        if self._file is None:
+        # Reopen in a forked worker: an HDF5 handle inherited across fork() must not be shared between processes.
+        if self._file is None or self._file_pid != os.getpid():
             self._file = h5py.File(self.info.path, "r")
+            self._file_pid = os.getpid()
         return self._file
 
     def _origin(self, index: int) -> tuple[int, int, int]:
@@ -233,6 +253,9 @@ class CropDataset(Dataset):
         return (j // (m * m) * c, (j // m) % m * c, j % m * c)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} crops")
         sample = self.samples[index // self.crops_per_sample]
         grp = self._h5()["sims"][sample.sim_id][sample.zgroup]
         ox, oy, oz = self._origin(index)

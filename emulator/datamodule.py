@@ -69,6 +69,8 @@ class FieldDataModule(L.LightningDataModule):
         info = self._read_info()
         hp = self.hparams
         val_crop = hp.val_crop or hp.crop
+        if stage in (None, "fit", "validate", "test") and (val_crop <= 0 or info.ngrid % val_crop):
+            raise ValueError(f"val_crop={val_crop} must divide the training set's ngrid={info.ngrid} (data.val_crop)")
         if stage in (None, "fit"):
             self.train_set = CropDataset(
                 info, "train", crop=hp.crop, halo=hp.halo, random_crops=True,
@@ -83,6 +85,12 @@ class FieldDataModule(L.LightningDataModule):
         sampler = None
         trainer = self.trainer
         if not shuffle and trainer is not None and trainer.world_size > 1:
+            if len(dataset) < trainer.world_size:
+                # A process without a single crop would skip the epoch and hang the others in the metric sync.
+                raise ValueError(
+                    f"{len(dataset)} {dataset.split} crop(s) cannot feed {trainer.world_size} processes: "
+                    f"lower data.val_crop or add {dataset.split} simulations"
+                )
             sampler = UnpaddedDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
         workers = self.hparams.num_workers
         return DataLoader(

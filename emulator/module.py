@@ -118,8 +118,17 @@ class FieldEmulator(L.LightningModule):
             self.style_low.copy_(torch.as_tensor(low, dtype=torch.float64))
             self.style_high.copy_(torch.as_tensor(high, dtype=torch.float64))
             self.cell_size.fill_(dm.cell_size)
-        elif not torch.allclose(self.style_low.cpu(), torch.as_tensor(low, dtype=torch.float64)):
-            raise ValueError("training-set prior differs from the checkpoint's style bounds (data.path)")
+        else:
+            same = (
+                torch.allclose(self.style_low.cpu(), torch.as_tensor(low, dtype=torch.float64))
+                and torch.allclose(self.style_high.cpu(), torch.as_tensor(high, dtype=torch.float64))
+                and math.isclose(float(self.cell_size), dm.cell_size, rel_tol=1e-9)
+            )
+            if not same:
+                raise ValueError(
+                    "training set's prior, redshift range or cell size differs from the checkpoint's style bounds "
+                    "and cell size (data.path)"
+                )
         if dm.hparams.halo < self.halo:
             raise ValueError(f"data.halo={dm.hparams.halo} is smaller than the network halo {self.halo}")
 

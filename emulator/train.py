@@ -42,13 +42,20 @@ def default_loggers(save_dir: str = "runs", name: str = "emulator") -> list[dict
 
 
 class ConfigBesideCheckpoints(SaveConfigCallback):
-    """Also writes the resolved config into every checkpoint directory (rank zero only)."""
+    """Also writes the resolved config into every checkpoint directory (rank zero only).
 
-    def save_config(self, trainer, pl_module, stage: str) -> None:
-        for cb in trainer.checkpoint_callbacks:
-            if isinstance(cb, ModelCheckpoint) and cb.dirpath:
-                Path(cb.dirpath).mkdir(parents=True, exist_ok=True)
-                self.parser.save(self.config, os.path.join(cb.dirpath, "config.yaml"), skip_none=False, overwrite=True)
+    This happens when training starts rather than in ``setup``: a ``ModelCheckpoint`` without ``dirpath`` only
+    resolves its directory (under the logger's folder) in its own ``setup``, which runs after this callback's, and
+    writing earlier would also trip its "directory not empty" warning.
+    """
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        dirs = {cb.dirpath for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath}
+        for d in sorted(dirs):
+            Path(d).mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, os.path.join(d, "config.yaml"), skip_none=False, overwrite=True)
 
 
 class EmulatorCLI(LightningCLI):

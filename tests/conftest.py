@@ -1,0 +1,24 @@
+"""Shared pytest fixtures.
+
+``synthetic_training_set``: a 16^3 training set (6 simulations x 3 redshifts) written through the real Gadget-4
+HDF5 writer and ``data_prep.build`` from synthetic snapshots with a known residual over 2LPT; see
+``tests/helpers_trainingset.py``. Built once per session under pytest's temporary directory (about 2 s, no CAMB,
+no PM simulation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+try:
+    from helpers_trainingset import build_synthetic_training_set
+except ImportError:  # pragma: no cover - when tests/ is imported as a package
+    from tests.helpers_trainingset import build_synthetic_training_set
+
+
+@pytest.fixture(scope="session")
+def synthetic_training_set(tmp_path_factory) -> Path:
+    """Path of the synthetic training-set HDF5 file (read-only for tests: copy it before modifying)."""
+    return build_synthetic_training_set(tmp_path_factory.mktemp("synthetic_trainingset"))
