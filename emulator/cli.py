@@ -17,7 +17,7 @@ UNITS_NOTE = "Units: lengths in comoving Mpc/h, wavenumbers in h/Mpc, velocities
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("emulator.demo", "draw a 2LPT universe for a preset cosmology and plot its P(k) against linear theory"),
+    "demo": ("emulator.demo", "main job: a handful of mocks with the embedded model and their P(k) against theory"),
     "generate": ("emulator.cmd_generate", "generate mock catalogs (particles, halos, galaxies, biased; RSD; cut-sky)"),
     "info": ("emulator.cmd_info", "show the model: what it is, its parameter hull and its measured accuracy"),
     "fit": ("emulator.train", "train the emulator (LightningCLI): emulator fit --config configs/tiny_cpu.yaml"),

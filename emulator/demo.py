@@ -1,137 +1,135 @@
-"""``emulator demo``: exercise the physics core end to end on a small box.
+"""``emulator demo``: the main job. Generate a handful of mocks with the embedded model and plot their P(k).
 
-Draws the white noise of a seed, builds the linear field for a preset cosmology with CAMB's P_lin, moves a
-particle grid with 2LPT to the requested redshift, paints the particles (CIC, interlaced, compensated), measures
-P(k), and writes ``pk.json`` and ``pk.png`` (measured P(k) against linear theory and CAMB halofit).
+Writes ``<out>/mocks/mock_<seed>.hdf5`` (particle catalogs, plus a halo catalog for the first seed),
+``<out>/pk.png`` (mean emulated P(k) with its scatter, the 2LPT P(k) from the same seeds, CAMB linear and
+halofit) and ``<out>/pk.json`` (every number in the plot, timings, model checksum).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["run_demo", "add_arguments", "run"]
+__all__ = ["run_demo", "add_arguments", "run", "particle_power"]
+
+
+def particle_power(positions: torch.Tensor, box_size: float, nmesh: int):
+    """P(k) of particles: CIC, interlaced, window-compensated; returns (k, P, modes) as numpy arrays."""
+    from .core.mesh import paint_interlaced
+    from .core.stats import power_spectrum_k
+
+    field_k = paint_interlaced(positions, nmesh, box_size, window="cic")
+    field_k = field_k * (nmesh**3 / field_k[0, 0, 0].real)  # mass -> overdensity; k=0 holds the total mass
+    pk = power_spectrum_k(field_k, box_size, nmesh)
+    return pk.k.cpu().numpy(), pk.power.cpu().numpy(), pk.modes.cpu().numpy()
 
 
 def run_demo(
     out_dir: str | Path,
     *,
     preset: str = "planck18",
-    seed: int = 42,
-    ngrid: int = 64,
-    box_size: float = 256.0,
+    n_realizations: int = 4,
+    base_seed: int = 1,
+    box_size: float = 128.0,
     redshift: float = 0.0,
     device: str = "cpu",
+    model: str | None = None,
 ) -> dict:
-    """Run the demo and return the summary written to ``pk.json``.
+    """Generate ``n_realizations`` particle mocks (and halos for the first) and write the P(k) figure.
 
     Parameters
     ----------
     out_dir : path
         Output folder (created).
     preset : str
-        Cosmology preset name (see :data:`emulator.core.cosmology.PRESETS`).
-    seed : int
-        White-noise seed.
-    ngrid : int
-        Particles per side (even); the painting mesh has the same size.
+        Cosmology preset (must lie in the model's hull).
     box_size : float
-        Box side in Mpc/h.
+        Box side in Mpc/h (a multiple of the model's cell size).
     redshift : float
-        Output redshift (>= 0).
+        Snapshot redshift (within the model's range).
     """
+    from .api import generate_mocks
+    from .catalogs.io import read_catalog
     from .core.cosmology import get_preset
-    from .core.fields import linear_density_k, white_noise
-    from .core.fourier import check_box_size, check_mesh_size, nyquist
-    from .core.growth import growth_factor, growth_factor_2, growth_rate, growth_rate_2
-    from .core.lpt import lagrangian_grid, lpt2_displacement, lpt_displacement, vector_field_to_particles
-    from .core.lpt import za_displacement
-    from .core.mesh import paint_interlaced
-    from .core.power import LinearPower, linear_power, nonlinear_power
-    from .core.stats import power_spectrum_k
+    from .core.fourier import nyquist
+    from .core.power import linear_power, nonlinear_power
+    from .generate import emulate_fields
+    from .model_io import load_model
 
-    ngrid = check_mesh_size(ngrid, "ngrid")
-    box_size = check_box_size(box_size)
-    if not math.isfinite(redshift) or redshift < 0:
-        raise ValueError(f"redshift must be finite and >= 0, got {redshift}")
     cosmo = get_preset(preset)
+    m = load_model(model, device=device)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(base_seed, base_seed + n_realizations))
     t0 = time.perf_counter()
-    dtype = torch.float32
-    a = 1.0 / (1.0 + redshift)
-    d1, d2 = float(growth_factor(cosmo, a)), float(growth_factor_2(cosmo, a))
-    noise = white_noise(seed, ngrid, dtype=dtype, device=device)
-    delta_k = linear_density_k(noise, box_size, LinearPower(cosmo, z=0.0))
-    psi1 = za_displacement(delta_k, box_size)
-    psi2 = lpt2_displacement(delta_k, box_size)
-    disp = lpt_displacement(psi1, psi2, d1, d2)
-    pos = lagrangian_grid(ngrid, box_size, dtype=dtype, device=device) + vector_field_to_particles(disp)
-    field_k = paint_interlaced(pos, ngrid, box_size, window="cic")
-    # mass -> overdensity: delta_k = F[mesh] / mean, and the k=0 mode carries the total mass n^3 * mean
-    field_k = field_k * (ngrid**3 / field_k[0, 0, 0].real)
-    field_k[0, 0, 0] = 0.0
-    pk = power_spectrum_k(field_k, box_size, ngrid)
-    elapsed = time.perf_counter() - t0
-    k = pk.k.cpu().numpy()
-    p_meas = pk.power.cpu().numpy()
-    p_lin = linear_power(cosmo, k, z=redshift)
-    p_nl = nonlinear_power(cosmo, k, z=redshift)
+    paths = generate_mocks(cosmo, redshift=redshift, box_size=box_size, seeds=seeds, out_dir=out / "mocks",
+                           model=m, device=device, tracer="particles")
+    t_gen = (time.perf_counter() - t0) / len(seeds)
+    halo_path = generate_mocks(cosmo, redshift=redshift, box_size=box_size, seeds=[seeds[0]],
+                               out_dir=out / "mocks" / "halos", model=m, device=device, tracer="halos",
+                               progress=False)[0]
+    n_halos = len(read_catalog(halo_path, "data")["Mass"])
+    ngrid = int(read_catalog(paths[0], "data").attrs["Nmesh"])
+    emu, lpt = [], []
+    for seed, path in zip(seeds, paths):
+        pos = torch.from_numpy(read_catalog(path, "data")["Position"])
+        k, p, modes = particle_power(pos, box_size, ngrid)
+        emu.append(p)
+        f = emulate_fields(cosmo, redshift, box_size, seed, method="2lpt", ngrid=ngrid, device=device)
+        lpt.append(particle_power(f.positions, box_size, ngrid)[1])
+    emu, lpt = np.array(emu), np.array(lpt)
     summary = {
-        "cosmology": cosmo.to_dict(),
-        "preset": preset,
-        "seed": seed,
-        "ngrid": ngrid,
-        "box_size_mpc_h": box_size,
-        "redshift": redshift,
-        "growth": {"D1": d1, "D2": d2, "f1": float(growth_rate(cosmo, a)), "f2": float(growth_rate_2(cosmo, a))},
-        "k_h_mpc": k.tolist(),
-        "pk_2lpt": p_meas.tolist(),
-        "pk_linear": p_lin.tolist(),
-        "pk_halofit": p_nl.tolist(),
-        "modes": pk.modes.cpu().numpy().tolist(),
-        "k_nyquist": nyquist(ngrid, box_size),
-        "seconds": elapsed,
+        "cosmology": cosmo.to_dict(), "preset": preset, "redshift": redshift, "box_size_mpc_h": box_size,
+        "ngrid": ngrid, "seeds": seeds, "model": m.name, "model_sha256": m.sha256,
+        "seconds_per_mock": t_gen, "n_halos_first_mock": n_halos,
+        "k_h_mpc": k.tolist(), "modes": modes.tolist(),
+        "pk_emulator_mean": emu.mean(0).tolist(), "pk_emulator_std": emu.std(0, ddof=1).tolist() if len(seeds) > 1 else None,
+        "pk_2lpt_mean": lpt.mean(0).tolist(),
+        "pk_linear": linear_power(cosmo, k, z=redshift).tolist(),
+        "pk_halofit": nonlinear_power(cosmo, k, z=redshift).tolist(),
+        "k_nyquist": nyquist(ngrid, box_size), "catalogs": [str(p) for p in paths] + [str(halo_path)],
     }
-    _write_plot(out / "pk.png", k, p_meas, p_lin, p_nl, pk.modes.cpu().numpy(), summary)
+    _plot(out / "pk.png", summary)
     tmp = out / "pk.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "pk.json")
     return summary
 
 
-def _write_plot(path: Path, k, p_meas, p_lin, p_nl, modes, summary) -> None:
+def _plot(path: Path, s: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, axr) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
-    err = p_meas * np.sqrt(2.0 / np.maximum(modes, 1))
-    ax.errorbar(k, p_meas, yerr=err, fmt=".", label="2LPT particles (CIC, interlaced)")
-    ax.loglog(k, p_lin, "k-", label="linear (CAMB)")
-    ax.loglog(k, p_nl, "k--", label="halofit (CAMB)")
+    k = np.array(s["k_h_mpc"])
+    emu, lpt = np.array(s["pk_emulator_mean"]), np.array(s["pk_2lpt_mean"])
+    lin, hf = np.array(s["pk_linear"]), np.array(s["pk_halofit"])
+    std = np.array(s["pk_emulator_std"]) if s["pk_emulator_std"] else np.zeros_like(emu)
+    fig, (ax, axr) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    ax.fill_between(k, emu - std, emu + std, color="C0", alpha=0.3, lw=0)
+    ax.loglog(k, emu, "C0-", label=f"emulator, mean of {len(s['seeds'])} mocks (±1σ)")
+    ax.loglog(k, lpt, "C1--", label="2LPT, same seeds")
+    ax.loglog(k, lin, "k:", label="linear (CAMB)")
+    ax.loglog(k, hf, "k-", lw=0.8, label="halofit (CAMB)")
     ax.set_ylabel(r"$P(k)$ [$(h^{-1}\mathrm{Mpc})^3$]")
-    c = summary["cosmology"]
-    ax.set_title(
-        f"z={summary['redshift']:g}, L={summary['box_size_mpc_h']:g} Mpc/h, N={summary['ngrid']}$^3$, "
-        f"$\\Omega_m$={c['Omega_m']:.3f}, $\\sigma_8$={c['sigma8']:.3f}",
-        fontsize=9,
-    )
+    c = s["cosmology"]
+    ax.set_title(f"{s['model']}: z={s['redshift']:g}, L={s['box_size_mpc_h']:g} Mpc/h, {s['ngrid']}$^3$, "
+                 f"$\\Omega_m$={c['Omega_m']:.3f}, $\\sigma_8$={c['sigma8']:.3f}", fontsize=9)
     ax.legend(fontsize=8)
-    axr.semilogx(k, p_meas / p_lin, ".")
-    axr.fill_between(k, 1 - err / p_meas, 1 + err / p_meas, color="0.85", label="cosmic variance")
+    axr.semilogx(k, emu / hf, "C0-")
+    axr.semilogx(k, lpt / hf, "C1--")
     axr.axhline(1.0, color="k", lw=0.8)
-    axr.set_ylabel("ratio to linear")
-    axr.set_xlabel(r"$k$ [$h\,\mathrm{Mpc}^{-1}$]")
+    axr.axvline(s["k_nyquist"] / 2, color="0.6", ls=":", lw=0.8)
+    axr.set_ylabel("ratio to halofit")
+    axr.set_xlabel(r"$k$ [$h\,\mathrm{Mpc}^{-1}$]  (dotted: $k_\mathrm{Nyq}/2$)")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     tmp.replace(path)
@@ -141,23 +139,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``emulator demo``."""
     parser.add_argument("--out", default="outputs/demo", help="output folder")
     parser.add_argument("--preset", default="planck18", help="cosmology preset: planck18 or quijote")
-    parser.add_argument("--seed", type=int, default=42, help="white-noise seed")
-    parser.add_argument("--ngrid", type=int, default=64, help="particles per side, even")
-    parser.add_argument("--box-size", type=float, default=256.0, help="box side in Mpc/h")
-    parser.add_argument("--redshift", type=float, default=0.0, help="output redshift")
+    parser.add_argument("--n-realizations", type=int, default=4, help="number of mocks")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the first mock")
+    parser.add_argument("--box-size", type=float, default=128.0, help="box side in Mpc/h")
+    parser.add_argument("--redshift", type=float, default=0.0, help="snapshot redshift")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--model", default=None, help="model file (default: the embedded model)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``emulator demo`` from parsed arguments."""
-    summary = run_demo(
-        args.out,
-        preset=args.preset,
-        seed=args.seed,
-        ngrid=args.ngrid,
-        box_size=args.box_size,
-        redshift=args.redshift,
-        device=args.device,
-    )
-    print(f"wrote {Path(args.out) / 'pk.png'} and pk.json in {summary['seconds']:.2f} s")
+    s = run_demo(args.out, preset=args.preset, n_realizations=args.n_realizations, base_seed=args.seed,
+                 box_size=args.box_size, redshift=args.redshift, device=args.device, model=args.model)
+    print(f"{len(s['seeds'])} mocks ({s['seconds_per_mock']:.2f} s each) and {s['n_halos_first_mock']} halos in "
+          f"{Path(args.out) / 'mocks'}; P(k) figure {Path(args.out) / 'pk.png'}")
     return 0
