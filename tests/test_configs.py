@@ -1,0 +1,43 @@
+"""Every shipped config parses: LightningCLI training configs and suite configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from data_prep.simulate.suite import load_suite_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+TRAINING = ["tiny_cpu.yaml", "default_model.yaml", "single_gpu.yaml", "multi_gpu_ddp.yaml"]
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_training_config_parses(name):
+    out = subprocess.run(
+        [sys.executable, "-c", "from emulator.cli import main; main()", "fit", "--config", str(CONFIGS / name),
+         "--print_config"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["model"]["network"]["base_channels"] > 0 and cfg["data"]["halo"] >= 0
+
+
+def test_training_configs_halo_covers_network():
+    from emulator.model import StyledUNet
+
+    for name in TRAINING:
+        cfg = yaml.safe_load((CONFIGS / name).read_text())
+        net = StyledUNet(in_channels=3, out_channels=6, style_dim=6, **cfg["model"]["network"])
+        assert cfg["data"]["halo"] >= net.halo, name
+        assert cfg["data"]["crop"] % net.size_multiple == 0, name
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("suite_*.yaml")), ids=lambda p: p.name)
+def test_suite_config_parses(path):
+    cfg = load_suite_config(path)
+    assert cfg.ngrid % 2 == 0 and cfg.box_size > 0 and all(cfg.low <= cfg.high)
