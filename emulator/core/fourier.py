@@ -14,6 +14,7 @@ import torch
 __all__ = [
     "check_box_size",
     "check_mesh_size",
+    "check_field",
     "wavenumbers",
     "k_squared",
     "k_magnitude",
@@ -46,6 +47,18 @@ def check_mesh_size(n: int, name: str = "nmesh", even: bool = True) -> int:
     if even and value % 2:
         raise ValueError(f"{name} must be even (FFT Nyquist plane), got {n!r}")
     return value
+
+
+def check_field(field: torch.Tensor, name: str = "field", batch: bool = True) -> int:
+    """Validate a real cubic mesh ``(n, n, n)`` (or ``(B, n, n, n)`` with ``batch``); return ``n``."""
+    ok_ndim = (3, 4) if batch else (3,)
+    if not torch.is_tensor(field) or field.ndim not in ok_ndim or len(set(field.shape[-3:])) != 1:
+        want = "(n, n, n) or (B, n, n, n)" if batch else "(n, n, n)"
+        shape = tuple(field.shape) if torch.is_tensor(field) else type(field).__name__
+        raise ValueError(f"{name} must be a cubic {want} torch mesh, got {shape}")
+    if not field.is_floating_point():
+        raise ValueError(f"{name} must be a real floating-point mesh, got dtype {field.dtype}")
+    return check_mesh_size(field.shape[-1], name=f"{name} mesh size")
 
 
 def fundamental(box_size: float) -> float:
