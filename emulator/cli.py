@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("emulator.demo", "main job: a handful of mocks with the embedded model and their P(k) against theory"),
     "generate": ("emulator.cmd_generate", "generate mock catalogs (particles, halos, galaxies, biased; RSD; cut-sky)"),
     "info": ("emulator.cmd_info", "show the model: what it is, its parameter hull and its measured accuracy"),
+    "evaluate": ("emulator.evaluate", "held-out P(k) ratio and r(k) of a model against simulations, vs 2LPT"),
+    "export": ("emulator.cmd_export", "package a training checkpoint as a portable model file (with held-out accuracy)"),
     "fit": ("emulator.train", "train the emulator (LightningCLI): emulator fit --config configs/tiny_cpu.yaml"),
     "validate": ("emulator.train", "validate a checkpoint (LightningCLI): emulator validate --config ... --ckpt_path ..."),
     "test": ("emulator.train", "evaluate a checkpoint on the test split (LightningCLI)"),

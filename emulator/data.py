@@ -16,7 +16,6 @@ training prior recorded in the file.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -8,9 +8,9 @@ Fourier mode has ``mu = k_a / |k|`` and the multipole estimator is the Legendre-
 with ``L_0 = 1``, ``L_2 = (3 mu^2 - 1) / 2``, ``L_4 = (35 mu^4 - 30 mu^2 + 3) / 8``. Binning, mode weights and
 the ``rfftn`` conventions are exactly those of :func:`emulator.core.stats.power_spectrum_k` (half-space weights 2,
 1 on the ``kz = 0`` and ``kz = k_Nyq`` planes; ``k = 0`` excluded; bins ``[lo, hi)`` from
-:func:`emulator.core.stats.k_edges`), so ``P_0`` equals ``power_spectrum_k`` to rounding and a shot noise given
-here is subtracted from the monopole only. Because ``L_l`` is even in ``mu``, the sign convention of the Nyquist
-plane along the line of sight does not matter.
+:func:`emulator.core.stats.k_edges`), so ``P_0`` equals ``power_spectrum_k`` to rounding (tested) and a shot noise
+given here is subtracted from the monopole only. Only public names of the core are imported. Because ``L_l`` is
+even in ``mu``, the sign convention of the Nyquist plane along the line of sight does not matter.
 
 On a finite grid the ``mu`` values of a shell are not uniformly distributed, so even an exactly Kaiser-distorted
 field only approaches ``P_0 = (1 + 2f/3 + f^2/5) P``, ``P_2 = (4f/3 + 4f^2/7) P`` as the shell holds more modes
@@ -26,7 +26,7 @@ from typing import NamedTuple, Sequence
 import torch
 
 from .fourier import check_box_size, check_mesh_size, to_fourier, wavenumbers
-from .stats import _binned_sum, _bin_index, _check_field, _check_field_k, _half_space_weights, k_edges
+from .stats import k_edges
 
 __all__ = ["Multipoles", "legendre", "power_multipoles_k", "power_multipoles", "kaiser_multipoles"]
 
@@ -67,6 +67,36 @@ def legendre(ell: int, mu: torch.Tensor) -> torch.Tensor:
         mu2 = mu**2
         return (35.0 * mu2 * mu2 - 30.0 * mu2 + 3.0) / 8.0
     raise ValueError(f"ells must be drawn from 0, 2, 4, got {ell!r}")
+
+
+def _check_field(field: torch.Tensor) -> int:
+    if not torch.is_tensor(field) or field.ndim not in (3, 4) or len(set(field.shape[-3:])) != 1:
+        shape = tuple(field.shape) if torch.is_tensor(field) else type(field).__name__
+        raise ValueError(f"field must be a cubic (n, n, n) or (B, n, n, n) torch mesh, got {shape}")
+    if not field.is_floating_point():
+        raise ValueError(f"field must be a real floating-point mesh, got dtype {field.dtype}")
+    return check_mesh_size(field.shape[-1], name="field mesh size")
+
+
+def _check_field_k(field_k: torch.Tensor, n: int) -> None:
+    want = (n, n, n // 2 + 1)
+    if not torch.is_tensor(field_k) or not field_k.is_complex() or field_k.ndim not in (3, 4):
+        raise ValueError(f"field_k must be a complex rfftn mesh {want} or (B, *{want})")
+    if tuple(field_k.shape[-3:]) != want:
+        raise ValueError(f"field_k must have rfftn shape {want} for n={n}, got {tuple(field_k.shape)}")
+
+
+def _mode_weights(n: int, device) -> torch.Tensor:
+    """Full-grid wavevectors per stored ``rfftn`` entry: 1 on the ``kz = 0`` and ``kz = k_Nyq`` planes, else 2."""
+    w = torch.full((n // 2 + 1,), 2.0, dtype=torch.float64, device=device)
+    w[0] = w[n // 2] = 1.0
+    return w.expand(n, n, n // 2 + 1).reshape(-1)
+
+
+def _binned(values: torch.Tensor, idx: torch.Tensor, nbins: int) -> torch.Tensor:
+    """Sum ``values (..., M)`` into bins ``idx (M,)`` (``nbins`` collects the discarded entries)."""
+    out = values.new_zeros(values.shape[:-1] + (nbins + 1,))
+    return out.index_add(-1, idx, values)[..., :nbins]
 
 
 def _check_los(los: int | str) -> int:
@@ -126,7 +156,7 @@ def power_multipoles_k(
         Differentiable in ``field_k``.
     """
     n, box_size = check_mesh_size(n), check_box_size(box_size)
-    _check_field_k(field_k, n, "field_k")
+    _check_field_k(field_k, n)
     axis, ells = _check_los(los), _check_ells(ells)
     if not math.isfinite(float(shot_noise)):
         raise ValueError(f"shot_noise must be finite, got {shot_noise!r}")
@@ -138,16 +168,17 @@ def power_multipoles_k(
     zero = kmag == 0
     mu = (kx, ky, kz)[axis] / torch.where(zero, torch.ones_like(kmag), kmag)
     nb = edges.numel() - 1
-    idx = _bin_index(kmag, edges, exclude=zero)
-    w = _half_space_weights(n, torch.float64, device).reshape(-1)
-    modes64 = _binned_sum(w, idx, nb)
-    ksum = _binned_sum(w * kmag.reshape(-1), idx, nb)
+    idx = torch.bucketize(kmag.reshape(-1), edges.to(device), right=True) - 1  # bins [lo, hi)
+    idx = torch.where((idx < 0) | (idx >= nb) | zero.reshape(-1), torch.full_like(idx, nb), idx)
+    w = _mode_weights(n, device)
+    modes64 = _binned(w, idx, nb)
+    ksum = _binned(w * kmag.reshape(-1), idx, nb)
     prod = (field_k.real.square() + field_k.imag.square()).flatten(-3)
     norm = box_size**3 / float(n) ** 6
     poles = []
     for ell in ells:
         weight = (w * (2 * ell + 1) * legendre(ell, mu.reshape(-1))).to(real_dtype)
-        p = _binned_sum(prod * weight, idx, nb) * norm / modes64.to(real_dtype)
+        p = _binned(prod * weight, idx, nb) * norm / modes64.to(real_dtype)
         poles.append(p - float(shot_noise) if ell == 0 else p)
     return Multipoles(
         k=(ksum / modes64).to(real_dtype),
@@ -163,7 +194,7 @@ def power_multipoles(field: torch.Tensor, box_size: float, **kwargs) -> Multipol
 
     Keyword arguments as in :func:`power_multipoles_k`.
     """
-    n = _check_field(field, "field")
+    n = _check_field(field)
     return power_multipoles_k(to_fourier(field), box_size, n, **kwargs)
 
 
