@@ -1,0 +1,133 @@
+"""Benchmark tiers and their YAML configurations (``configs/benchmarks/<tier>.yaml``).
+
+A configuration is a nested mapping; every key has a default here (:data:`DEFAULTS`), so a tier file only states
+what differs. Wavenumbers of the bispectrum are in units of the fundamental ``k_f = 2 pi / L`` and smoothing
+radii in units of the Lagrangian cell, so one file serves any box size (the box follows from the model's cell
+size: ``box_size = ngrid * cell_size`` unless given).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator.core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
+
+__all__ = ["TIERS", "DEFAULTS", "CONTENDERS", "config_path", "load_config", "parse_cosmology"]
+
+TIERS: tuple[str, ...] = ("smoke", "standard", "full")
+CONTENDERS: tuple[str, ...] = ("generator", "2lpt", "za", "pm_few", "lognormal")
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "benchmarks"
+
+DEFAULTS: dict[str, Any] = {
+    "ngrid": 16,  # particles per side; the statistics mesh has the same size (shared white noise)
+    "box_size": None,  # Mpc/h; None: ngrid * model cell size
+    "redshift": 0.0,
+    "device": "auto",
+    "threads": None,  # torch.set_num_threads; None: torch's default
+    "contenders": list(CONTENDERS),
+    "model": {
+        "path": None,  # None: the embedded default model, else the identity fallback below
+        "fallback_cell_size": 2.0,  # Mpc/h, cell of the identity-over-2LPT stand-in when no model exists
+        "fallback_prior": {  # hull recorded in the stand-in (the default suite's prior)
+            "Omega_m": [0.24, 0.40], "Omega_b": [0.040, 0.056], "h": [0.60, 0.76], "n_s": [0.92, 1.00],
+            "sigma8": [0.70, 0.90],
+        },
+        "fallback_redshift_range": [0.0, 1.0],
+        "allow_extrapolation": True,  # outside the hull: run anyway and record a note
+    },
+    "truth": {
+        "source": "simulate",  # "simulate", "trainingset", or "auto" (trainingset when path exists)
+        "path": None,  # training-set HDF5 for source=trainingset
+        "split": "test",
+        "max_sims": 4,
+        "cosmologies": ["planck18"],  # presets or {Omega_m: .., ...} mappings (source=simulate)
+        "seeds": [4242],  # one per cosmology (cycled)
+        "simulation": {"z_init": 19.0, "steps": 20, "force_factor": 2},
+    },
+    "pm_few": {"steps": 4},
+    "statistics": {
+        "window": "cic",
+        "interlace": True,
+        "summary_kmax": 0.5,  # fraction of k_Nyq of the particle grid for the summary numbers
+        "xi_rmax": 0.25,  # fraction of the box
+        "xi_floor": 0.05,  # xi ratios are masked where |xi_truth| < floor * |xi_truth(first bin)|
+        "bispectrum": {"dk": 1.0, "equilateral": [2.0, 3.0, 4.0], "isosceles_k": 4.0,
+                       "isosceles_thetas": [0.5, 0.6, 0.7, 0.8, 0.9]},
+        "pdf": {"smoothing_cells": [1.5, 3.0], "nbins": 40},
+        "halos": {"linking_length": 0.2, "min_members": 20, "min_halos": 20, "mass_bins": 5, "pk_nbins": 5},
+        "rsd": {"los": "z"},
+    },
+    "covariance": {"cosmology": 0, "realizations": 4, "base_seed": 9000, "nbins": 4, "kmax": 0.5},
+    "speed": {"enabled": True, "isolate": True, "ngrid": 32, "repeats": 2,
+              "methods": ["generator", "2lpt", "za", "lognormal", "pm_few", "pm"]},
+    "report": {"figures": True},
+}
+
+
+def _merge(base: dict, override: dict, where: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in base:
+            raise ValueError(f"config: unknown key {where + key!r}")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("fallback_prior",):
+            out[key] = _merge(base[key], value, f"{where}{key}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def config_path(tier: str) -> Path:
+    """Path of the YAML file of ``tier``; raise ``ValueError`` for an unknown tier."""
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
+    return CONFIG_DIR / f"{tier}.yaml"
+
+
+def load_config(tier: str, path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Defaults, then the tier's YAML (or ``path``), then ``overrides``; validated.
+
+    Raises ``ValueError`` for an unknown tier, a missing or malformed file, or an unknown key.
+    """
+    file = Path(path) if path is not None else config_path(tier)
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
+    if not file.is_file():
+        raise ValueError(f"config file {file} does not exist")
+    with open(file) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {file} must hold a mapping")
+    data.pop("tier", None)
+    cfg = _merge(DEFAULTS, data)
+    if overrides:
+        cfg = _merge(cfg, overrides)
+    unknown = [c for c in cfg["contenders"] if c not in CONTENDERS]
+    if unknown:
+        raise ValueError(f"contenders: unknown {unknown}; choose from {', '.join(CONTENDERS)}")
+    if cfg["truth"]["source"] not in ("simulate", "trainingset", "auto"):
+        raise ValueError(f"truth.source must be 'simulate', 'trainingset' or 'auto', got {cfg['truth']['source']!r}")
+    if int(cfg["covariance"]["realizations"]) < 2:
+        raise ValueError("covariance.realizations must be at least 2")
+    cfg["tier"] = tier
+    cfg["config_file"] = str(file)
+    return cfg
+
+
+def parse_cosmology(spec: Any) -> Cosmology:
+    """A preset name, a mapping of the five parameters, or a 5-sequence -> :class:`Cosmology`."""
+    if isinstance(spec, Cosmology):
+        return spec
+    if isinstance(spec, str):
+        return get_preset(spec)
+    if isinstance(spec, dict):
+        missing = [k for k in PARAMETER_NAMES if k not in spec]
+        if missing:
+            raise ValueError(f"cosmology mapping lacks {missing}")
+        return Cosmology(**{k: float(spec[k]) for k in PARAMETER_NAMES})
+    if isinstance(spec, (list, tuple)) and len(spec) == 5:
+        return Cosmology(*[float(v) for v in spec])
+    raise ValueError(f"cosmology must be a preset name, a parameter mapping or 5 numbers, got {spec!r}")

@@ -1,0 +1,256 @@
+"""Run a benchmark tier: truth, contenders, statistics, covariance, speed; write ``results.json`` and the report.
+
+Usage::
+
+    python -m benchmarks --tier smoke|standard|full [--config FILE] [--out DIR] [--model PATH] [--device DEV]
+
+Outputs in ``DIR`` (default ``runs/benchmarks/<tier>``): ``results.json`` (written atomically; every number with
+its bins, plus tier, configuration, hardware, versions and the model's sha256), ``report.md`` with
+``figures/*.png``, and ``slices.npz`` (the density slabs shown in the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emulator.core.fourier import to_real
+from emulator.core.power import LinearPower
+from emulator.core.stats import covariance, power_spectrum_k
+
+from .config import TIERS, load_config, parse_cosmology
+from .contenders import make_contender, resolve_model
+from .env import hardware, jsonify, resolve_device, utc_now, versions, write_json
+from .lognormal import realization_factor
+from .metrics import Binning, compare, make_binning, max_over, measure, mock_delta_k, power_for_covariance
+from .speed import measure_speed
+from .truth import simulate_truth, trainingset_truth
+
+__all__ = ["run_tier", "main", "summarize"]
+
+_PRIVATE = ("delta_k", "pdf_edges", "xi_mask", "notes")
+SLICE_NAMES = ("truth", "generator", "2lpt", "lognormal")
+
+
+def _public(m: dict) -> dict:
+    out = {k: v for k, v in m.items() if k not in _PRIVATE}
+    if out.get("halos"):
+        out["halos"] = {k: v for k, v in out["halos"].items()}
+    return out
+
+
+def _slab(delta_k: torch.Tensor, n: int) -> np.ndarray:
+    """Mean overdensity of the first ``max(1, n/16)`` planes along x, ``(n, n)``."""
+    delta = to_real(delta_k, n)
+    return delta[: max(1, n // 16)].mean(dim=0).cpu().numpy()
+
+
+def _compare_one(truth, cfg, b: Binning, model, sim, device, slices: dict | None) -> dict:
+    stats, n = cfg["statistics"], b.n
+    tm = measure(truth, b, stats)
+    entry = {"cosmology": truth.cosmology.to_dict(), "seed": truth.seed, "truth_seconds": truth.seconds,
+             "truth": _public(tm), "pdf_edges": tm["pdf_edges"], "notes": truth.notes + tm["notes"],
+             "contenders": {}}
+    if slices is not None:
+        slices["truth"] = _slab(tm["delta_k"], n)
+    for name in cfg["contenders"]:
+        target = None
+        if name == "lognormal":
+            factor = realization_factor(truth.seed, n, b.box_size, b.kedges, device=tm["pk"].device)
+            target = (tm["k"], tm["pk"] / factor)
+        mock = make_contender(name, truth.cosmology, truth.redshift, b.box_size, n, truth.seed, model=model,
+                              simulation=sim, pm_steps=cfg["pm_few"]["steps"], target=target,
+                              allow_extrapolation=cfg["model"]["allow_extrapolation"], device=device)
+        m = measure(mock, b, stats, ref=tm)
+        entry["contenders"][name] = {"seconds": mock.seconds, "notes": mock.notes + m["notes"],
+                                     "measured": _public(m), "compare": compare(tm, m, b)}
+        if slices is not None and name in SLICE_NAMES:
+            slices[name] = _slab(m["delta_k"], n)
+        del mock, m
+    return entry
+
+
+def _covariance(cfg, b: Binning, cosmo, model, sim, device, log) -> dict:
+    cc, stats, n = cfg["covariance"], cfg["statistics"], b.n
+    seeds = [int(cc["base_seed"]) + i for i in range(int(cc["realizations"]))]
+    z = float(cfg["redshift"])
+    truth_cov, truth_fine, kcov = [], [], None
+    for s in seeds:
+        dk = mock_delta_k(simulate_truth(cosmo, s, n, b.box_size, z, sim, device=device), stats)
+        kcov = power_spectrum_k(dk, b.box_size, n, kedges=b.cov_edges).k
+        truth_cov.append(power_for_covariance(dk, b))
+        fine = power_spectrum_k(dk, b.box_size, n, kedges=b.kedges)
+        truth_fine.append(fine.power)
+    mean_fine = torch.stack(truth_fine).mean(0)
+    samples = {"truth": torch.stack(truth_cov)}
+    for name in cfg["contenders"]:
+        log(f"covariance: {name} x {len(seeds)}")
+        rows = []
+        for s in seeds:
+            mock = make_contender(name, cosmo, z, b.box_size, n, s, model=model, simulation=sim,
+                                  pm_steps=cfg["pm_few"]["steps"], target=(fine.k, mean_fine),
+                                  allow_extrapolation=cfg["model"]["allow_extrapolation"], device=device)
+            rows.append(power_for_covariance(mock_delta_k(mock, stats), b))
+        samples[name] = torch.stack(rows)
+    cov_t, corr_t = covariance(samples["truth"])
+    out = {"cosmology": cosmo.to_dict(), "seeds": seeds, "k": kcov, "edges": b.cov_edges,
+           "noise_floor_diag": float(np.sqrt(2.0 / (len(seeds) - 1))),
+           "truth": {"mean": samples["truth"].mean(0), "cov": cov_t, "corr": corr_t}, "contenders": {}}
+    for name in cfg["contenders"]:
+        cov_c, corr_c = covariance(samples[name])
+        rel = cov_c.diagonal() / cov_t.diagonal() - 1
+        out["contenders"][name] = {
+            "mean": samples[name].mean(0), "mean_ratio": samples[name].mean(0) / samples["truth"].mean(0),
+            "cov": cov_c, "corr": corr_c, "diag_rel_err": rel, "diag_mean_abs_rel_err": float(rel.abs().mean()),
+            "corr_frobenius": float(torch.linalg.matrix_norm(corr_c - corr_t)),
+        }
+    return out
+
+
+def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Binning, cfg: dict) -> dict:
+    """Headline numbers per contender (worst case over cosmologies; k up to ``summary_kmax * k_Nyq``)."""
+    kmax = float(cfg["statistics"]["summary_kmax"]) * b.knyq
+    out = {}
+    for name in cfg["contenders"]:
+        rows = [(e["truth"]["k"], e["contenders"][name]["compare"]) for e in per_cosmo]
+
+        def worst(fn):
+            vals = [fn(k, c) for k, c in rows]
+            vals = [v for v in vals if v is not None and np.isfinite(v)]
+            return max(vals) if vals else None
+
+        s = {
+            "max_abs_pk_ratio_minus_1": worst(lambda k, c: max_over(c["pk_ratio"] - 1, k, kmax)),
+            "max_one_minus_r": worst(lambda k, c: max_over(1 - c["r"], k, kmax)),
+            "max_abs_dQ": worst(lambda k, c: max(max_over(c["dq_eq"]), max_over(c["dq_iso"]))),
+            "max_pdf_l1": worst(lambda k, c: max(c["pdf_l1"])),
+            "max_abs_p0_ratio_minus_1": worst(lambda k, c: max_over(c["p0_ratio"] - 1, k, kmax)
+                                              if "p0_ratio" in c else None),
+            "max_abs_dp2_over_p0": worst(lambda k, c: max_over(c["dp2_over_p0"], k, kmax)
+                                         if "dp2_over_p0" in c else None),
+            "max_abs_hmf_ratio_minus_1": worst(lambda k, c: max_over(c["hmf_ratio"] - 1)
+                                               if "hmf_ratio" in c else None),
+            "max_abs_mean_pk_ratio_minus_1": None, "cov_diag_mean_abs_rel_err": None, "corr_frobenius": None,
+            "seconds_per_mock": float(np.mean([e["contenders"][name]["seconds"] for e in per_cosmo])),
+            "seconds_source": "benchmark run", "speedup_vs_pm": None,
+        }
+        if cov is not None:
+            s["max_abs_mean_pk_ratio_minus_1"] = max_over(cov["contenders"][name]["mean_ratio"] - 1, cov["k"], kmax)
+            s["cov_diag_mean_abs_rel_err"] = cov["contenders"][name]["diag_mean_abs_rel_err"]
+            s["corr_frobenius"] = cov["contenders"][name]["corr_frobenius"]
+        sp = (speed or {}).get(name, {})
+        if "seconds_per_mock" in sp:
+            s["seconds_per_mock"], s["seconds_source"] = sp["seconds_per_mock"], "speed (isolated)"
+            pm = (speed or {}).get("pm", {})
+            if "seconds_per_mock" in pm:
+                s["speedup_vs_pm"] = pm["seconds_per_mock"] / sp["seconds_per_mock"]
+        out[name] = s
+    return out
+
+
+def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overrides=None, log=None) -> dict:
+    """Run one tier and write its outputs; returns the results dict (tensors, before JSON conversion)."""
+    log = log or (lambda msg: print(f"[benchmarks {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True))
+    t_start = time.perf_counter()
+    cfg = load_config(tier, config, overrides)
+    out_dir = Path(out) if out is not None else Path("runs") / "benchmarks" / tier
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device if device is not None else cfg["device"])
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    notes: list[str] = []
+    scfg = cfg["speed"]
+    need_model = "generator" in cfg["contenders"] or (scfg["enabled"] and "generator" in scfg["methods"])
+    mdl, minfo = (resolve_model(model or cfg["model"]["path"], cfg["model"], out_dir, device=dev)
+                  if need_model else (None, None))
+    if minfo and minfo["note"]:
+        notes.append(minfo["note"])
+    tcfg, z, sim = cfg["truth"], float(cfg["redshift"]), dict(cfg["truth"]["simulation"])
+    source = tcfg["source"]
+    if source == "auto":
+        source = "trainingset" if tcfg["path"] and Path(tcfg["path"]).is_file() else "simulate"
+        notes.append(f"truth.source=auto: {source}" + ("" if source == "trainingset" else
+                     f" (no training set at truth.path={tcfg['path']}); held-out cosmologies from the config"))
+    if source == "trainingset":
+        if not tcfg["path"]:
+            raise ValueError("truth.path: a training-set file is required for truth.source=trainingset")
+        truths, tnotes = trainingset_truth(tcfg["path"], tcfg["split"], z, tcfg["max_sims"], device=dev)
+        notes += tnotes
+        n, box = truths[0].ngrid, truths[0].box_size
+        plan = [(t.cosmology, t.seed, t) for t in truths]
+    else:
+        n = int(cfg["ngrid"])
+        cell = mdl.cell_size if mdl is not None else float(cfg["model"]["fallback_cell_size"])
+        box = float(cfg["box_size"]) if cfg["box_size"] else n * cell
+        seeds = tcfg["seeds"]
+        plan = [(parse_cosmology(c), int(seeds[i % len(seeds)]), None) for i, c in enumerate(tcfg["cosmologies"])]
+    if mdl is not None and abs(box / n - mdl.cell_size) > 1e-6 * mdl.cell_size:
+        raise ValueError(f"box_size/ngrid = {box / n:g} Mpc/h differs from the model's cell size {mdl.cell_size:g}")
+    b = make_binning(n, box, cfg["statistics"], cfg["covariance"])
+    log(f"tier {tier}: {n}^3 particles in {box:g} Mpc/h, z={z}, {len(plan)} cosmologies, device {dev}")
+    per_cosmo, slices = [], {}
+    for i, (cosmo, seed, given) in enumerate(plan):
+        LinearPower(cosmo)  # CAMB once per cosmology, outside every timing
+        log(f"cosmology {i + 1}/{len(plan)}: {cosmo}, seed {seed}")
+        truth = given or simulate_truth(cosmo, seed, n, box, z, sim, device=dev)
+        per_cosmo.append(_compare_one(truth, cfg, b, mdl, sim, dev, slices if i == 0 else None))
+        del truth
+    ci = int(cfg["covariance"]["cosmology"])
+    if not 0 <= ci < len(plan):
+        raise ValueError(f"covariance.cosmology={ci} is not an index of the {len(plan)} cosmologies")
+    log(f"covariance: {cfg['covariance']['realizations']} realizations at cosmology {ci}")
+    cov = _covariance(cfg, b, plan[ci][0], mdl, sim, dev, log)
+    speed = None
+    if scfg["enabled"]:
+        ns = int(scfg["ngrid"])
+        sbox = ns * (mdl.cell_size if mdl is not None else box / n)
+        speed = measure_speed(scfg["methods"], ngrid=ns, box_size=sbox, redshift=z, cosmology=plan[0][0],
+                              model_path=minfo["path"] if minfo else None, simulation=sim,
+                              pm_steps=cfg["pm_few"]["steps"], repeats=int(scfg["repeats"]), device=str(dev),
+                              threads=cfg["threads"], isolate=bool(scfg["isolate"]), log=log)
+    results = {
+        "schema": "cosmo-emulator-benchmark", "schema_version": 1, "tier": tier, "created": utc_now(),
+        "config": cfg, "hardware": hardware(dev), "versions": versions(), "model": minfo,
+        "setup": {"ngrid": n, "box_size": box, "redshift": z, "k_fundamental": b.kf, "k_nyquist": b.knyq,
+                  "summary_kmax": float(cfg["statistics"]["summary_kmax"]) * b.knyq, "kedges": b.kedges,
+                  "k_equilateral": b.k_eq, "k_isosceles": b.k_iso, "thetas": b.thetas, "dk": b.dk,
+                  "halo_edges": b.halo_edges, "smoothing_radii": list(b.radii), "truth_source": source,
+                  "simulation": sim,
+                  "pm_few_steps": int(cfg["pm_few"]["steps"])},
+        "contenders": list(cfg["contenders"]),
+        "summary": summarize(per_cosmo, cov, speed, b, cfg),
+        "per_cosmology": per_cosmo, "covariance": cov, "speed": speed, "notes": notes,
+    }
+    results["wall_seconds"] = time.perf_counter() - t_start
+    write_json(out_dir / "results.json", results)
+    np.savez(out_dir / "slices.npz", **slices)
+    if cfg["report"]["figures"]:
+        from .report import write_report
+
+        write_report(jsonify(results), slices, out_dir)
+    log(f"done in {results['wall_seconds']:.1f} s: {out_dir / 'results.json'}, {out_dir / 'report.md'}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m benchmarks``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--tier", required=True, help=f"one of {', '.join(TIERS)}")
+    parser.add_argument("--config", help="YAML file replacing configs/benchmarks/<tier>.yaml")
+    parser.add_argument("--out", help="output folder (default runs/benchmarks/<tier>)")
+    parser.add_argument("--model", help="model file (default: the embedded model, else an identity stand-in)")
+    parser.add_argument("--device", help="auto, cpu or cuda (default: the config's)")
+    args = parser.parse_args(argv)
+    if args.tier not in TIERS:
+        parser.error(f"--tier must be one of {', '.join(TIERS)}, got {args.tier!r}")
+    try:
+        run_tier(args.tier, config=args.config, out=args.out, model=args.model, device=args.device)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"benchmarks: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
