@@ -46,7 +46,8 @@ DEFAULTS: dict[str, Any] = {
         "max_sims": 4,
         "cosmologies": ["planck18"],  # presets or {Omega_m: .., ...} mappings (source=simulate)
         "seeds": [4242],  # one per cosmology (cycled)
-        "simulation": {"z_init": 19.0, "steps": 20, "force_factor": 2},
+        "simulation": {"z_init": 12.0, "steps": 12, "force_factor": 2, "gradient": "fd4", "mesh_shift": 0.5,
+                       "deconvolve": 1},
     },
     "pm_few": {"steps": 4},
     "statistics": {

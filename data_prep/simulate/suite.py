@@ -26,7 +26,9 @@ from ..atomic import atomic_open
 
 __all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config"]
 
-_SIM_KEYS = {"z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient"}
+_SIM_KEYS = {
+    "z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient", "mesh_shift",
+}
 
 
 @dataclass
