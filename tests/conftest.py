@@ -22,3 +22,15 @@ except ImportError:  # pragma: no cover - when tests/ is imported as a package
 def synthetic_training_set(tmp_path_factory) -> Path:
     """Path of the synthetic training-set HDF5 file (read-only for tests: copy it before modifying)."""
     return build_synthetic_training_set(tmp_path_factory.mktemp("synthetic_trainingset"))
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test: on a small shared CPU, oversubscribed threads make tiny 3D
+    convolutions 10-100x slower."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

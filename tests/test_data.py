@@ -34,13 +34,7 @@ except ImportError:  # pragma: no cover
     from tests.helpers_trainingset import GAMMA, PRIOR_HIGH, PRIOR_LOW, residual_map, write_index_training_set
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the machine's cores are shared, and oversubscription makes tiny ops 10-100x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

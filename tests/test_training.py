@@ -36,13 +36,7 @@ HELPER = Path(__file__).resolve().parent / "helpers_trainingset.py"
 TINY_NET = {"base_channels": 8, "depth": 1, "blocks": 1, "style_hidden": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the machine's cores are shared, and oversubscription makes tiny convs 10-100x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trainer(tmp_path, **kw) -> L.Trainer:
