@@ -24,6 +24,10 @@ def _make_temp(path: str) -> str:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     os.close(fd)
+    # mkstemp makes the file private (0600); give it the permissions a plain open() would (0666 minus umask)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 

@@ -106,7 +106,20 @@ def info_run(args: argparse.Namespace) -> int:
     print("training hull:")
     for name, (lo, hi) in m.hull().items():
         print(f"  {name:8s} [{lo:.4g}, {hi:.4g}]")
-    for key in ("description", "training", "validation"):
-        if key in m.metadata:
-            print(f"{key}: {json.dumps(m.metadata[key], indent=1)}")
+    meta = m.metadata
+    if meta.get("description"):
+        print(f"description: {meta['description']}")
+    if "training" in meta:
+        print(f"training config: stored in the model file ({len(meta['training'].get('config', '').splitlines())} lines)")
+    val = meta.get("validation")
+    if val:
+        from .evaluate import table
+
+        print(f"held-out accuracy ({val['split']} split, {val['n_samples']} simulation snapshots), "
+              f"P(k) ratio and r(k) against the simulations, up to k_Nyq/2 = {val['k_nyquist'] / 2:.3f} h/Mpc:")
+        print(table(val))
+        for name in ("emulator", "2lpt"):
+            v = val[name]
+            print(f"  {name:8s} max|P ratio - 1| = {v['max_abs_ratio_minus_1_to_half_nyquist']:.4f}, "
+                  f"max(1 - r) = {v['max_one_minus_r_to_half_nyquist']:.4f}")
     return 0
