@@ -4,7 +4,6 @@ picture of the cube symmetries, and hand-computed style normalisation."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import shutil
 from types import SimpleNamespace
