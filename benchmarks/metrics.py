@@ -23,7 +23,7 @@ from emulator.catalogs.fof import friends_of_friends, particle_mass_from_cosmolo
 from emulator.catalogs.rsd import redshift_space_positions
 from emulator.core.bispectrum import bispectrum_equilateral, bispectrum_triangles
 from emulator.core.fourier import fundamental, nyquist, to_fourier, to_real
-from emulator.core.mesh import compensate, paint, paint_interlaced
+from emulator.core.mesh import particle_overdensity_k
 from emulator.core.multipoles import power_multipoles_k
 from emulator.core.stats import (
     correlation_function, density_pdf, k_edges, mass_function, power_spectrum_k, smooth_field,
@@ -81,14 +81,7 @@ def make_binning(n: int, box_size: float, stats: dict, cov: dict) -> Binning:
 def overdensity_k(positions: torch.Tensor, n: int, box_size: float, *, window: str = "cic",
                   interlace: bool = True) -> torch.Tensor:
     """Window-compensated (optionally interlaced) Fourier overdensity of equal-mass particles, float64."""
-    pos = positions.to(torch.float64)
-    if interlace:
-        fk = paint_interlaced(pos, n, box_size, window=window)
-    else:
-        fk = compensate(to_fourier(paint(pos, n, box_size, window=window)), window)
-    out = fk * (n**3 / fk[0, 0, 0].real)
-    out[0, 0, 0] = 0.0
-    return out
+    return particle_overdensity_k(positions.to(torch.float64), n, box_size, window=window, interlace=interlace)
 
 
 def mock_delta_k(mock: Mock, stats: dict) -> torch.Tensor:

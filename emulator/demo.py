@@ -20,12 +20,10 @@ __all__ = ["run_demo", "add_arguments", "run", "particle_power"]
 
 def particle_power(positions: torch.Tensor, box_size: float, nmesh: int):
     """P(k) of particles: CIC, interlaced, window-compensated; returns (k, P, modes) as numpy arrays."""
-    from .core.mesh import paint_interlaced
+    from .core.mesh import particle_overdensity_k
     from .core.stats import power_spectrum_k
 
-    field_k = paint_interlaced(positions, nmesh, box_size, window="cic")
-    field_k = field_k * (nmesh**3 / field_k[0, 0, 0].real)  # mass -> overdensity; k=0 holds the total mass
-    pk = power_spectrum_k(field_k, box_size, nmesh)
+    pk = power_spectrum_k(particle_overdensity_k(positions, nmesh, box_size, window="cic"), box_size, nmesh)
     return pk.k.cpu().numpy(), pk.power.cpu().numpy(), pk.modes.cpu().numpy()
 
 

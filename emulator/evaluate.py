@@ -18,7 +18,7 @@ import torch
 
 from .core.cosmology import Cosmology
 from .core.lpt import lagrangian_grid, vector_field_to_particles
-from .core.mesh import paint_interlaced
+from .core.mesh import particle_overdensity_k
 from .core.stats import power_spectrum_k
 from .data import TrainingSetInfo
 from .generate import emulate_fields
@@ -29,10 +29,7 @@ __all__ = ["density_k", "compare", "evaluate_model", "add_arguments", "run"]
 
 def density_k(positions: torch.Tensor, box_size: float, nmesh: int) -> torch.Tensor:
     """Fourier overdensity of particles (CIC, interlaced, compensated), ``rfftn`` layout."""
-    fk = paint_interlaced(positions, nmesh, box_size, window="cic")
-    fk = fk * (nmesh**3 / fk[0, 0, 0].real)
-    fk[0, 0, 0] = 0
-    return fk
+    return particle_overdensity_k(positions, nmesh, box_size, window="cic")
 
 
 def compare(truth_k: torch.Tensor, other_k: torch.Tensor, box_size: float, nmesh: int) -> dict[str, np.ndarray]:

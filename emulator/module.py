@@ -188,15 +188,15 @@ class FieldEmulator(L.LightningModule):
         c = batch["target"].shape[-1]
         delta_lpt = painted_overdensity(batch["lpt"][:, :3])
         true = fields["delta_true"]
+        pk_true = power_spectrum(true, float(c))
         spec = {
-            "p_true": power_spectrum(true, float(c)).power,
+            "p_true": pk_true.power,
             "p_model": power_spectrum(fields["delta_pred"], float(c)).power,
             "p_lpt": power_spectrum(delta_lpt, float(c)).power,
             "x_model": power_spectrum(fields["delta_pred"], float(c), true).power,
             "x_lpt": power_spectrum(delta_lpt, float(c), true).power,
         }
-        pk = power_spectrum(true, float(c))
-        spec["k_sum"] = pk.k.expand_as(spec["p_true"]) if spec["p_true"].ndim == 2 else pk.k[None]
+        spec["k_sum"] = pk_true.k.expand_as(pk_true.power) if pk_true.power.ndim == 2 else pk_true.k[None]
         if self.val_spectra is None:
             self.val_spectra = SpectrumSums(spec["p_true"].shape[-1]).to(self.device)
         self.val_spectra.update(spec, batch["index"])

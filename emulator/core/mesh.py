@@ -326,6 +326,24 @@ def paint_interlaced(
     return compensate(0.5 * (f1 + f2 * phase), window)
 
 
+def particle_overdensity_k(
+    positions: torch.Tensor, nmesh: int, box_size: float, *, window: str = "cic", interlace: bool = True
+) -> torch.Tensor:
+    """Window-compensated (by default interlaced) Fourier overdensity of equal-mass particles.
+
+    The ``k = 0`` mode of the painted mass field holds the total mass ``n^3 * mean``, so dividing by it and
+    multiplying by ``n^3`` turns mass into overdensity; the ``k = 0`` mode of the result is set to zero.
+    Computed in the dtype of ``positions``; ``rfftn`` layout ``(n, n, n//2+1)``.
+    """
+    if interlace:
+        fk = paint_interlaced(positions, nmesh, box_size, window=window)
+    else:
+        fk = compensate(to_fourier(paint(positions, nmesh, box_size, window=window)), window)
+    out = fk * (nmesh**3 / fk[0, 0, 0].real)
+    out[0, 0, 0] = 0.0
+    return out
+
+
 def to_overdensity(mesh: torch.Tensor) -> torch.Tensor:
     """Overdensity ``mesh / mean(mesh) - 1`` over the last three axes (each channel separately).
 
