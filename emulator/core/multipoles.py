@@ -25,7 +25,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from .fourier import check_box_size, check_mesh_size, to_fourier, wavenumbers
+from .fourier import check_box_size, check_field, check_mesh_size, to_fourier, wavenumbers
 from .stats import k_edges
 
 __all__ = ["Multipoles", "legendre", "power_multipoles_k", "power_multipoles", "kaiser_multipoles"]
@@ -67,15 +67,6 @@ def legendre(ell: int, mu: torch.Tensor) -> torch.Tensor:
         mu2 = mu**2
         return (35.0 * mu2 * mu2 - 30.0 * mu2 + 3.0) / 8.0
     raise ValueError(f"ells must be drawn from 0, 2, 4, got {ell!r}")
-
-
-def _check_field(field: torch.Tensor) -> int:
-    if not torch.is_tensor(field) or field.ndim not in (3, 4) or len(set(field.shape[-3:])) != 1:
-        shape = tuple(field.shape) if torch.is_tensor(field) else type(field).__name__
-        raise ValueError(f"field must be a cubic (n, n, n) or (B, n, n, n) torch mesh, got {shape}")
-    if not field.is_floating_point():
-        raise ValueError(f"field must be a real floating-point mesh, got dtype {field.dtype}")
-    return check_mesh_size(field.shape[-1], name="field mesh size")
 
 
 def _check_field_k(field_k: torch.Tensor, n: int) -> None:
@@ -194,7 +185,7 @@ def power_multipoles(field: torch.Tensor, box_size: float, **kwargs) -> Multipol
 
     Keyword arguments as in :func:`power_multipoles_k`.
     """
-    n = _check_field(field)
+    n = check_field(field, "field")
     return power_multipoles_k(to_fourier(field), box_size, n, **kwargs)
 
 
