@@ -5,7 +5,7 @@ Every contender starts from the white noise of the same seed and size as the tru
 
 The model: :func:`resolve_model` loads ``--model`` or the embedded default; when neither exists it writes an
 *identity-over-2LPT* stand-in (an untrained :class:`~emulator.model.StyledUNet` whose output head is exactly zero,
-so the generator returns 2LPT) in the model-file format of :mod:`emulator.model_io`, and says so in a note. The
+so the generator returns 2LPT) in the model-file format of :mod:`emulator.model.portable`, and says so in a note. The
 stand-in makes the plumbing honest; its numbers are 2LPT's.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_prep.atomic import atomic_path
+from emulator.core.atomic import atomic_path
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
-from emulator.generate import emulate_fields
+from emulator.model.emulate import emulate_fields
 from emulator.model import StyledUNet
-from emulator.model_io import DEFAULT_MODEL_PATH, FORMAT, EmulatorModel, load_model
+from emulator.model.portable import DEFAULT_MODEL_PATH, FORMAT, EmulatorModel, load_model
 
 from .lognormal import lognormal_field
 from .truth import Mock, simulate_truth, synchronize

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from data_prep.atomic import atomic_open
-from emulator.provenance import code_version, package_version, utc_now
+from emulator.core.atomic import atomic_open
+from emulator.core.provenance import code_version, package_version, utc_now
 
 __all__ = ["resolve_device", "hardware", "versions", "jsonify", "write_json", "utc_now", "rss_mb"]
 

@@ -1,11 +1,11 @@
 """Statistics of one realization and their comparison with the truth of the same seed and cosmology.
 
 Density representation (identical for every method): particles are CIC-painted on the ``n^3`` mesh of the
-particle grid with two-grid interlacing and window compensation (:func:`emulator.core.mesh.paint_interlaced`),
+particle grid with two-grid interlacing and window compensation (:func:`emulator.core.window.paint_interlaced`),
 giving ``delta_k``; the real-space mesh is its inverse FFT. The lognormal contender is a density mesh already
 (no window), used as is. P(k), r(k) and multipoles use ``delta_k``; xi(r), the bispectrum and the PDF use the
 real mesh. All estimators are the core's (:mod:`emulator.core.stats`, :mod:`emulator.core.bispectrum`,
-:mod:`emulator.core.multipoles`); halos come from :func:`emulator.catalogs.fof.friends_of_friends`.
+:mod:`emulator.core.multipoles`); halos come from :func:`emulator.mocks.fof.friends_of_friends`.
 
 Wavenumbers: ``k_f = 2 pi / L``, ``k_Nyq = pi n / L`` of the particle grid; P(k) bins are ``k_f`` wide up to
 ``k_Nyq``; bispectrum shells are given in units of ``k_f``; smoothing radii in cells.
@@ -19,15 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emulator.catalogs.fof import friends_of_friends, particle_mass_from_cosmology
-from emulator.catalogs.rsd import redshift_space_positions
+from emulator.core.cosmology import particle_mass_from_cosmology
+from emulator.mocks.fof import friends_of_friends
+from emulator.mocks.rsd import redshift_space_positions
 from emulator.core.bispectrum import bispectrum_equilateral, bispectrum_triangles
 from emulator.core.fourier import fundamental, nyquist, to_fourier, to_real
-from emulator.core.mesh import particle_overdensity_k
 from emulator.core.multipoles import power_multipoles_k
 from emulator.core.stats import (
     correlation_function, density_pdf, k_edges, mass_function, power_spectrum_k, smooth_field,
 )
+from emulator.core.window import particle_overdensity_k
 
 from .truth import Mock
 

@@ -50,7 +50,7 @@ def time_method(spec: dict) -> dict:
     from emulator.core.cosmology import Cosmology
     from emulator.core.fourier import fundamental, nyquist
     from emulator.core.power import LinearPower, nonlinear_power
-    from emulator.model_io import load_model
+    from emulator.model.portable import load_model
 
     from .contenders import make_contender
 

@@ -16,7 +16,7 @@ import torch
 from data_prep.simulate.run import run_simulation, wrap_positions
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
 from emulator.core.lpt import lagrangian_grid, vector_field_to_particles
-from emulator.data import TrainingSetInfo
+from emulator.training.trainingset import TrainingSetInfo
 
 __all__ = ["Mock", "simulate_truth", "trainingset_truth", "synchronize"]
 

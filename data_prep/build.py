@@ -35,7 +35,7 @@ from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import lagrangian_grid, lpt2_displacement, lpt_velocity, za_displacement
 from emulator.core.mesh import paint
 from emulator.core.power import LinearPower
-from emulator.provenance import code_version, sha256_file, utc_now
+from emulator.core.provenance import code_version, sha256_file, utc_now
 
 from .readers import iter_chunks, read_header
 from .readers.base import SnapshotError

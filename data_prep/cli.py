@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from emulator.cli import run_cli
+from emulator.core.commandline import run_cli
 
 __all__ = ["main"]
 

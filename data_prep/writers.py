@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .atomic import atomic_file_set
+from emulator.core.atomic import atomic_file_set
 from .readers.base import MPC_IN_CM, parse_length_unit
 from .readers.gadget_binary import HEADER_DTYPE
 

@@ -45,7 +45,7 @@ def column_digests(path: Path) -> dict[str, dict[str, str]]:
     try:
         from emulator.mocks.io import list_catalogs, read_catalog
     except ImportError:  # the layout before the restructuring
-        from emulator.catalogs.io import list_catalogs, read_catalog
+        from emulator.mocks.io import list_catalogs, read_catalog
     out = {}
     for name in list_catalogs(path):
         cat = read_catalog(path, name)

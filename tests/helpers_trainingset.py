@@ -227,8 +227,8 @@ def _ddp_main(argv: list[str]) -> int:
     """``ddp-fit --data PATH --out DIR``: fit 2 steps then validate with DDP on 2 CPU processes (gloo)."""
     import lightning as L
 
-    from emulator.datamodule import FieldDataModule
-    from emulator.module import FieldEmulator
+    from emulator.training.datamodule import FieldDataModule
+    from emulator.training.module import FieldEmulator
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)

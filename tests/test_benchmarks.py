@@ -25,7 +25,7 @@ from benchmarks.truth import simulate_truth, trainingset_truth
 from emulator.core.cosmology import get_preset
 from emulator.core.fourier import to_fourier, to_real
 from emulator.core.stats import power_spectrum_k
-from emulator.model_io import load_model
+from emulator.model.portable import load_model
 
 COSMO = get_preset("planck18")
 SIM = {"z_init": 9.0, "steps": 10, "force_factor": 2}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from emulator.catalogs.biased import biased_tracers
+from emulator.mocks.biased import biased_tracers
 from emulator.core.fields import gaussian_field
 from emulator.core.mesh import paint
 from emulator.core.stats import power_spectrum

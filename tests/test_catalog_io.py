@@ -13,9 +13,9 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.units import UnitsWarning
 
-from emulator.catalogs import io as catio
-from emulator.catalogs.cutsky import box_to_sky, random_catalog
-from emulator.catalogs.io import Catalog, list_catalogs, read_catalog, write_catalog, write_catalogs
+from emulator.mocks import io_fits, io_hdf5
+from emulator.mocks.cutsky import box_to_sky, random_catalog
+from emulator.mocks.io import Catalog, list_catalogs, read_catalog, write_catalog, write_catalogs
 from emulator.core.cosmology import get_preset
 
 COSMO = get_preset("planck18")
@@ -160,10 +160,10 @@ def test_torch_and_empty_columns(tmp_path):
         assert got["Position"].shape == (0, 3) and got.size == 0
 
 
-@pytest.mark.parametrize("fmt, target", [("hdf5", "_write_hdf5_columns"), ("fits", "_fits_table_hdu")])
-def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch, fmt, target):
+@pytest.mark.parametrize("fmt, module, target", [("hdf5", io_hdf5, "_write_columns"), ("fits", io_fits, "_table_hdu")])
+def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch, fmt, module, target):
     calls = {"n": 0}
-    original = getattr(catio, target)
+    original = getattr(module, target)
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -171,7 +171,7 @@ def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch, fmt, target):
             raise RuntimeError("disk on fire")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(catio, target, flaky)
+    monkeypatch.setattr(module, target, flaky)
     path = tmp_path / f"mock.{fmt}"
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_catalogs(path, {"data": make_columns(), "randoms": make_columns(seed=1)}, ATTRS, format=fmt)
@@ -188,7 +188,7 @@ def test_interrupt_mid_write_leaves_no_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(catio, "_write_hdf5_columns", interrupted)
+    monkeypatch.setattr(io_hdf5, "_write_columns", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_catalog(tmp_path / "x.h5", make_columns())
     assert os.listdir(tmp_path) == []

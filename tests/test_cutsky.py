@@ -11,16 +11,10 @@ from astropy.coordinates import cartesian_to_spherical
 from astropy.cosmology import z_at_value
 from scipy import integrate, stats
 
-from emulator.catalogs.cutsky import (
-    C_KMS,
-    DistanceRedshift,
-    box_to_sky,
-    footprint_fraction,
-    in_footprint,
-    random_catalog,
-    replicas,
-)
-from emulator.catalogs.rsd import velocity_to_displacement
+from emulator.mocks.cutsky import box_to_sky, random_catalog, replicas
+from emulator.mocks.distance import C_KMS, DistanceRedshift
+from emulator.mocks.footprint import footprint_fraction, in_footprint
+from emulator.mocks.rsd import velocity_to_displacement
 from emulator.core.cosmology import get_preset
 
 COSMO = get_preset("planck18")
@@ -82,7 +76,7 @@ def test_axis_particles_sky_coordinates_and_redshifts():
     np.testing.assert_allclose(z, (1 + z_true) * (1 + vlos / C_KMS) - 1, rtol=1e-8)
     np.testing.assert_allclose(cat["VLOS"][order], vlos, atol=1e-9)
     assert cat.attrs["lightcone"].startswith("single-snapshot") and cat.attrs["redshift"] == 0.1
-    # consistency with the plane-parallel mapping of emulator.catalogs.rsd: chi(Z_obs) - chi(Z_cos) equals
+    # consistency with the plane-parallel mapping of emulator.mocks.rsd: chi(Z_obs) - chi(Z_cos) equals
     # v_los (1+z)/(100 E(z)) to first order in v/c
     table = DistanceRedshift(COSMO, 0.3)
     shift = table.distance(z[0]) - d

@@ -1,4 +1,4 @@
-"""Tests of the training-data path (emulator.data, emulator.datamodule) against independent truths: numpy's
+"""Tests of the training-data path (emulator.training.trainingset, emulator.training.datamodule) against independent truths: numpy's
 wrap-around indexing, hand-encoded index fields, the known synthetic residual of the fixture, the particle
 picture of the cube symmetries, and hand-computed style normalisation."""
 
@@ -14,18 +14,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-import emulator.data as data_mod
+import emulator.training.crops as data_mod
 from emulator.core.lpt import lagrangian_grid, particles_to_vector_field, vector_field_to_particles
 from emulator.core.mesh import paint
-from emulator.data import (
-    CropDataset,
-    TrainingSetInfo,
-    UnpaddedDistributedSampler,
-    normalise_style,
-    read_periodic_crop,
-)
-from emulator.datamodule import FieldDataModule
-from emulator.symmetry import SYMMETRIES, apply_symmetry, symmetry_matrix
+from emulator.model.style import normalise_style
+from emulator.training.crops import CropDataset, read_periodic_crop
+from emulator.training.datamodule import FieldDataModule, UnpaddedDistributedSampler
+from emulator.training.trainingset import TrainingSetInfo
+from emulator.training.symmetry import SYMMETRIES, apply_symmetry, symmetry_matrix
 
 try:
     from helpers_trainingset import GAMMA, PRIOR_HIGH, PRIOR_LOW, residual_map, write_index_training_set

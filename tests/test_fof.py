@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from emulator.catalogs.fof import RHO_CRIT, Halos, friends_of_friends, particle_mass_from_cosmology
+from emulator.core.cosmology import RHO_CRIT, particle_mass_from_cosmology
+from emulator.mocks.fof import Halos, friends_of_friends
 
 L = 100.0
 

@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from emulator.api import generate_mocks
-from emulator.catalogs.io import read_catalog
+from emulator.mocks.io import read_catalog
 from emulator.core.cosmology import Cosmology
 from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import lpt2_displacement, za_displacement
 from emulator.core.power import LinearPower
-from emulator.generate import emulate_fields, resolve_grid
+from emulator.model.emulate import emulate_fields, resolve_grid
 from emulator.model import StyledUNet
-from emulator.model_io import EmulatorModel, ExtrapolationError, load_model
+from emulator.model.portable import EmulatorModel, ExtrapolationError, load_model
 
 COSMO = Cosmology(0.3, 0.048, 0.68, 0.965, 0.8)
 CELL = 4.0

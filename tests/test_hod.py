@@ -9,18 +9,9 @@ import pytest
 import torch
 from scipy import special, stats
 
-from emulator.catalogs.fof import friends_of_friends
-from emulator.catalogs.hod import (
-    PRESETS,
-    HODParams,
-    concentration_duffy08,
-    get_preset,
-    mean_ncen,
-    mean_nsat,
-    nfw_inverse_mass_fraction,
-    populate_halos,
-    r200m,
-)
+from emulator.mocks.fof import friends_of_friends
+from emulator.mocks.hod import PRESETS, HODParams, get_preset, mean_ncen, mean_nsat, populate_halos
+from emulator.mocks.nfw import concentration_duffy08, nfw_inverse_mass_fraction, r200m
 
 BOX = 500.0
 OM = 0.3

@@ -1,4 +1,4 @@
-"""Tests for emulator.core.mesh: painting, readout, window compensation and interlacing.
+"""Tests for emulator.core.mesh and emulator.core.window: painting, readout, window compensation, interlacing.
 
 Truths used: mass conservation, the partition of unity of B-spline windows, the exact adjointness of paint and
 readout, Taylor expansion of the interpolation error, a closed-form linear-theory prediction (with the full
@@ -15,14 +15,8 @@ import pytest
 import torch
 
 from emulator.core.fourier import to_fourier, wavenumbers
-from emulator.core.mesh import (
-    compensate,
-    paint,
-    paint_interlaced,
-    readout,
-    to_overdensity,
-    window_kernel,
-)
+from emulator.core.mesh import paint, readout, to_overdensity
+from emulator.core.window import compensate, paint_interlaced, window_kernel
 
 WINDOWS = ["ngp", "cic", "tsc"]
 ORDER = {"ngp": 1, "cic": 2, "tsc": 3}

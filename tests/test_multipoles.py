@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from emulator.catalogs.rsd import redshift_space_positions
+from emulator.mocks.rsd import redshift_space_positions
 from emulator.core.cosmology import Cosmology
 from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.fourier import nyquist, wavenumbers
 from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import lagrangian_grid
-from emulator.core.mesh import paint_interlaced
 from emulator.core.multipoles import kaiser_multipoles, legendre, power_multipoles, power_multipoles_k
 from emulator.core.stats import power_spectrum_k
+from emulator.core.window import paint_interlaced
 
 N, L, F = 48, 480.0, 0.7
 
@@ -120,7 +120,7 @@ def test_kaiser_random_field_within_cosmic_variance():
 @pytest.mark.parametrize("wave_axis", [0, 2])
 def test_particle_plane_wave_through_rsd(wave_axis):
     """Particles on the grid displaced by a plane wave ``A sin(k q)`` along one axis, moved by
-    :func:`emulator.catalogs.rsd.redshift_space_positions` with line of sight z.
+    :func:`emulator.mocks.rsd.redshift_space_positions` with line of sight z.
 
     All power sits on modes along the wave axis, so ``mu = 1`` (wave along z) or ``mu = 0`` (along x) exactly:
     ``P_2 / P_0 = 5 L_2(mu)`` = 5 or -5/2. Along z the redshift-space shift is ``f A sin(k z)``, and for

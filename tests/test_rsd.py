@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from emulator.catalogs.rsd import redshift_space_positions, velocity_to_displacement
+from emulator.mocks.rsd import redshift_space_positions, velocity_to_displacement
 from emulator.core.cosmology import Cosmology, get_preset
 
 COSMO = get_preset("planck18")

@@ -22,9 +22,10 @@ from emulator.core.lpt import (
     vector_field_to_particles,
     za_displacement,
 )
-from emulator.core.mesh import paint, paint_interlaced
+from emulator.core.mesh import paint
 from emulator.core.power import LinearPower, nonlinear_power
 from emulator.core.stats import power_spectrum, power_spectrum_k
+from emulator.core.window import paint_interlaced
 
 COSMO = get_preset("planck18")
 F64 = torch.float64

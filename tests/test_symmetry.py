@@ -1,4 +1,4 @@
-"""Tests for the 48 cube symmetries (emulator.symmetry) against independent truths: group axioms, lattice
+"""Tests for the 48 cube symmetries (emulator.training.symmetry) against independent truths: group axioms, lattice
 geometry of particles, the Zel'dovich displacement, and Fourier-space mode relabelling."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 
 from emulator.core.fourier import to_fourier
 from emulator.core.lpt import za_displacement
-from emulator.symmetry import (
+from emulator.training.symmetry import (
     NUM_SYMMETRIES,
     SYMMETRIES,
     apply_symmetry,

@@ -1,4 +1,4 @@
-"""Tests of the training stack (emulator.module, emulator.datamodule, emulator.train) on the synthetic training
+"""Tests of the training stack (emulator.training.module, emulator.training.datamodule, emulator.training.fit) on the synthetic training
 set of ``tests/helpers_trainingset.py``, whose N-body target is a known local nonlinear map of 2LPT: learning,
 validation spectra against a direct computation, tiled inference, DDP sharding, resuming, and the CLI."""
 
@@ -21,10 +21,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from emulator.core.lpt import lagrangian_grid, vector_field_to_particles
 from emulator.core.mesh import paint
 from emulator.core.stats import power_spectrum
-from emulator.data import CropDataset, TrainingSetInfo
-from emulator.datamodule import FieldDataModule
+from emulator.training.crops import CropDataset
+from emulator.training.trainingset import TrainingSetInfo
+from emulator.training.datamodule import FieldDataModule
 from emulator.model import predict_box
-from emulator.module import FieldEmulator
+from emulator.training.module import FieldEmulator
 
 try:
     from helpers_trainingset import write_index_training_set

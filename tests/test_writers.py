@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import data_prep.writers as writers
-from data_prep.atomic import atomic_file_set, atomic_open, atomic_path
+from emulator.core.atomic import atomic_file_set, atomic_open, atomic_path
 from data_prep.writers import write_gadget2_binary, write_gadget4_hdf5
 
 try:

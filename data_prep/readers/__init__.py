@@ -21,9 +21,9 @@ import numpy as np
 
 from . import bigfile_reader, gadget_binary, gadget_hdf5
 from .base import (
-    VELOCITY_CONVENTIONS, Snapshot, SnapshotError, SnapshotHeader, check_parttype, detect_format,
-    parse_length_unit, validate_ids,
+    VELOCITY_CONVENTIONS, Snapshot, SnapshotError, SnapshotHeader, check_parttype, parse_length_unit, validate_ids,
 )
+from .files import detect_format
 
 __all__ = [
     "Snapshot", "SnapshotHeader", "SnapshotError", "VELOCITY_CONVENTIONS", "read_snapshot", "read_header",

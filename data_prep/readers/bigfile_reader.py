@@ -29,9 +29,9 @@ import numpy as np
 
 from .base import (
     MPC_IN_CM, MSUN_IN_G, VELOCITY_CONVENTIONS, Snapshot, SnapshotError, SnapshotHeader, check_parttype,
-    check_time_redshift, iter_slices, resolve_length_unit, scale_lengths, snap_to_power_of_ten,
-    velocity_exponent,
+    check_time_redshift, resolve_length_unit, scale_lengths, snap_to_power_of_ten, velocity_exponent,
 )
+from .files import iter_slices
 
 __all__ = ["read_header", "iter_chunks", "import_bigfile"]
 

@@ -22,9 +22,10 @@ from typing import Iterator
 import numpy as np
 
 from .base import (
-    Snapshot, SnapshotError, SnapshotHeader, check_parttype, check_time_redshift, iter_slices, locate,
-    member_files, resolve_length_unit, scale_lengths, velocity_exponent,
+    Snapshot, SnapshotError, SnapshotHeader, check_parttype, check_time_redshift, resolve_length_unit,
+    scale_lengths, velocity_exponent,
 )
+from .files import iter_slices, locate, member_files
 
 __all__ = ["HEADER_DTYPE", "read_header", "iter_chunks"]
 

@@ -32,9 +32,9 @@ import numpy as np
 
 from .base import (
     MPC_IN_CM, MSUN_IN_G, Snapshot, SnapshotError, SnapshotHeader, check_parttype, check_time_redshift,
-    iter_slices, locate, member_files, resolve_length_unit, scale_lengths, snap_to_power_of_ten,
-    velocity_exponent,
+    resolve_length_unit, scale_lengths, snap_to_power_of_ten, velocity_exponent,
 )
+from .files import iter_slices, locate, member_files
 
 __all__ = ["read_header", "iter_chunks"]
 

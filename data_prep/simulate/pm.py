@@ -75,7 +75,8 @@ from emulator.core.fourier import (
     to_real,
 )
 from emulator.core.growth import GrowthHistory
-from emulator.core.mesh import paint, readout, window_kernel
+from emulator.core.mesh import paint, readout
+from emulator.core.window import window_kernel
 
 __all__ = ["GRADIENTS", "SPACINGS", "PMForce", "kdk", "step_midpoint", "step_schedule"]
 

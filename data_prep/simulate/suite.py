@@ -20,9 +20,9 @@ import numpy as np
 import yaml
 
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
-from emulator.provenance import code_version, utc_now
+from emulator.core.provenance import code_version, utc_now
 
-from ..atomic import atomic_open
+from emulator.core.atomic import atomic_open
 
 __all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config"]
 
@@ -126,7 +126,7 @@ def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = No
     import torch
     from tqdm.auto import tqdm
 
-    from emulator.catalogs.fof import particle_mass_from_cosmology
+    from emulator.core.cosmology import particle_mass_from_cosmology
 
     from ..writers import write_gadget4_hdf5
     from .run import run_simulation

@@ -12,7 +12,7 @@ so their ratio is the mean of ``delta_k1 delta_k2 delta_k3`` over the ``N_tri`` 
     P_i = V / n^6 * sum_x d_i^2 / sum_x I_i^2                       [(Mpc/h)^3, the same shells],
     Q = B / (P_1 P_2 + P_2 P_3 + P_3 P_1).
 
-Conventions as in :mod:`emulator.core.stats` (unnormalised ``rfftn``, ``P = V |delta_k|^2 / n^6``). The sum over
+Conventions as in :mod:`emulator.core.spectra` (unnormalised ``rfftn``, ``P = V |delta_k|^2 / n^6``). The sum over
 ``x`` closes triangles modulo the grid, so shells with all ``k_i + dk/2 < 2/3 k_Nyq`` are free of aliased
 triangles. The estimator is differentiable in ``field``.
 """

@@ -13,9 +13,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Cosmology", "PRESETS", "PARAMETER_NAMES", "get_preset"]
+from .checks import check_positive
+
+__all__ = ["Cosmology", "PRESETS", "PARAMETER_NAMES", "get_preset", "RHO_CRIT", "particle_mass_from_cosmology"]
 
 PARAMETER_NAMES: tuple[str, ...] = ("Omega_m", "Omega_b", "h", "n_s", "sigma8")
+
+#: Critical density today, ``3 H0^2 / (8 pi G)`` with ``H0 = 100 h`` km/s/Mpc, in (Msun/h) / (Mpc/h)^3
+#: (equivalently 2.775e11 h^2 Msun / Mpc^3), from G = 4.30091e-9 Mpc (km/s)^2 / Msun:
+#: ``3 * 100^2 / (8 pi * 4.30091e-9) = 2.77536627e11``.
+RHO_CRIT: float = 2.77536627e11
 
 # Physically admissible ranges (wide; training priors are narrower and live in configs/).
 _BOUNDS: dict[str, tuple[float, float]] = {
@@ -167,3 +174,22 @@ def get_preset(name: str) -> Cosmology:
         return PRESETS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown cosmology preset {name!r}; choose from {', '.join(sorted(PRESETS))}") from None
+
+
+def particle_mass_from_cosmology(Omega_m: float, box_size: float, npart: int) -> float:
+    """Mass per particle ``rho_crit * Omega_m * L^3 / N`` in Msun/h (``rho_crit`` = :data:`RHO_CRIT`).
+
+    Parameters
+    ----------
+    Omega_m : float
+        Total matter density today (all matter is in the particles).
+    box_size : float
+        Box side ``L``, Mpc/h.
+    npart : int
+        Total number of particles ``N`` (e.g. ``ngrid**3``).
+    """
+    om = check_positive(Omega_m, "Omega_m", "dimensionless")
+    box = check_positive(box_size, "box_size", "Mpc/h")
+    if isinstance(npart, bool) or int(npart) != npart or npart < 1:
+        raise ValueError(f"npart must be a positive integer, got {npart!r}")
+    return RHO_CRIT * om * box**3 / int(npart)

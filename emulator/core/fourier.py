@@ -11,7 +11,10 @@ import math
 
 import torch
 
+from .checks import check_box_size, check_positive
+
 __all__ = [
+    "check_positive",
     "check_box_size",
     "check_mesh_size",
     "check_field",
@@ -24,17 +27,6 @@ __all__ = [
     "to_fourier",
     "to_real",
 ]
-
-
-def check_box_size(box_size: float, name: str = "box_size") -> float:
-    """Return ``box_size`` as a float, or raise ``ValueError`` unless it is positive and finite (Mpc/h)."""
-    try:
-        value = float(box_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in Mpc/h, got {box_size!r}") from None
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be positive and finite (Mpc/h), got {box_size!r}")
-    return value
 
 
 def check_mesh_size(n: int, name: str = "nmesh", even: bool = True) -> int:

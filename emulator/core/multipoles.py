@@ -6,9 +6,9 @@ Fourier mode has ``mu = k_a / |k|`` and the multipole estimator is the Legendre-
     P_l(k) = (2 l + 1) < |delta_k|^2 L_l(mu) >_shell * V / n^6            [(Mpc/h)^3],
 
 with ``L_0 = 1``, ``L_2 = (3 mu^2 - 1) / 2``, ``L_4 = (35 mu^4 - 30 mu^2 + 3) / 8``. Binning, mode weights and
-the ``rfftn`` conventions are exactly those of :func:`emulator.core.stats.power_spectrum_k` (half-space weights 2,
+the ``rfftn`` conventions are exactly those of :func:`emulator.core.spectra.power_spectrum_k` (half-space weights 2,
 1 on the ``kz = 0`` and ``kz = k_Nyq`` planes; ``k = 0`` excluded; bins ``[lo, hi)`` from
-:func:`emulator.core.stats.k_edges`), so ``P_0`` equals ``power_spectrum_k`` to rounding (tested) and a shot noise
+:func:`emulator.core.spectra.k_edges`), so ``P_0`` equals ``power_spectrum_k`` to rounding (tested) and a shot noise
 given here is subtracted from the monopole only. Only public names of the core are imported. Because ``L_l`` is
 even in ``mu``, the sign convention of the Nyquist plane along the line of sight does not matter.
 
@@ -26,7 +26,7 @@ from typing import NamedTuple, Sequence
 import torch
 
 from .fourier import check_box_size, check_field, check_mesh_size, to_fourier, wavenumbers
-from .stats import k_edges
+from .spectra import k_edges
 
 __all__ = ["Multipoles", "legendre", "power_multipoles_k", "power_multipoles", "kaiser_multipoles"]
 
@@ -137,7 +137,7 @@ def power_multipoles_k(
     los : {0, 1, 2, "x", "y", "z"}
         Line-of-sight axis.
     kedges, nbins, kmin, kmax, log
-        Binning in h/Mpc, see :func:`emulator.core.stats.k_edges`.
+        Binning in h/Mpc, see :func:`emulator.core.spectra.k_edges`.
     shot_noise : float
         Subtracted from the monopole, (Mpc/h)^3.
 

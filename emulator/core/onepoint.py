@@ -1,6 +1,6 @@
 """One-point statistics, the halo mass function and covariance matrices over realizations.
 
-Split from :mod:`emulator.core.stats` (which re-exports everything here). Units: lengths Mpc/h, masses Msun/h.
+Re-exported by :mod:`emulator.core.stats`. Units: lengths Mpc/h, masses Msun/h.
 """
 
 from __future__ import annotations

@@ -1,0 +1,41 @@
+"""``emulator info``: what a model is, its parameter hull and its measured held-out accuracy."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``emulator info``."""
+    p.add_argument("--model", default=None, help="model file (default: the embedded model)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print what the model is, its hull and its measured accuracy."""
+    from ..model.portable import load_model
+
+    m = load_model(args.model)
+    print(f"model: {m.name}  ({m.path})\nsha256: {m.sha256}")
+    print(f"resolution: Lagrangian cell {m.cell_size:g} Mpc/h; network halo {m.net.halo} cells")
+    print("training hull:")
+    for name, (lo, hi) in m.hull().items():
+        print(f"  {name:8s} [{lo:.4g}, {hi:.4g}]")
+    meta = m.metadata
+    if meta.get("description"):
+        print(f"description: {meta['description']}")
+    if "training" in meta:
+        print(f"training config: stored in the model file ({len(meta['training'].get('config', '').splitlines())} lines)")
+    val = meta.get("validation")
+    if val:
+        from ..training.evaluate import table
+
+        print(f"held-out accuracy ({val['split']} split, {val['n_samples']} simulation snapshots), "
+              f"P(k) ratio and r(k) against the simulations, up to k_Nyq/2 = {val['k_nyquist'] / 2:.3f} h/Mpc:")
+        print(table(val))
+        for name in ("emulator", "2lpt"):
+            v = val[name]
+            print(f"  {name:8s} max|P ratio - 1| = {v['max_abs_ratio_minus_1_to_half_nyquist']:.4f}, "
+                  f"max(1 - r) = {v['max_one_minus_r_to_half_nyquist']:.4f}")
+    return 0

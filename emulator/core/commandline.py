@@ -1,0 +1,56 @@
+"""The command-line dispatcher shared by the ``emulator`` and ``data-prep`` commands.
+
+Each subcommand lives in its own module, providing ``add_arguments(parser)`` and ``run(args) -> int``; a
+subcommand whose arguments belong to another parser (LightningCLI) is a *passthrough*: a module with
+``main(argv)``. User errors (``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``KeyError``) print one
+line, ``<prog> <command>: error: <message>``, and return exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Mapping, Sequence
+
+__all__ = ["run_cli", "UNITS_NOTE"]
+
+UNITS_NOTE = "Units: lengths in comoving Mpc/h, wavenumbers in h/Mpc, velocities in peculiar km/s, masses in Msun/h."
+
+
+def _build_parser(prog: str, description: str, subcommands: Mapping[str, tuple[str, str]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=f"{description} {UNITS_NOTE}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module_name, help_text) in subcommands.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=f"{help_text}. {UNITS_NOTE}",
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def run_cli(
+    prog: str,
+    description: str,
+    subcommands: Mapping[str, tuple[str, str]],
+    argv: Sequence[str] | None = None,
+    passthrough: Mapping[str, str] | None = None,
+) -> int:
+    """Parse ``argv`` and run the chosen subcommand; user errors print one line and return exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = passthrough or {}
+    if argv and argv[0] in passthrough:
+        return int(importlib.import_module(passthrough[argv[0]]).main(argv) or 0)
+    args = _build_parser(prog, description, subcommands).parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"{prog} {args.command}: error: {msg}", file=sys.stderr)
+        return 2

@@ -1,0 +1,51 @@
+"""Mock catalogs from generated particles (the mock-generation stage, ``emulator generate``).
+
+Submodules are imported lazily, so that importing the package stays cheap. Catalog code works on numpy arrays:
+the generated particles leave torch once, in :mod:`.catalogs` (inputs are converted by :mod:`.arrays`).
+
+* :mod:`.api` -- ``generate_mocks``: parameters and seeds to catalog files.
+* :mod:`.catalogs` -- ``MockOptions`` and ``make_catalogs``: which tracer, RSD, cut-sky.
+* :mod:`.fof` -- friends-of-friends halo finder (``friends_of_friends``, ``Halos``).
+* :mod:`.hod`, :mod:`.nfw` -- Zheng et al. (2007) HOD population of halos (``populate_halos``, ``Galaxies``) with
+  NFW satellites.
+* :mod:`.biased` -- Poisson-sampled biased tracers of a density mesh (``biased_tracers``).
+* :mod:`.rsd` -- redshift-space positions along a line of sight (``redshift_space_positions``).
+* :mod:`.cutsky`, :mod:`.distance`, :mod:`.footprint` -- box to RA/Dec/z around an observer, and randoms
+  (``box_to_sky``, ``random_catalog``); the distance-redshift table; RA/Dec footprints.
+* :mod:`.io` (with :mod:`.catalog`, :mod:`.io_hdf5`, :mod:`.io_fits`) -- HDF5/FITS catalog files, atomic
+  (``write_catalog(s)``, ``read_catalog``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "generate_mocks": "api",
+    "MockOptions": "catalogs",
+    "make_catalogs": "catalogs",
+    "Halos": "fof",
+    "friends_of_friends": "fof",
+    "Galaxies": "hod",
+    "HODParams": "hod",
+    "populate_halos": "hod",
+    "mean_ncen": "hod",
+    "mean_nsat": "hod",
+    "biased_tracers": "biased",
+    "redshift_space_positions": "rsd",
+    "box_to_sky": "cutsky",
+    "random_catalog": "cutsky",
+    "Catalog": "catalog",
+    "write_catalog": "io",
+    "write_catalogs": "io",
+    "read_catalog": "io",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

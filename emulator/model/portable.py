@@ -1,0 +1,125 @@
+"""Portable emulator model files: export a training checkpoint, load it safely (``weights_only=True``).
+
+A model file is a ``torch.save`` of a plain dict (tensors, numbers, strings, lists, dicts only)::
+
+    {"format": "cosmo-emulator-model", "format_version": 1,
+     "network": {...StyledUNet kwargs...}, "state_dict": {...network weights...},
+     "style_low": [6 floats], "style_high": [6 floats],   # training prior (5 parameters) + redshift range
+     "cell_size": float (Mpc/h), "metadata": {...}}       # training config, validation numbers, provenance
+
+The embedded default model lives in ``emulator/models/default.pt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.atomic import atomic_path
+from ..core.cosmology import PARAMETER_NAMES, Cosmology
+from ..core.provenance import sha256_file
+from .style import normalise_style
+from .unet import StyledUNet
+
+__all__ = ["EmulatorModel", "export_checkpoint", "load_model", "DEFAULT_MODEL_PATH", "ExtrapolationError"]
+
+FORMAT = "cosmo-emulator-model"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "default.pt"  # emulator/models/
+
+
+class ExtrapolationError(ValueError):
+    """Parameters or redshift outside the model's training hull."""
+
+
+@dataclass
+class EmulatorModel:
+    """A loaded emulator: the network plus everything needed to use it correctly."""
+
+    net: StyledUNet
+    style_low: np.ndarray
+    style_high: np.ndarray
+    cell_size: float
+    metadata: dict = field(default_factory=dict)
+    path: str = ""
+    sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", Path(self.path).stem or "model"))
+
+    @property
+    def redshift_range(self) -> tuple[float, float]:
+        return float(self.style_low[5]), float(self.style_high[5])
+
+    def hull(self) -> dict[str, tuple[float, float]]:
+        """Training prior of each parameter and the redshift range."""
+        names = [*PARAMETER_NAMES, "redshift"]
+        return {k: (float(lo), float(hi)) for k, lo, hi in zip(names, self.style_low, self.style_high)}
+
+    def check_domain(self, cosmo: Cosmology, redshift: float, tol: float = 1e-9) -> list[str]:
+        """Names of the parameters outside the hull, as ``"name=value not in [lo, hi]"`` strings."""
+        values = [*cosmo.to_array(), float(redshift)]
+        out = []
+        for (name, (lo, hi)), v in zip(self.hull().items(), values):
+            if v < lo - tol * max(1, abs(lo)) or v > hi + tol * max(1, abs(hi)):
+                out.append(f"{name}={v:.6g} not in [{lo:.6g}, {hi:.6g}]")
+        return out
+
+    def style(self, cosmo: Cosmology, redshift: float) -> torch.Tensor:
+        """The (6,) normalised conditioning vector (see :func:`emulator.model.style.normalise_style`)."""
+        s = normalise_style(cosmo.to_array(), redshift, self.style_low, self.style_high)
+        return torch.as_tensor(s, dtype=torch.float32)
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Write a portable model file from a Lightning checkpoint of :class:`emulator.training.module.FieldEmulator`."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    network = {"in_channels": 3, "out_channels": 6, "style_dim": 6, **(hp.get("network") or {})}
+    sd = ckpt["state_dict"]
+    payload = {
+        "format": FORMAT,
+        "format_version": 1,
+        "network": network,
+        "state_dict": {k[len("net."):]: v for k, v in sd.items() if k.startswith("net.")},
+        "style_low": sd["style_low"].tolist(),
+        "style_high": sd["style_high"].tolist(),
+        "cell_size": float(sd["cell_size"]),
+        "metadata": {"checkpoint": str(checkpoint), "global_step": int(ckpt.get("global_step", 0)),
+                     **(metadata or {})},
+    }
+    if any(np.isnan(payload["style_low"])):
+        raise ValueError(f"{checkpoint}: checkpoint has no training prior (style bounds); was it trained?")
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+    return out
+
+
+def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> EmulatorModel:
+    """Load a model file (default: the embedded model) with ``torch.load(..., weights_only=True)``."""
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise ValueError(f"{path}: not a loadable model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a cosmo-emulator model file")
+    net = StyledUNet(**payload["network"])
+    net.load_state_dict(payload["state_dict"])
+    net.eval().to(device)
+    return EmulatorModel(
+        net=net,
+        style_low=np.asarray(payload["style_low"], dtype=np.float64),
+        style_high=np.asarray(payload["style_high"], dtype=np.float64),
+        cell_size=float(payload["cell_size"]),
+        metadata=payload.get("metadata", {}),
+        path=str(path),
+        sha256=sha256_file(path),
+    )

@@ -1,0 +1,80 @@
+"""Training losses: Lagrangian field MSE, Eulerian painted-density MSE, and two-point physics constraints.
+
+All functions take fields in Lagrangian-cell units on crops of ``c^3`` particles (see :mod:`emulator.training.trainingset`):
+displacements ``(B, 3, c, c, c)`` in cells. Eulerian quantities are computed by moving the crop's particles
+``q + psi`` and painting them (CIC, differentiable, periodic over the crop) onto a ``c^3`` mesh of unit cells;
+because painting conserves the particle number exactly, the Eulerian term also enforces mass conservation of
+the predicted particles. Two-point terms use the core estimators of :mod:`emulator.core.stats`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..core.lpt import lagrangian_grid, vector_field_to_particles
+from ..core.mesh import paint
+from ..core.stats import correlation_function, power_spectrum
+
+__all__ = [
+    "painted_overdensity",
+    "lagrangian_loss",
+    "eulerian_loss",
+    "power_loss",
+    "xi_loss",
+]
+
+
+def painted_overdensity(disp: torch.Tensor, window: str = "cic") -> torch.Tensor:
+    """Overdensity of the particles ``q + disp`` painted on the crop's own mesh.
+
+    Parameters
+    ----------
+    disp : torch.Tensor
+        Displacements in cell units, ``(B, 3, c, c, c)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, c, c, c)`` overdensity ``n_particles / 1 - 1`` (one particle per cell on average).
+    """
+    b, _, c = disp.shape[:3]
+    q = lagrangian_grid(c, float(c), dtype=disp.dtype, device=disp.device)
+    out = [paint(q + vector_field_to_particles(disp[i]), c, float(c), window=window) for i in range(b)]
+    return torch.stack(out) - 1.0
+
+
+def lagrangian_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of displacement-like fields (cells^2)."""
+    return F.mse_loss(pred, target)
+
+
+def eulerian_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, log: bool = False) -> torch.Tensor:
+    """MSE of painted overdensities; with ``log`` the MSE of ``log(1 + delta)`` (floored at 1e-3)."""
+    if log:
+        delta_pred = torch.log(delta_pred.clamp_min(-0.999) + 1.0)
+        delta_true = torch.log(delta_true.clamp_min(-0.999) + 1.0)
+    return F.mse_loss(delta_pred, delta_true)
+
+
+def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None) -> torch.Tensor:
+    """Mean over k bins of ``(log P_pred(k) - log P_true(k))^2`` on the crops (box of ``c`` cells).
+
+    The target's power is treated as a constant; bins run from the crop's fundamental to its Nyquist frequency.
+    """
+    c = delta_pred.shape[-1]
+    box = float(c)
+    p_pred = power_spectrum(delta_pred, box, nbins=nbins).power
+    p_true = power_spectrum(delta_true.detach(), box, nbins=nbins).power
+    tiny = torch.finfo(p_pred.dtype).tiny
+    return ((p_pred.clamp_min(tiny).log() - p_true.clamp_min(tiny).log()) ** 2).mean()
+
+
+def xi_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None) -> torch.Tensor:
+    """Mean squared difference of the binned correlation functions xi(r) of the crops, in units of xi_true(0)."""
+    c = delta_pred.shape[-1]
+    box = float(c)
+    xi_pred = correlation_function(delta_pred, box, nbins=nbins)[1]
+    xi_true = correlation_function(delta_true.detach(), box, nbins=nbins)[1]
+    scale = xi_true[..., :1].abs().clamp_min(1e-6)
+    return (((xi_pred - xi_true) / scale) ** 2).mean()

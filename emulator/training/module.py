@@ -1,0 +1,234 @@
+"""The LightningModule: a style-conditioned U-Net trained with field, Eulerian and two-point losses.
+
+The network predicts, for each Lagrangian cell of a crop, the residual of the N-body displacement and velocity
+(both in cell units, velocity in displacement units ``v / (100 a E f1)``) over 2LPT; see :mod:`emulator.training.trainingset`.
+Loss weights, network sizes and the optimiser live in the YAML configs under ``configs/``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics import Metric
+
+from .losses import eulerian_loss, lagrangian_loss, painted_overdensity, power_loss, xi_loss
+from ..model import StyledUNet
+
+__all__ = ["FieldEmulator", "SpectrumSums"]
+
+DEFAULT_LOSS_WEIGHTS = {"displacement": 1.0, "velocity": 1.0, "eulerian": 1.0, "power": 0.1, "xi": 0.0}
+
+
+class SpectrumSums(Metric):
+    """Sums over validation crops of the auto and cross spectra needed for P(k) ratios and r(k) (DDP-safe).
+
+    States are summed across processes, and the sample indices are gathered, so a ratio of sums is exact and a
+    sample seen twice would be visible.
+    """
+
+    full_state_update = False
+
+    def __init__(self, nbins: int) -> None:
+        super().__init__()
+        for name in ("p_true", "p_model", "p_lpt", "x_model", "x_lpt"):
+            self.add_state(name, default=torch.zeros(nbins, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("k_sum", default=torch.zeros(nbins, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("n", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("indices", default=[], dist_reduce_fx="cat")
+
+    def update(self, spectra: dict[str, torch.Tensor], indices: torch.Tensor) -> None:
+        for name, value in spectra.items():
+            setattr(self, name, getattr(self, name) + value.detach().double().sum(0))
+        self.n += indices.numel()
+        self.indices.append(indices.detach())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        idx = self.indices if torch.is_tensor(self.indices) else torch.cat(self.indices) if self.indices else None
+        return {
+            "k": self.k_sum / self.n.clamp_min(1),
+            "ratio_model": self.p_model / self.p_true,
+            "ratio_lpt": self.p_lpt / self.p_true,
+            "r_model": self.x_model / (self.p_model * self.p_true).sqrt(),
+            "r_lpt": self.x_lpt / (self.p_lpt * self.p_true).sqrt(),
+            "indices": idx,
+        }
+
+
+class FieldEmulator(L.LightningModule):
+    """Cosmology-conditioned field-level emulator of N-body displacements and velocities.
+
+    Parameters
+    ----------
+    network : dict
+        Keyword arguments of :class:`emulator.model.StyledUNet` (``in_channels=3, out_channels=6,
+        style_dim=6`` are the data contract).
+    loss_weights : dict
+        Weights of ``displacement`` and ``velocity`` (Lagrangian MSE, cells^2), ``eulerian`` (painted
+        overdensity MSE), ``power`` (log P(k) ratio) and ``xi`` (correlation-function mismatch).
+    eulerian_log : bool
+        Compare ``log(1 + delta)`` instead of ``delta`` in the Eulerian term.
+    lr, weight_decay : float
+        AdamW settings; the learning rate follows a linear warm-up then a cosine decay to ``lr * lr_floor``.
+    warmup_steps : int
+        Linear warm-up length in optimiser steps.
+    log_k_fractions : list of float
+        Where to log the validation P(k) ratio and r(k), as fractions of the crop's Nyquist wavenumber.
+    """
+
+    def __init__(
+        self,
+        network: dict[str, Any] | None = None,
+        loss_weights: dict[str, float] | None = None,
+        eulerian_log: bool = False,
+        lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        lr_floor: float = 0.05,
+        warmup_steps: int = 100,
+        log_k_fractions: tuple[float, ...] = (0.125, 0.25, 0.5),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        network = {"in_channels": 3, "out_channels": 6, "style_dim": 6, **(network or {})}
+        unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+        self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.net = StyledUNet(**network)
+        # Filled from the training set in setup() and then saved in every checkpoint.
+        self.register_buffer("style_low", torch.full((6,), math.nan, dtype=torch.float64))
+        self.register_buffer("style_high", torch.full((6,), math.nan, dtype=torch.float64))
+        self.register_buffer("cell_size", torch.tensor(math.nan, dtype=torch.float64))
+        self.val_spectra: SpectrumSums | None = None
+        self.last_validation: dict[str, Any] = {}
+
+    @property
+    def halo(self) -> int:
+        """Cells of input context needed on each side of an output crop."""
+        return int(self.net.halo)
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None:
+            return
+        low, high = dm.style_bounds
+        if torch.isnan(self.style_low).any():
+            self.style_low.copy_(torch.as_tensor(low, dtype=torch.float64))
+            self.style_high.copy_(torch.as_tensor(high, dtype=torch.float64))
+            self.cell_size.fill_(dm.cell_size)
+        else:
+            same = (
+                torch.allclose(self.style_low.cpu(), torch.as_tensor(low, dtype=torch.float64))
+                and torch.allclose(self.style_high.cpu(), torch.as_tensor(high, dtype=torch.float64))
+                and math.isclose(float(self.cell_size), dm.cell_size, rel_tol=1e-9)
+            )
+            if not same:
+                raise ValueError(
+                    "training set's prior, redshift range or cell size differs from the checkpoint's style bounds "
+                    "and cell size (data.path)"
+                )
+        if dm.hparams.halo < self.halo:
+            raise ValueError(f"data.halo={dm.hparams.halo} is smaller than the network halo {self.halo}")
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """Residual over 2LPT ``(B, 6, c, c, c)`` from the 2LPT input ``(B, 3, c+2h, ...)`` and style ``(B, 6)``."""
+        return self.net(x, style)
+
+    def _centre(self, x: torch.Tensor, out_size: int) -> torch.Tensor:
+        """Cut the input down to ``out_size + 2 halo`` when the data carries a wider halo."""
+        excess = (x.shape[-1] - out_size - 2 * self.halo) // 2
+        if excess < 0:
+            raise ValueError(f"input crop {x.shape[-1]} too small for output {out_size} with halo {self.halo}")
+        if excess == 0:
+            return x
+        s = slice(excess, x.shape[-1] - excess)
+        return x[..., s, s, s]
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        target, lpt = batch["target"], batch["lpt"]
+        x = self._centre(batch["input"], target.shape[-1])
+        pred = self.net(x, batch["style"])
+        w = self.weights
+        losses = {
+            "displacement": lagrangian_loss(pred[:, :3], target[:, :3]),
+            "velocity": lagrangian_loss(pred[:, 3:], target[:, 3:]),
+        }
+        fields = {"pred": pred}
+        if w["eulerian"] or w["power"] or w["xi"] or not self.training:
+            delta_pred = painted_overdensity(lpt[:, :3] + pred[:, :3])
+            with torch.no_grad():
+                delta_true = painted_overdensity(lpt[:, :3] + target[:, :3])
+            fields.update(delta_pred=delta_pred, delta_true=delta_true)
+            losses["eulerian"] = eulerian_loss(delta_pred, delta_true, log=self.hparams.eulerian_log)
+            if w["power"] or not self.training:
+                losses["power"] = power_loss(delta_pred, delta_true)
+            if w["xi"]:
+                losses["xi"] = xi_loss(delta_pred, delta_true)
+        losses["total"] = sum(w[k] * v for k, v in losses.items() if w.get(k))
+        return losses, fields
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses, _ = self._step(batch)
+        bs = batch["target"].shape[0]
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=bs)
+        self.log("loss", losses["total"], prog_bar=True, batch_size=bs, logger=False)
+        return losses["total"]
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_spectra = None
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        from ..core.stats import power_spectrum
+
+        losses, fields = self._step(batch)
+        bs = batch["target"].shape[0]
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=bs)
+        c = batch["target"].shape[-1]
+        delta_lpt = painted_overdensity(batch["lpt"][:, :3])
+        true = fields["delta_true"]
+        pk_true = power_spectrum(true, float(c))
+        spec = {
+            "p_true": pk_true.power,
+            "p_model": power_spectrum(fields["delta_pred"], float(c)).power,
+            "p_lpt": power_spectrum(delta_lpt, float(c)).power,
+            "x_model": power_spectrum(fields["delta_pred"], float(c), true).power,
+            "x_lpt": power_spectrum(delta_lpt, float(c), true).power,
+        }
+        spec["k_sum"] = pk_true.k.expand_as(pk_true.power) if pk_true.power.ndim == 2 else pk_true.k[None]
+        if self.val_spectra is None:
+            self.val_spectra = SpectrumSums(spec["p_true"].shape[-1]).to(self.device)
+        self.val_spectra.update(spec, batch["index"])
+
+    def on_validation_epoch_end(self) -> None:
+        if self.val_spectra is None:
+            return
+        res = self.val_spectra.compute()
+        cell = float(self.cell_size)
+        k_phys = res["k"] / cell  # crop units (1/cell) -> h/Mpc
+        knyq = math.pi / cell
+        out = {"k_h_mpc": k_phys.tolist(), "indices": res["indices"].tolist() if res["indices"] is not None else []}
+        for name in ("ratio_model", "ratio_lpt", "r_model", "r_lpt"):
+            out[name] = res[name].tolist()
+        self.last_validation = out
+        for frac in self.hparams.log_k_fractions:
+            j = int(torch.argmin((k_phys - frac * knyq).abs()))
+            tag = f"{float(k_phys[j]):.3g}"
+            for name in ("ratio_model", "ratio_lpt", "r_model", "r_lpt"):
+                self.log(f"val/{name}@k={tag}", float(res[name][j]), sync_dist=False, rank_zero_only=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warm = min(self.hparams.warmup_steps, max(total // 10, 1))
+        floor = self.hparams.lr_floor
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            t = min((step - warm) / max(total - warm, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
