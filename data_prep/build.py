@@ -7,6 +7,8 @@ The manifest (JSON, written by ``data-prep simulate`` or by hand for external su
                       "snapshots": ["sim_0000/snap_001.hdf5", ...], "ic": "sim_0000/snap_000.hdf5",
                       "length_unit": null, "split": null}]}
 
+Manifests of ``data-prep simulate`` add per simulation ``inputs`` and ``inputs_sha256`` (what determined its
+snapshots; checked by :func:`data_prep.manifest.check_simulation_inputs`: one suite, one set of settings).
 Relative paths are relative to the manifest's folder. For each simulation the linear density comes from the
 seed (our own simulator's phase convention, exact) or, when ``seed`` is null, from the initial-conditions
 snapshot: ``delta_L = -div(x_ic - q) / D1(a_ic)`` (first order; the 2LPT term of the ICs is O(D1(a_ic)) smaller
@@ -15,20 +17,27 @@ and neglected). Particles are matched to the Lagrangian grid by ID: ``id - id_mi
 
 Resumability: the set is built in ``<out>.partial``; each finished simulation is flagged ``complete`` and is
 skipped after a restart; the file is renamed to ``<out>`` only when every simulation is in.
+
+Staleness: the file (and ``<out>.partial`` from its start) records the fingerprint of everything that determines
+it (:func:`data_prep.manifest.trainingset_fingerprint`: the manifest's contents with each simulation's recorded
+inputs, its source files' identity, the split options, :data:`FORMAT_VERSION` and :data:`BUILDER_VERSION`) as the
+JSON dataset ``/fingerprint`` and the root attribute ``fingerprint_sha256``. An existing ``out`` or partial build
+made from other inputs is never kept or resumed silently: the build refuses, naming the differing keys, unless
+``rebuild=True``. One build at a time may write ``out`` (lock ``<out>.lock``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
-from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
+from emulator.core.atomic import remove_stale_temporaries
+from emulator.core.cosmology import PARAMETER_NAMES
 from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.fourier import check_mesh_size, gradient_kernels, to_fourier, to_real
 from emulator.core.growth import GrowthHistory
@@ -37,64 +46,19 @@ from emulator.core.mesh import paint
 from emulator.core.power import LinearPower
 from emulator.core.provenance import code_version, sha256_file, utc_now
 
+from .fingerprint import canonical_json, digest
+from emulator.core.locks import exclusive_lock
+from .manifest import SimulationEntry, check_recorded_fingerprint, load_manifest, trainingset_fingerprint
 from .readers import iter_chunks, read_header
 from .readers.base import SnapshotError
 
 __all__ = ["SimulationEntry", "load_manifest", "grid_fields", "assign_splits", "build_training_set"]
 
 FORMAT = "cosmo-emulator-trainingset"
-
-
-@dataclass(frozen=True)
-class SimulationEntry:
-    """One simulation of a manifest (paths resolved)."""
-
-    sim_id: str
-    cosmology: Cosmology
-    seed: int | None
-    snapshots: tuple[str, ...]
-    ic: str | None
-    length_unit: str | float | None = None
-    split: str | None = None
-
-
-def load_manifest(path: str | Path) -> tuple[dict, list[SimulationEntry]]:
-    """Read a suite manifest; return (suite attributes, entries) or raise ``ValueError`` naming the file."""
-    path = Path(path)
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"manifest {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    for key in ("box_size", "ngrid", "simulations"):
-        if key not in meta:
-            raise ValueError(f"{path}: manifest lacks '{key}'")
-    root = path.parent
-    entries = []
-    for i, sim in enumerate(meta["simulations"]):
-        try:
-            cosmo = Cosmology.from_mapping(sim["cosmology"])
-            snaps = tuple(str(root / s) for s in sim["snapshots"])
-            sim_id = str(sim["sim_id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: simulation #{i} is invalid: {exc}") from None
-        if not snaps:
-            raise ValueError(f"{path}: simulation {sim_id} lists no snapshots")
-        seed = sim.get("seed")
-        ic = sim.get("ic")
-        if seed is None and ic is None:
-            raise ValueError(f"{path}: simulation {sim_id} needs a seed or an initial-conditions snapshot 'ic'")
-        split = sim.get("split")
-        if split not in (None, "train", "val", "test"):
-            raise ValueError(f"{path}: simulation {sim_id} has split {split!r}; use train, val or test")
-        entries.append(
-            SimulationEntry(sim_id, cosmo, None if seed is None else int(seed), snaps,
-                            None if ic is None else str(root / ic), sim.get("length_unit"), split)
-        )
-    if len({e.sim_id for e in entries}) != len(entries):
-        raise ValueError(f"{path}: duplicate sim_id in manifest")
-    return meta, entries
+FORMAT_VERSION = 1  # the file layout (docs/architecture.md), checked by the readers of training sets
+#: Bump when the builder computes something differently from the same inputs (it is part of the fingerprint, so
+#: existing training sets are then refused until rebuilt).
+BUILDER_VERSION = 1
 
 
 def grid_fields(path: str, ngrid: int, box_size: float, length_unit=None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -235,16 +199,34 @@ def build_training_set(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     split_seed: int = 0,
+    rebuild: bool = False,
     progress: bool = True,
 ) -> Path:
     """Build (or complete) the training set ``out`` from a manifest; return its path.
 
-    Finished simulations of an interrupted build (in ``<out>.partial``) are kept, and an existing complete
-    ``out`` that already holds every simulation is left untouched. The split is by cosmology (see
-    :func:`assign_splits`) and is recorded in ``/splits``.
-    """
-    from tqdm.auto import tqdm
+    Parameters
+    ----------
+    manifest : str or Path
+        Suite manifest (JSON, see the module notes).
+    out : str or Path
+        Training-set HDF5 file; its folder must exist. Written atomically (via ``<out>.partial``).
+    val_fraction, test_fraction : float
+        Fractions of cosmologies held out, in [0, 1) (see :func:`assign_splits`).
+    split_seed : int
+        Seed of the split by cosmology.
+    rebuild : bool
+        Build from scratch even when ``out`` or ``<out>.partial`` exists. Without it, an ``out`` made from the
+        same inputs (same fingerprint) is left untouched, a partial build from the same inputs is resumed
+        (finished simulations kept), and either one made from other inputs makes the build refuse with a
+        ``ValueError`` naming the differing keys, before any work.
+    progress : bool
+        Show a progress bar over simulations.
 
+    Raises
+    ------
+    emulator.core.locks.BusyError
+        Another build holds ``<out>.lock``.
+    """
     meta, entries = load_manifest(manifest)
     ngrid, box_size = check_mesh_size(int(meta["ngrid"]), "ngrid"), float(meta["box_size"])
     for e in entries:
@@ -252,21 +234,42 @@ def build_training_set(
             if not Path(p).is_file() and not Path(p + ".0.hdf5").is_file() and not Path(p + ".0").is_file():
                 raise FileNotFoundError(f"snapshot {p} (listed for {e.sim_id} in {manifest}) does not exist")
     splits = assign_splits(entries, val_fraction, test_fraction, split_seed)
-    split_of = {sid: name for name, ids in splits.items() for sid in ids}
+    fingerprint = trainingset_fingerprint(manifest, meta, val_fraction=val_fraction, test_fraction=test_fraction,
+                                          split_seed=split_seed, format_version=FORMAT_VERSION,
+                                          builder_version=BUILDER_VERSION)
     out = Path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} (of --out {out}) does not exist")
     partial = out.with_name(out.name + ".partial")
-    if out.exists() and not partial.exists():
-        with h5py.File(out, "r") as f:
-            have = {k for k, g in f["sims"].items() if g.attrs.get("complete")} if "sims" in f else set()
-        if have >= {e.sim_id for e in entries}:
-            return out
-        import shutil
+    with exclusive_lock(out.with_name(out.name + ".lock"), f"another data-prep build is writing {out}"):
+        up_to_date = False
+        if rebuild:
+            partial.unlink(missing_ok=True)
+        elif partial.exists():
+            check_recorded_fingerprint(partial, fingerprint, "an interrupted build")
+        elif out.exists():
+            check_recorded_fingerprint(out, fingerprint, "the existing training set")
+            up_to_date = True
+        remove_stale_temporaries(out.parent)  # left by killed builds (and other atomic writers) of this host
+        if not up_to_date:
+            _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress)
+            os.replace(partial, out)
+    return out
 
-        shutil.copyfile(out, partial)
+
+def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress) -> None:
+    """Write (or complete) the partial build: fingerprint first, then every unfinished simulation, then attrs."""
+    from tqdm.auto import tqdm
+
+    split_of = {sid: name for name, ids in splits.items() for sid in ids}
     params = np.array([e.cosmology.to_array() for e in entries])
     low = np.asarray(meta.get("prior_low", params.min(axis=0)), dtype=np.float64)
     high = np.asarray(meta.get("prior_high", params.max(axis=0)), dtype=np.float64)
     with h5py.File(partial, "a") as f:
+        if "fingerprint" not in f:
+            f.create_dataset("fingerprint", data=canonical_json(fingerprint))
+            f.attrs["fingerprint_sha256"] = digest(fingerprint)
+            f.flush()
         f.require_group("sims")
         todo = []
         for e in entries:
@@ -280,7 +283,7 @@ def build_training_set(
             del f["sims"][stale]
         f.attrs.update(
             format=FORMAT,
-            format_version=1,
+            format_version=FORMAT_VERSION,
             code_version=code_version(),
             created=utc_now(),
             ngrid=ngrid,
@@ -293,5 +296,3 @@ def build_training_set(
         sp = f.require_group("splits")
         for name, ids in splits.items():
             sp.attrs[name] = json.dumps(sorted(ids))
-    os.replace(partial, out)
-    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .build import build_training_set
 
@@ -13,21 +14,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``data-prep build``."""
     parser.add_argument("--manifest", required=True, help="suite manifest JSON (written by data-prep simulate)")
     parser.add_argument("--out", required=True, help="training-set HDF5 file to write (atomically)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of cosmologies held out for validation")
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="fraction of cosmologies held out for testing")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="fraction of cosmologies held out for validation")
+    parser.add_argument("--test-fraction", type=float, default=0.1,
+                        help="fraction of cosmologies held out for testing")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split by cosmology")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build from scratch even if --out (or its interrupted <out>.partial) exists; needed "
+                             "when the manifest, its simulations' files or the split options changed since")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def run(args: argparse.Namespace) -> int:
-    """Build the training set and print its path."""
+    """Build the training set and print its path (or that it was already up to date)."""
+    before = _identity(args.out)
     out = build_training_set(
         args.manifest,
         args.out,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         split_seed=args.split_seed,
+        rebuild=args.rebuild,
         progress=not args.no_progress,
     )
-    print(f"wrote {out}")
+    if before is not None and _identity(str(out)) == before:
+        print(f"{out} is up to date (built from the same manifest, files and options)")
+    else:
+        print(f"wrote {out}")
     return 0

@@ -10,6 +10,8 @@ import numpy as np
 
 __all__ = ["describe", "add_arguments", "run"]
 
+_UNIT_CHOICES = "Mpc/h, kpc/h, Gpc/h or a factor to Mpc/h (e.g. 0.001 for kpc/h)"
+
 
 def _describe_training_set(f: h5py.File) -> list[str]:
     a = f.attrs
@@ -34,8 +36,22 @@ def _describe_training_set(f: h5py.File) -> list[str]:
     return lines
 
 
-def describe(path: str) -> str:
-    """Human-readable summary of a training set or a snapshot (any format the readers know)."""
+def describe(path: str, length_unit: str | float | None = None) -> str:
+    """Human-readable summary of a training set or a snapshot (any format the readers know).
+
+    Parameters
+    ----------
+    path : str
+        Training-set HDF5 file or snapshot.
+    length_unit : str or float, optional
+        Length unit of a snapshot without unit metadata (e.g. Gadget-2 binary): ``"Mpc/h"``, ``"kpc/h"``,
+        ``"Gpc/h"`` or a factor to Mpc/h. Ignored for training sets.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file, e.g. a snapshot whose length unit is unknown (asking for ``--length-unit``).
+    """
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") == "cosmo-emulator-trainingset":
@@ -43,13 +59,12 @@ def describe(path: str) -> str:
     except OSError:
         pass
     from .readers import read_header
+    from .readers.base import LengthUnitError
 
     try:
-        h = read_header(path)
-    except ValueError as exc:
-        if "length_unit" not in str(exc):
-            raise
-        return f"{path}: snapshot with unknown length unit ({exc}); pass --length-unit"
+        h = read_header(path, length_unit=length_unit)
+    except LengthUnitError as exc:
+        raise LengthUnitError(exc.path, exc.problem, f"pass --length-unit {_UNIT_CHOICES}") from None
     return "\n".join(
         [
             f"{path}: {h.format} snapshot in {len(h.files)} file(s)",
@@ -60,12 +75,29 @@ def describe(path: str) -> str:
     )
 
 
+def _length_unit(text: str) -> str | float:
+    """``--length-unit`` value: a unit name or a number (factor to Mpc/h), checked by the readers' parser."""
+    from .readers.base import parse_length_unit
+
+    try:
+        value: str | float = float(text)
+    except ValueError:
+        value = text
+    try:
+        parse_length_unit(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {_UNIT_CHOICES}, got {text!r}") from None
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``data-prep inspect``."""
     parser.add_argument("path", help="training-set HDF5 file or snapshot (Gadget binary/HDF5, SWIFT, bigfile)")
+    parser.add_argument("--length-unit", type=_length_unit, default=None, metavar="UNIT",
+                        help=f"length unit of a snapshot that does not record one (Gadget-2 binary): {_UNIT_CHOICES}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary."""
-    print(describe(args.path))
+    print(describe(args.path, args.length_unit))
     return 0

@@ -16,8 +16,10 @@ from data_prep.writers import write_gadget2_binary, write_gadget4_hdf5
 
 try:
     from gadget_fixtures import floats, gadget_file, header_bytes, ints
+    from helpers_dataprep import killed_writer
 except ImportError:  # tests imported as a package
     from tests.gadget_fixtures import floats, gadget_file, header_bytes, ints
+    from tests.helpers_dataprep import killed_writer
 
 COSMO = {"Omega_m": 0.3, "Omega_b": 0.05, "h": 0.7, "n_s": 0.96, "sigma8": 0.8}
 
@@ -217,3 +219,35 @@ def test_atomic_file_set_rollback_on_rename_failure(tmp_path, monkeypatch):
         for k, t in enumerate(temps):
             Path(t).write_text(str(k))
     assert [p.read_text() for p in targets] == ["0", "1", "2"] and len(os.listdir(tmp_path)) == 3
+
+
+def test_stale_temporaries_of_dead_owners_on_this_host_are_removed(tmp_path):
+    from emulator.core.atomic import remove_stale_temporaries
+
+    (dead,), dead_pid = killed_writer(tmp_path / "a.txt")  # a real writer, SIGKILLed mid-write and reaped
+    name = os.path.basename(dead)
+    assert os.path.exists(dead) and name.startswith(".a.txt.") and f".{dead_pid}@" in name
+    head, _, tail = name.partition(f".{dead_pid}@")
+    other_host = tmp_path / f"{head}.{dead_pid}@elsewhere-host.{tail.split('.', 1)[1]}"
+    other_host.write_text("another machine's writer, on a shared file system")
+    older_scheme = tmp_path / ".a.txt.k2j4x9qz.tmp"  # no owner recorded: never ours to judge
+    older_scheme.write_text("x")
+    plain = tmp_path / "data.tmp"
+    plain.write_text("a user's file")
+    with atomic_path(tmp_path / "b.txt") as live:  # a live owner: this process
+        assert f".{os.getpid()}@" in os.path.basename(live)
+        removed = remove_stale_temporaries(tmp_path)
+        assert [os.path.basename(p) for p in removed] == [name]
+        assert os.path.exists(live)
+    assert not os.path.exists(dead)
+    assert other_host.exists() and older_scheme.exists() and plain.exists()
+    assert remove_stale_temporaries(tmp_path) == [] and remove_stale_temporaries(tmp_path / "missing") == []
+
+
+def test_atomic_path_removes_dead_temporaries_of_its_own_target_only(tmp_path):
+    (a_tmp, b_tmp), _ = killed_writer(tmp_path / "a.txt", tmp_path / "b.txt")
+    assert os.path.exists(a_tmp) and os.path.exists(b_tmp)
+    with atomic_open(tmp_path / "a.txt", "w") as fh:
+        fh.write("new")
+    assert (tmp_path / "a.txt").read_text() == "new"
+    assert not os.path.exists(a_tmp) and os.path.exists(b_tmp)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "MPC_IN_CM", "MSUN_IN_G", "VELOCITY_CONVENTIONS", "Snapshot", "SnapshotHeader", "SnapshotError",
+    "MPC_IN_CM", "MSUN_IN_G", "VELOCITY_CONVENTIONS", "Snapshot", "SnapshotHeader", "SnapshotError", "LengthUnitError",
     "parse_length_unit", "resolve_length_unit", "scale_lengths", "snap_to_power_of_ten", "velocity_exponent",
     "validate_ids", "check_parttype", "check_time_redshift",
 ]
@@ -46,6 +46,27 @@ class SnapshotError(ValueError):
             path, message = None, str(path)
         self.path = os.fspath(path) if path is not None else None
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class LengthUnitError(SnapshotError):
+    """A snapshot does not say its length unit and none was given.
+
+    ``problem`` describes what is missing; the message adds ``advice`` (by default the Python argument
+    ``length_unit``), which a front end replaces with its own option (``data-prep inspect --length-unit``).
+    """
+
+    PYTHON_ADVICE = "pass length_unit='Mpc/h', 'kpc/h' or a factor to Mpc/h"
+
+    def __init__(self, path: Any, problem: str | None = None, advice: str | None = None) -> None:
+        if problem is None:  # one argument: the whole message (unpickling)
+            super().__init__(path)
+            self.problem, self.advice = str(path), ""
+            return
+        self.problem, self.advice = problem, self.PYTHON_ADVICE if advice is None else advice
+        super().__init__(path, f"{problem}; {self.advice}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.problem, self.advice)
 
 
 @dataclass
@@ -155,7 +176,7 @@ def resolve_length_unit(path: str, from_metadata: float | None, length_unit: str
     """Pick the length factor to Mpc/h: the caller's ``length_unit`` if given, else file metadata, else fail.
 
     An explicit ``length_unit`` that disagrees with the metadata wins, with a warning. With neither, raise a
-    :class:`SnapshotError` asking for ``length_unit`` (a BoxSize > 5000 only feeds the hint: it suggests kpc/h).
+    :class:`LengthUnitError` asking for ``length_unit`` (a BoxSize > 5000 only feeds the hint: it suggests kpc/h).
     """
     if length_unit is not None:
         factor = parse_length_unit(length_unit)
@@ -166,8 +187,7 @@ def resolve_length_unit(path: str, from_metadata: float | None, length_unit: str
     if from_metadata is not None:
         return from_metadata
     hint = " (BoxSize > 5000 suggests kpc/h)" if box_size_file > 5000 else ""
-    raise SnapshotError(path, f"the file has no length-unit metadata (BoxSize={box_size_file:g} in file units){hint}; "
-                              "pass length_unit='Mpc/h', 'kpc/h' or a factor to Mpc/h")
+    raise LengthUnitError(path, f"the file has no length-unit metadata (BoxSize={box_size_file:g} in file units){hint}")
 
 
 def scale_lengths(values: np.ndarray, factor: float) -> np.ndarray:

@@ -11,6 +11,13 @@ output keeps that (C) order.
 
 Determinism: a given configuration gives bit-identical outputs on the CPU. On CUDA, painting uses atomic
 additions whose order varies, so repeated runs agree only to float rounding.
+
+Versioning: :data:`SIMULATOR_VERSION` is the simulator's code version for provenance and resumption. It is bumped
+by hand whenever a change (here, in :mod:`data_prep.simulate.pm`, in the core physics they call, in a default of
+:func:`run_simulation`, or in the snapshot writer) changes the snapshots written for the same inputs. Suites
+record it per simulation rather than the git commit, so that a commit that leaves the physics alone (docs,
+refactoring) does not invalidate a suite, while one that changes it makes a resumed suite refuse to mix old and
+new simulations.
 """
 
 from __future__ import annotations
@@ -37,7 +44,10 @@ from emulator.core.power import LinearPower
 
 from .pm import GRADIENTS, SPACINGS, PMForce, kdk, step_schedule
 
-__all__ = ["ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
+__all__ = ["SIMULATOR_VERSION", "ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
+
+#: Bump when the simulator's output for the same inputs changes (see the module notes); not for docs/refactors.
+SIMULATOR_VERSION = 1
 
 
 @dataclass

@@ -6,10 +6,18 @@ style HDF5 snapshots (the initial conditions as ``snap_000`` and one per output 
 ``done.json`` marker; a restarted run skips simulations with a marker, and the snapshot writer is atomic, so a
 killed run never leaves a half-written file that looks finished. ``manifest.json`` (for ``data-prep build``) is
 rewritten atomically after each simulation.
+
+Every marker and manifest entry records the simulation's ``inputs`` (:func:`simulation_inputs`: simulator
+version, box, grid, simulator settings with defaults filled in, cosmology, seed) and their hash
+``inputs_sha256``. A resumed run compares them with what the config asks for now: if any finished simulation
+differs (say ``steps`` or ``box_size`` was edited), it refuses before any work, naming the simulations and keys,
+unless ``force=True`` (``--force``), which redoes those simulations. One run at a time may write a suite folder
+(lock ``simulate.lock``); temporaries left there by killed runs of this host are removed at the start.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,15 +27,20 @@ from typing import Any
 import numpy as np
 import yaml
 
+from emulator.core.atomic import atomic_open, remove_stale_temporaries
+from emulator.core.checks import check_box_size
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
 from emulator.core.provenance import code_version, utc_now
 
-from emulator.core.atomic import atomic_open
+from ..fingerprint import differing_keys, digest, summarise_keys
+from emulator.core.locks import exclusive_lock
+from .run import SIMULATOR_VERSION, run_simulation
 
-__all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config"]
+__all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config", "simulation_inputs"]
 
 _SIM_KEYS = {
-    "z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient", "mesh_shift",
+    "z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient",
+    "mesh_shift",
 }
 
 
@@ -55,6 +68,9 @@ class SuiteConfig:
         for k, rng in self.prior.items():
             if k not in PARAMETER_NAMES or len(rng) != 2 or not rng[0] <= rng[1]:
                 raise ValueError(f"suite prior.{k} must be [low, high] for a known parameter, got {rng!r}")
+        check_box_size(self.box_size)
+        if isinstance(self.ngrid, bool) or not isinstance(self.ngrid, int) or self.ngrid < 1:
+            raise ValueError(f"ngrid must be a positive integer (particles per side), got {self.ngrid!r}")
         if self.n_cosmologies < 1 or self.seeds_per_cosmology < 1:
             raise ValueError("n_cosmologies and seeds_per_cosmology must be >= 1")
         unknown = set(self.simulation) - _SIM_KEYS
@@ -101,15 +117,39 @@ def _design(cfg: SuiteConfig) -> list[dict]:
     return sims
 
 
+def simulation_inputs(cfg: SuiteConfig, sim: dict) -> dict:
+    """Everything that determines one simulation's snapshots, as a JSON-compatible dict.
+
+    ``simulator_version`` (:data:`data_prep.simulate.run.SIMULATOR_VERSION`, not the git commit), ``box_size``
+    (Mpc/h), ``ngrid``, ``simulation`` (every suite-settable option of :func:`run_simulation`, defaults filled
+    in, integers given for float options written as floats), ``cosmology`` and ``seed``. Left out, as they do not
+    change the particles: the suite's name and folder, ``num_files`` (file layout only) and ``device`` (CPU and
+    CUDA agree to float rounding).
+    """
+    params = inspect.signature(run_simulation).parameters
+    options = {}
+    for key in sorted(_SIM_KEYS):
+        default = params[key].default
+        value = cfg.simulation.get(key, default)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if key == "output_redshifts" and isinstance(value, (list, tuple)):
+            value = [float(z) if isinstance(z, int) and not isinstance(z, bool) else z for z in value]
+        options[key] = value
+    return {"simulator_version": SIMULATOR_VERSION, "box_size": float(cfg.box_size), "ngrid": int(cfg.ngrid),
+            "simulation": options, "cosmology": dict(sim["cosmology"]), "seed": int(sim["seed"])}
+
+
 def _write_manifest(cfg: SuiteConfig, out: Path, done: list[dict]) -> None:
     manifest = {
         "suite": cfg.name,
-        "box_size": cfg.box_size,
+        "box_size": float(cfg.box_size),
         "ngrid": cfg.ngrid,
         "param_names": list(PARAMETER_NAMES),
         "prior_low": cfg.low.tolist(),
         "prior_high": cfg.high.tolist(),
         "simulation": cfg.simulation,
+        "simulator_version": SIMULATOR_VERSION,
         "code_version": code_version(),
         "updated": utc_now(),
         "simulations": done,
@@ -118,54 +158,109 @@ def _write_manifest(cfg: SuiteConfig, out: Path, done: list[dict]) -> None:
         json.dump(manifest, fh, indent=1)
 
 
-def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = None) -> Path:
+def _finished(out: Path, design: list[dict], expected: dict[str, dict]) -> tuple[dict, dict]:
+    """Markers found: ``(records whose inputs match, {sim_id: differing keys} for the others)``."""
+    done, stale = {}, {}
+    for sim in design:
+        sid = sim["sim_id"]
+        marker = out / sid / "done.json"
+        if not marker.is_file():
+            continue
+        try:
+            record = json.loads(marker.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{marker}: not valid JSON; delete it to redo {sid}") from None
+        if "inputs" not in record:
+            stale[sid] = ["inputs (not recorded: run by an older data-prep)"]
+        elif record.get("inputs_sha256") != digest(expected[sid]):
+            stale[sid] = differing_keys(record["inputs"], expected[sid]) or ["inputs_sha256"]
+        else:
+            done[sid] = record
+    return done, stale
+
+
+def _redo(sdir: Path) -> None:
+    """Forget a finished simulation made from other inputs: its marker first, then its snapshots."""
+    (sdir / "done.json").unlink(missing_ok=True)
+    for f in sdir.glob("snap_[0-9][0-9][0-9]*"):
+        if f.is_file():
+            f.unlink()
+
+
+def _simulate(cfg: SuiteConfig, out: Path, sim: dict, inputs: dict, device: str) -> dict:
+    """Run one simulation, write its snapshots and, last, its marker; return the marker's record."""
+    from emulator.core.cosmology import particle_mass_from_cosmology
+
+    from ..writers import write_gadget4_hdf5
+
+    sdir = out / sim["sim_id"]
+    sdir.mkdir(exist_ok=True)
+    cosmo = Cosmology.from_mapping(sim["cosmology"])
+    t0 = time.perf_counter()
+    res = run_simulation(cosmo, sim["seed"], cfg.ngrid, cfg.box_size, device=device, **cfg.simulation)
+    mass = particle_mass_from_cosmology(cosmo.Omega_m, cfg.box_size, cfg.ngrid**3)
+    prov = {"seed": sim["seed"], "code_version": code_version(), "suite": cfg.name, "sim_id": sim["sim_id"],
+            "simulation": cfg.simulation, "ngrid": cfg.ngrid, "simulator_version": SIMULATOR_VERSION}
+    snaps = []
+    for k, state in enumerate([res.ic, *res.outputs]):
+        write_gadget4_hdf5(
+            sdir / f"snap_{k:03d}.hdf5", state.positions.cpu().numpy(), state.velocities.cpu().numpy(),
+            state.ids.cpu().numpy(), cfg.box_size, state.redshift, cosmo.to_dict(), mass, num_files=cfg.num_files,
+            extra_attrs=prov,
+        )
+        snaps.append(f"{sim['sim_id']}/snap_{k:03d}" + (".hdf5" if cfg.num_files == 1 else ""))
+    record = {**sim, "ic": snaps[0], "snapshots": snaps[1:], "inputs": inputs, "inputs_sha256": digest(inputs),
+              "wall_seconds": time.perf_counter() - t0, "device": device}
+    with atomic_open(sdir / "done.json", "w") as fh:
+        json.dump(record, fh, indent=1)
+    return record
+
+
+def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = None, force: bool = False) -> Path:
     """Run (or resume) every simulation of the suite; return the manifest path.
 
-    ``limit`` stops after that many new simulations (for smoke tests and time-sliced jobs).
+    Parameters
+    ----------
+    cfg : SuiteConfig
+        The suite.
+    progress : bool
+        Show a progress bar over the simulations this run will do (its title says how many were done before).
+    limit : int, optional
+        Stop after that many new simulations (for smoke tests and time-sliced jobs).
+    force : bool
+        Redo finished simulations whose recorded inputs differ from the config's. Without it such a resume
+        raises ``ValueError`` before any work, naming the simulations and the differing keys.
+
+    Raises
+    ------
+    emulator.core.locks.BusyError
+        Another run holds the suite folder's lock.
     """
     import torch
     from tqdm.auto import tqdm
 
-    from emulator.core.cosmology import particle_mass_from_cosmology
-
-    from ..writers import write_gadget4_hdf5
-    from .run import run_simulation
-
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     design = _design(cfg)
-    done, new = [], 0
-    bar = tqdm(design, desc=f"suite {cfg.name}", unit="sim", disable=not progress)
-    for sim in bar:
-        sdir = out / sim["sim_id"]
-        marker = sdir / "done.json"
-        if marker.is_file():
-            done.append(json.loads(marker.read_text()))
-            continue
-        if limit is not None and new >= limit:
-            continue
-        sdir.mkdir(exist_ok=True)
-        cosmo = Cosmology.from_mapping(sim["cosmology"])
-        t0 = time.perf_counter()
-        res = run_simulation(cosmo, sim["seed"], cfg.ngrid, cfg.box_size, device=device, **cfg.simulation)
-        mass = particle_mass_from_cosmology(cosmo.Omega_m, cfg.box_size, cfg.ngrid**3)
-        prov = {"seed": sim["seed"], "code_version": code_version(), "suite": cfg.name, "sim_id": sim["sim_id"],
-                "simulation": cfg.simulation, "ngrid": cfg.ngrid}
-        snaps = []
-        for k, state in enumerate([res.ic, *res.outputs]):
-            name = sdir / f"snap_{k:03d}.hdf5"
-            write_gadget4_hdf5(
-                name, state.positions.cpu().numpy(), state.velocities.cpu().numpy(), state.ids.cpu().numpy(),
-                cfg.box_size, state.redshift, cosmo.to_dict(), mass, num_files=cfg.num_files, extra_attrs=prov,
-            )
-            snaps.append(f"{sim['sim_id']}/snap_{k:03d}" + (".hdf5" if cfg.num_files == 1 else ""))
-        record = {**sim, "ic": snaps[0], "snapshots": snaps[1:], "wall_seconds": time.perf_counter() - t0,
-                  "device": device}
-        with atomic_open(marker, "w") as fh:
-            json.dump(record, fh, indent=1)
-        done.append(record)
-        new += 1
-        _write_manifest(cfg, out, done)
-    _write_manifest(cfg, out, done)
+    expected = {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design}
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out / "simulate.lock", f"another data-prep simulate is writing {out}"):
+        done, stale = _finished(out, design, expected)
+        if stale and not force:
+            keys = sorted({k for v in stale.values() for k in v})
+            raise ValueError(f"{out}: {len(stale)} finished simulation(s) ({summarise_keys(sorted(stale), 3)}) were "
+                             f"made with other inputs than this config (differing: {summarise_keys(keys)}); pass "
+                             "--force to redo them, or use another --out-dir")
+        for folder in [out, *(out / sim["sim_id"] for sim in design)]:
+            remove_stale_temporaries(folder)
+        for sid in stale:
+            _redo(out / sid)
+        todo = [sim for sim in design if sim["sim_id"] not in done][:limit]
+        title = f"suite {cfg.name} ({len(done)} of {len(design)} done before)"
+        for sim in tqdm(todo, desc=title, unit="sim", disable=not progress):
+            done[sim["sim_id"]] = _simulate(cfg, out, sim, expected[sim["sim_id"]], device)
+            _write_manifest(cfg, out, [done[s["sim_id"]] for s in design if s["sim_id"] in done])
+        _write_manifest(cfg, out, [done[s["sim_id"]] for s in design if s["sim_id"] in done])
     return out / "manifest.json"

@@ -7,22 +7,104 @@ On any exception the temporary file is deleted and the target is left untouched.
 :func:`atomic_open` yields an open file object; :func:`atomic_file_set` writes several files as one unit: all
 are written to temporaries first and only renamed once every one succeeded, and if anything fails, no file of
 the set is left behind (targets already renamed in a failing commit are removed again).
+
+Temporary files are hidden and named ``.<target name>.<pid>@<host>.<random>.tmp``: the owner's process ID and
+host name (characters other than letters, digits and ``-`` replaced by ``-``). A process killed mid-write (where
+no ``except`` clause runs) leaves its temporary behind; :func:`remove_stale_temporaries` removes those whose
+owner process on this host is dead, and :func:`atomic_path` does so for its own target name before it creates a
+temporary. A temporary of a live process, of another host (a shared file system), or in another naming scheme
+(those written before owner names were recorded) is never removed. Limits: a dead owner's PID reused by a new
+process keeps its leftover until that process ends; processes in another PID namespace that share this host
+name and folder (containers) would look dead; liveness is only tested on POSIX systems (elsewhere nothing is
+removed, as ``os.kill`` with signal 0 would terminate the process there).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import socket
 import tempfile
 from typing import IO, Iterator, Sequence
 
-__all__ = ["atomic_path", "atomic_open", "atomic_file_set"]
+__all__ = ["atomic_path", "atomic_open", "atomic_file_set", "remove_stale_temporaries"]
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9-]+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def _host() -> str:
+    """This host's name as it appears in temporary file names (letters, digits and ``-``; at most 63)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "localhost"
+
+
+def _owner_is_dead(pid: int) -> bool:
+    """True only when no process ``pid`` exists on this host (POSIX ``kill(pid, 0)`` -> ``ESRCH``)."""
+    if os.name != "posix" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: alive, owned by another user
+        return False
+    return False
+
+
+def _remove_stale(directory: str, names: list[str]) -> list[str]:
+    """Remove the temporaries among ``names`` (file names in ``directory``) whose owner here is dead."""
+    host, removed = _host(), []
+    for name in names:
+        m = _TEMP_RE.match(name)
+        if m is None or m["host"] != host or not _owner_is_dead(int(m["pid"])):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            os.remove(path)
+        except FileNotFoundError:  # removed meanwhile by another cleaner
+            continue
+        except OSError:  # not ours to remove (permissions, a directory): leave it
+            continue
+        removed.append(path)
+    return sorted(removed)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[str]:
+    """Remove this module's temporary files in ``directory`` whose owner process on this host is dead.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        Folder to clean (not recursive). A missing folder has nothing to remove.
+
+    Returns
+    -------
+    list of str
+        Paths of the removed files, sorted. Temporaries of live processes, of other hosts and files in any
+        other naming scheme are kept (see the module notes).
+    """
+    directory = os.fspath(directory)
+    try:
+        names = [e.name for e in os.scandir(directory) if e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return _remove_stale(directory, names)
 
 
 def _make_temp(path: str) -> str:
-    """Create an empty temporary file next to ``path`` and return its name."""
+    """Create an empty temporary file next to ``path`` and return its name.
+
+    Stale temporaries of the same target (owner dead, this host) are removed first: a cheap glob of
+    ``.<name>.*.tmp``.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    base = os.path.basename(path)
+    pattern = os.path.join(glob.escape(directory), "." + glob.escape(base) + ".*.tmp")
+    _remove_stale(directory, [os.path.basename(p) for p in glob.glob(pattern)
+                              if (m := _TEMP_RE.match(os.path.basename(p))) and m["name"] == base])
+    prefix = f".{base}.{os.getpid()}@{_host()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     os.close(fd)
     # mkstemp makes the file private (0600); give it the permissions a plain open() would (0666 minus umask)
     umask = os.umask(0)
