@@ -107,20 +107,41 @@ def test_hdf5_layout_seen_by_h5py(tmp_path):
 
 
 def test_fits_layout_seen_by_astropy(tmp_path):
+    """astropy reads the units as meant: little h as astropy.cosmology.units.littleh, never the hour."""
+    from astropy import units as u
+    from astropy.cosmology import units as cu
+
     cols = make_columns()
     path = tmp_path / "cat.fits"
     write_catalog(path, cols, ATTRS, format="fits")
-    with warnings.catch_warnings():  # 'Msun/h' is not a FITS-standard unit string (little h has none)
-        warnings.simplefilter("ignore", UnitsWarning)
+    with warnings.catch_warnings(), u.add_enabled_units(cu):
+        warnings.simplefilter("error")  # no UnitsWarning, no other warning
         table = Table.read(path, hdu=1)
     assert table["Position"].shape == (257, 3)
     np.testing.assert_array_equal(np.asarray(table["Position"]), cols["Position"])
+    assert table["Position"].unit == u.Mpc / cu.littleh and table["Mass"].unit == u.Msun / cu.littleh
+    assert table["Velocity"].unit == u.km / u.s
+    with warnings.catch_warnings():  # without the cosmology units astropy warns that littleh is not enabled
+        warnings.simplefilter("ignore", UnitsWarning)
+        plain = Table.read(path, hdu=1)
+    assert str(plain["Position"].unit) == "Mpc / littleh" and plain["Velocity"].unit == u.km / u.s
+    for name in plain.colnames:  # ... but no unit is ever read with the hour (Mpc/h as Mpc per hour)
+        unit = plain[name].unit
+        assert unit is None or isinstance(unit, u.UnrecognizedUnit) or u.hour not in unit.bases, name
     with fits.open(path) as hdul:
-        assert hdul[1].header["TFORM1"] == "3D" and hdul[1].name == "CATALOG"
-        assert hdul[1].header["TUNIT1"] == "Mpc/h" and hdul[1].header["TUNIT3"] == "Msun/h"
+        head1 = hdul[1].header
+        assert head1["TFORM1"] == "3D" and hdul[1].name == "CATALOG"
+        # FITS has no little h: no TUNIT that a FITS reader would parse as per hour; the string is in the comment
+        assert "TUNIT1" not in head1 and "TUNIT3" not in head1 and head1["TUNIT2"] == "km/s"
+        assert head1.comments["TTYPE1"] == "unit: Mpc/h" and head1.comments["TTYPE3"] == "unit: Msun/h"
         head = hdul[0].header
         assert head["BoxSize"] == 500.0 and head["model_name"] == "unet-style-v1" and head["rsd"] is True
         assert "PROVENAN" in head
+    with fits.open(path, mode="update") as hdul:  # a file of the earlier layout: units in TUNITn only
+        del hdul[1].header["COLUNITS"]
+        hdul[1].header["TUNIT1"] = "Mpc/h"
+    old = read_catalog(path)
+    assert old.units["Position"] == "Mpc/h" and old.units["Velocity"] == "km/s" and old.units["Mass"] == ""
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "fits"])

@@ -113,3 +113,17 @@ def test_efunc_limits():
     # Matter era E ~ sqrt(Om) a^-1.5; far future E -> sqrt(1 - Om).
     assert c.efunc(1e-4) == pytest.approx(math.sqrt(0.3) * 1e6, rel=1e-10)
     assert c.efunc(1e4) == pytest.approx(math.sqrt(0.7), rel=1e-10)
+
+
+def test_from_astropy_reads_astropys_own_realizations():
+    """astropy's built-in cosmologies carry the spectral index as meta['n']; the values are astropy's own."""
+    from astropy.cosmology import FlatLambdaCDM, Planck18
+
+    with pytest.warns(UserWarning, match="radiation or massive neutrinos"):
+        c = Cosmology.from_astropy(Planck18)
+    assert (c.Omega_m, c.Omega_b, c.h) == (0.30966, 0.04897, 0.6766)  # Planck18.Om0, .Ob0, .H0 / 100
+    assert (c.n_s, c.sigma8) == (Planck18.meta["n"], Planck18.meta["sigma8"]) == (0.9665, 0.8102)
+    both = FlatLambdaCDM(H0=70.0, Om0=0.3, Ob0=0.05, Tcmb0=0.0, meta={"n": 0.9, "n_s": 0.96, "sigma8": 0.8})
+    assert Cosmology.from_astropy(both).n_s == 0.96  # n_s (as to_astropy writes it) wins over n
+    with pytest.raises(ValueError, match="'n'"):
+        Cosmology.from_astropy(FlatLambdaCDM(H0=70.0, Om0=0.3, Ob0=0.05, Tcmb0=0.0, meta={"sigma8": 0.8}))

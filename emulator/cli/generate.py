@@ -12,43 +12,71 @@ __all__ = ["add_arguments", "run"]
 _FLAGS = {"Omega_m": "--omega-m", "Omega_b": "--omega-b", "h": "--h", "n_s": "--n-s", "sigma8": "--sigma8"}
 
 
+def _no_default(text: str) -> str:
+    """Help text that states its own default: ``%(default).0s`` prints nothing but stops argparse's
+    ArgumentDefaultsHelpFormatter from appending "(default: None)"."""
+    return text + "%(default).0s"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``emulator generate``."""
     c = p.add_argument_group("cosmology (a preset, optionally overridden, or all five values)")
-    c.add_argument("--preset", default=None, help="planck18 or quijote")
+    c.add_argument("--preset", default=None, help=_no_default("planck18 or quijote (default: none; then give all "
+                                                              "five parameters)"))
     for name, flag in _FLAGS.items():
-        c.add_argument(flag, dest=name, type=float, default=None, help=f"{name} (dimensionless)")
+        c.add_argument(flag, dest=name, type=float, default=None, help=_no_default(f"{name} (dimensionless)"))
     g = p.add_argument_group("realizations")
-    g.add_argument("--redshift", type=float, default=0.0, help="snapshot redshift")
+    g.add_argument("--redshift", type=float, default=0.0, help="snapshot redshift (>= 0, in the model's range)")
     g.add_argument("--box-size", type=float, default=128.0, help="box side in Mpc/h (multiple of the model cell)")
     g.add_argument("--n-realizations", type=int, default=1, help="number of mocks")
-    g.add_argument("--seed", type=int, default=1, help="seed of the first mock; mock i uses seed + i")
+    g.add_argument("--seed", type=int, default=1,
+                   help="seed of the first mock; mock i uses seed + i; seeds are integers in [0, 2^64 - 1] (the "
+                        "range of the white-noise generator, torch.Generator.manual_seed)")
     t = p.add_argument_group("tracers")
-    t.add_argument("--tracer", default="particles", choices=["particles", "halos", "galaxies", "biased"])
+    t.add_argument("--tracer", default="particles", choices=["particles", "halos", "galaxies", "biased"],
+                   help="what the catalog holds: particles (Position Mpc/h, Velocity km/s); halos (FoF: HaloID, "
+                        "Position, Velocity, Mass Msun/h, Radius = R_200m Mpc/h, Length); galaxies (Zheng07 HOD "
+                        "in those halos: Central, HaloIndex = host HaloID); biased (Poisson tracers of a biased "
+                        "density, needs --number-density)")
     t.add_argument("--number-density", type=float, default=None,
-                   help="(Mpc/h)^-3: particle subsampling, or the biased-tracer density")
+                   help=_no_default("(Mpc/h)^-3: particle subsampling (default: all particles), or the "
+                                    "biased-tracer density (required); at most the particle density"))
     t.add_argument("--linking-length", type=float, default=0.2, help="FoF b, in mean interparticle separations")
     t.add_argument("--min-members", type=int, default=20, help="minimum FoF group size, particles")
-    t.add_argument("--min-mass", type=float, default=None, help="minimum halo mass, Msun/h")
+    t.add_argument("--min-mass", type=float, default=None,
+                   help=_no_default("minimum halo mass, Msun/h (default: no cut beyond --min-members)"))
     t.add_argument("--hod", default="zheng07_mr20",
                    help="Zheng07 preset name or JSON {logMmin, sigma_logM, logM0, logM1, alpha} (log10 Msun/h)")
     t.add_argument("--bias", default='{"model": "linear", "b1": 1.5}',
                    help='biased tracers: JSON {"model": linear|quadratic|exponential, "b1": .., "b2": ..}')
-    t.add_argument("--rsd-axis", choices=["x", "y", "z"], default=None, help="add RSDPosition along this axis")
+    t.add_argument("--rsd-axis", choices=["x", "y", "z"], default=None,
+                   help=_no_default("add RSDPosition (Mpc/h), redshift space along this axis (default: none)"))
     s = p.add_argument_group("cut-sky (enabled by --cutsky-zrange)")
-    s.add_argument("--cutsky-zrange", type=float, nargs=2, default=None, metavar=("ZMIN", "ZMAX"))
-    s.add_argument("--observer", type=float, nargs=3, default=None, help="observer position, Mpc/h (default centre)")
-    s.add_argument("--footprint-ra", type=float, nargs=2, default=None, help="RA range, degrees")
-    s.add_argument("--footprint-dec", type=float, nargs=2, default=None, help="Dec range, degrees")
+    s.add_argument("--cutsky-zrange", type=float, nargs=2, default=None, metavar=("ZMIN", "ZMAX"),
+                   help=_no_default("make a cut-sky catalog (RA, DEC in degrees, Z) with randoms, keeping observed "
+                                    "redshifts in [ZMIN, ZMAX) (dimensionless, 0 <= ZMIN < ZMAX) around the "
+                                    "observer (default: none, a periodic box)"))
+    s.add_argument("--observer", type=float, nargs=3, default=None,
+                   help=_no_default("observer position, Mpc/h (default: the box centre)"))
+    s.add_argument("--footprint-ra", type=float, nargs=2, default=None,
+                   help=_no_default("RA range, degrees (default: full sky)"))
+    s.add_argument("--footprint-dec", type=float, nargs=2, default=None,
+                   help=_no_default("Dec range, degrees (default: full sky)"))
     s.add_argument("--randoms-factor", type=float, default=10.0, help="randoms per data object")
     o = p.add_argument_group("output and execution")
-    o.add_argument("--out", default="mocks", help="output folder; files mock_<seed>.hdf5|.fits")
-    o.add_argument("--format", choices=["hdf5", "fits"], default="hdf5")
-    o.add_argument("--model", default=None, help="model file (default: the embedded model)")
-    o.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
-    o.add_argument("--tile", type=int, default=None, help="network tile size in cells (memory control)")
+    o.add_argument("--out", default="mocks", help="output folder (created; must be writable); files "
+                                                  "mock_<seed>.hdf5|.fits")
+    o.add_argument("--format", choices=["hdf5", "fits"], default="hdf5", help="catalog file format")
+    o.add_argument("--overwrite", action="store_true",
+                   help="replace mock files already in --out; without it, a file with the same parameters is kept "
+                        "and one with other parameters stops the run")
+    o.add_argument("--model", default=None, help=_no_default("model file (default: the embedded model)"))
+    o.add_argument("--device", default="cpu", help="torch device: cpu or cuda (cuda:<index>)")
+    o.add_argument("--tile", type=int, default=None,
+                   help=_no_default("network tile size in cells, for memory (default: whole box up to 128^3)"))
     o.add_argument("--allow-extrapolation", action="store_true",
                    help="permit parameters outside the model's hull (a warning goes into the attrs)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _cosmology(args: argparse.Namespace):
@@ -82,10 +110,12 @@ def run(args: argparse.Namespace) -> int:
     paths = generate_mocks(
         _cosmology(args), redshift=args.redshift, box_size=args.box_size, n_realizations=args.n_realizations,
         base_seed=args.seed, out_dir=args.out, format=args.format, model=args.model, device=args.device,
-        allow_extrapolation=args.allow_extrapolation, tile=args.tile, tracer=args.tracer,
-        number_density=args.number_density, linking_length=args.linking_length, min_members=args.min_members,
-        min_mass=args.min_mass, hod=hod, bias=bias, rsd_axis=args.rsd_axis, cutsky=cutsky,
+        allow_extrapolation=args.allow_extrapolation, tile=args.tile, progress=not args.no_progress,
+        overwrite=args.overwrite, tracer=args.tracer, number_density=args.number_density,
+        linking_length=args.linking_length, min_members=args.min_members, min_mass=args.min_mass, hod=hod,
+        bias=bias, rsd_axis=args.rsd_axis, cutsky=cutsky,
     )
+    kept = set(paths.skipped)
     for p in paths:
-        print(p)
+        print(f"{p}  (already there with the same parameters: kept)" if p in kept else p)
     return 0

@@ -135,12 +135,20 @@ class Cosmology:
 
     @classmethod
     def from_astropy(cls, cosmo, *, n_s: float | None = None, sigma8: float | None = None) -> "Cosmology":
-        """Build from an astropy flat ΛCDM cosmology; ``n_s``/``sigma8`` come from arguments or ``meta``."""
+        """Build from an astropy flat ΛCDM cosmology; ``n_s``/``sigma8`` come from arguments or ``meta``.
+
+        ``meta`` may name the spectral index ``n_s`` (as :meth:`to_astropy` writes it) or ``n`` (as astropy's
+        built-in realizations do, e.g. ``astropy.cosmology.Planck18.meta == {"n": 0.9665, "sigma8": 0.8102,
+        ...}``); ``n_s`` wins when both are there. ``Omega_m`` is astropy's ``Om0`` (CDM + baryons; the massive
+        neutrinos of Planck18, ``Onu0`` ~ 0.0014, are not added), ``Omega_b`` is ``Ob0`` and ``h = H0 / 100``.
+        """
         meta = getattr(cosmo, "meta", {}) or {}
-        n_s = meta.get("n_s") if n_s is None else n_s
+        if n_s is None:
+            n_s = meta.get("n_s", meta.get("n"))
         sigma8 = meta.get("sigma8") if sigma8 is None else sigma8
         if n_s is None or sigma8 is None:
-            raise ValueError("astropy cosmology carries no n_s/sigma8: pass them or set cosmo.meta['n_s'|'sigma8']")
+            raise ValueError("astropy cosmology carries no n_s/sigma8: pass them or set cosmo.meta['n_s' (or 'n'), "
+                             "'sigma8']")
         if abs(float(cosmo.Ok0)) > 1e-6:
             raise ValueError(f"only flat cosmologies are supported, got Ok0={float(cosmo.Ok0)}")
         if cosmo.Ob0 is None or float(cosmo.Ob0) <= 0.0:

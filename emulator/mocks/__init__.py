@@ -4,6 +4,7 @@ Submodules are imported lazily, so that importing the package stays cheap. Catal
 the generated particles leave torch once, in :mod:`.catalogs` (inputs are converted by :mod:`.arrays`).
 
 * :mod:`.api` -- ``generate_mocks``: parameters and seeds to catalog files.
+* :mod:`.outputs` -- the output folder, one lock per file, and files already there (kept or refused).
 * :mod:`.catalogs` -- ``MockOptions`` and ``make_catalogs``: which tracer, RSD, cut-sky.
 * :mod:`.fof` -- friends-of-friends halo finder (``friends_of_friends``, ``Halos``).
 * :mod:`.hod`, :mod:`.nfw` -- Zheng et al. (2007) HOD population of halos (``populate_halos``, ``Galaxies``) with

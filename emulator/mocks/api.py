@@ -9,22 +9,26 @@ Example
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..core.checks import check_box_size
 from ..core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
-from ..model.emulate import emulate_fields
-from .catalogs import MockOptions, make_catalogs
-from ..model.portable import EmulatorModel, ExtrapolationError, load_model
 from ..core.provenance import code_version
+from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
+from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
+from .catalogs import MockOptions, check_tracer_count, make_catalogs
+from .outputs import Target, reserve_outputs
 
-__all__ = ["generate_mocks", "resolve_cosmology"]
+__all__ = ["generate_mocks", "resolve_cosmology", "MockPaths"]
 
 
 def resolve_cosmology(params: Any) -> Cosmology:
     """A :class:`Cosmology` from a preset name, a mapping of the five parameters, an astropy cosmology
-    (with ``n_s`` and ``sigma8`` in ``meta``) or a Cosmology."""
+    (with ``n_s`` or ``n``, and ``sigma8``, in ``meta``: see :meth:`Cosmology.from_astropy`) or a Cosmology."""
     if isinstance(params, Cosmology):
         return params
     if isinstance(params, str):
@@ -35,6 +39,32 @@ def resolve_cosmology(params: Any) -> Cosmology:
         return Cosmology.from_astropy(params)
     raise ValueError(f"cannot interpret {params!r} as a cosmology: use a preset name, a dict of "
                      f"{', '.join(PARAMETER_NAMES)}, an astropy cosmology or a Cosmology")
+
+
+class MockPaths(list):
+    """The files of a :func:`generate_mocks` run (a list of :class:`~pathlib.Path`, one per seed, in seed order);
+    ``skipped`` lists those that were already there with the same parameters and were kept, not recomputed."""
+
+    def __init__(self, paths=(), skipped=()) -> None:
+        super().__init__(paths)
+        self.skipped: list[Path] = list(skipped)
+
+
+def _seeds(seeds: Sequence[int] | None, n_realizations: int, base_seed: int) -> list[int]:
+    if seeds is None:
+        if isinstance(n_realizations, bool) or not isinstance(n_realizations, numbers.Integral) or n_realizations < 1:
+            raise ValueError(f"n_realizations must be an integer >= 1, got {n_realizations!r}")
+        base, n_realizations = check_seed(base_seed, "base_seed (--seed)"), int(n_realizations)
+        if base + n_realizations - 1 > SEED_MAX:
+            raise ValueError(f"base_seed (--seed) + n_realizations - 1 = {base + n_realizations - 1} exceeds "
+                             f"2^64 - 1 = {SEED_MAX}, the largest white-noise seed")
+        return [base + i for i in range(n_realizations)]
+    out = [check_seed(s, "seeds") for s in seeds]
+    if not out:
+        raise ValueError("seeds must not be empty")
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds must be distinct (one file per seed), got {list(seeds)}")
+    return out
 
 
 def generate_mocks(
@@ -52,25 +82,52 @@ def generate_mocks(
     allow_extrapolation: bool = False,
     tile: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
     **tracer_options: Any,
-) -> list[Path]:
+) -> MockPaths:
     """Generate mock catalogs, one file per realization (``mock_<seed>.hdf5`` or ``.fits``) in ``out_dir``.
+
+    The whole request is checked before the first mock is computed (options, seeds, redshift, device, model and
+    its hull, tracer count, the output folder, locks and files already there: :mod:`emulator.mocks.outputs`);
+    a failure is a one-line ``ValueError`` and leaves no file and no new folder behind.
 
     Parameters
     ----------
     params
-        Cosmology: preset name, dict, astropy cosmology or :class:`Cosmology`.
+        Cosmology: preset name, dict, astropy cosmology (``n_s`` or ``n``, and ``sigma8`` in ``meta``, e.g.
+        ``astropy.cosmology.Planck18``) or :class:`Cosmology`.
     redshift : float
-        Snapshot redshift.
+        Snapshot redshift, finite and >= 0 (and in the model's range unless ``allow_extrapolation``).
     box_size : float
         Box side in Mpc/h (a multiple of the model's cell size).
     n_realizations, base_seed : int
-        Seeds ``base_seed, base_seed + 1, ...`` unless ``seeds`` is given.
+        Seeds ``base_seed, base_seed + 1, ...`` unless ``seeds`` is given; seeds are integers in
+        ``[0, 2^64 - 1]`` (the range of the white-noise generator, :data:`emulator.model.emulate.SEED_MAX`).
+    seeds : sequence of int, optional
+        Distinct seeds, one file each.
+    out_dir : str or Path
+        Output folder, created if missing; it must be writable.
     format : {"hdf5", "fits"}
     model
         A loaded model, a model file, or None for the embedded default.
+    device : str
+        ``cpu`` or ``cuda[:index]``.
+    allow_extrapolation : bool
+        Permit parameters outside the model's hull (the warning goes into the attrs).
+    tile : int, optional
+        Network tile size in cells (memory control).
+    progress : bool
+        Show a progress bar.
+    overwrite : bool
+        Replace existing ``mock_<seed>`` files. Without it a file already there with the same parameters is kept
+        (listed in ``skipped``) and one with other parameters stops the run, naming the differing attrs.
     tracer_options
         Fields of :class:`emulator.mocks.catalogs.MockOptions` (``tracer``, ``number_density``, ``hod``, ...).
+
+    Returns
+    -------
+    MockPaths
+        The files, one per seed (a list; ``.skipped``: those kept from an earlier identical run).
     """
     from tqdm.auto import tqdm
 
@@ -80,43 +137,50 @@ def generate_mocks(
     opts = MockOptions(**tracer_options)
     if format not in ("hdf5", "fits"):
         raise ValueError(f"format must be hdf5 or fits, got {format!r}")
-    if seeds is None:
-        if n_realizations < 1:
-            raise ValueError(f"n_realizations must be >= 1, got {n_realizations}")
-        seeds = [base_seed + i for i in range(n_realizations)]
+    try:
+        redshift = float(redshift)
+    except (TypeError, ValueError):
+        raise ValueError(f"redshift must be a number, got {redshift!r}") from None
+    if not math.isfinite(redshift) or redshift < 0:  # a plain error: never extrapolation advice
+        raise ValueError(f"redshift must be finite and >= 0, got {redshift}")
+    seeds = _seeds(seeds, n_realizations, base_seed)
+    device = str(check_device(device))
     if not isinstance(model, EmulatorModel):
         model = load_model(model, device=device)
-    # validate the whole request before writing anything
     outside = model.check_domain(cosmo, redshift)
     if outside and not allow_extrapolation:
         raise ExtrapolationError(
             "outside the model's training hull: " + "; ".join(outside) + " (use --allow-extrapolation)"
         )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    box = check_box_size(box_size)
+    ngrid = resolve_grid(box, model.cell_size, max(2, model.net.size_multiple))
+    check_tracer_count(opts, ngrid, box)
     suffix = ".hdf5" if format == "hdf5" else ".fits"
-    paths = []
-    for seed in tqdm(seeds, desc="mocks", unit="mock", disable=not progress):
-        t0 = time.perf_counter()
-        fields = emulate_fields(cosmo, redshift, box_size, int(seed), model=model, device=device, tile=tile,
-                                allow_extrapolation=allow_extrapolation)
-        catalogs, extra = make_catalogs(fields, opts)
-        attrs = {
-            **cosmo.to_dict(),
-            "redshift": float(redshift),
-            "BoxSize": float(fields.box_size),
-            "Nmesh": int(fields.ngrid),
-            "seed": int(seed),
-            "tracer": opts.tracer,
-            "tracer_options": opts.to_attrs(),
-            "model_name": model.name,
-            "model_sha256": model.sha256,
-            "package_version": code_version(),
-            "extrapolation_warning": "; ".join(fields.extrapolated),
-            "generation_seconds": time.perf_counter() - t0,
-            **extra,
-        }
-        path = out_dir / f"mock_{int(seed):06d}{suffix}"
-        write_catalogs(path, catalogs, attrs, format=format)
-        paths.append(path)
-    return paths
+    fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
+    run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256}
+    targets = [Target(Path(out_dir) / f"mock_{seed:06d}{suffix}", {**fixed, "seed": seed, **run}) for seed in seeds]
+    with reserve_outputs(out_dir, targets, overwrite) as targets:
+        todo = [t for t in targets if t.compute]
+        for target in tqdm(todo, desc="mocks", unit="mock", disable=not progress):
+            seed = target.identity["seed"]
+            t0 = time.perf_counter()
+            fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
+                                    allow_extrapolation=allow_extrapolation)
+            catalogs, extra = make_catalogs(fields, opts)
+            attrs = {
+                **cosmo.to_dict(),
+                "redshift": redshift,
+                "BoxSize": float(fields.box_size),
+                "Nmesh": int(fields.ngrid),
+                "seed": seed,
+                "tracer": opts.tracer,
+                "tracer_options": opts.to_attrs(),
+                "model_name": model.name,
+                "model_sha256": model.sha256,
+                "package_version": code_version(),
+                "extrapolation_warning": "; ".join(fields.extrapolated),
+                "generation_seconds": time.perf_counter() - t0,
+                **extra,
+            }
+            write_catalogs(target.path, catalogs, attrs, format=format)
+    return MockPaths([t.path for t in targets], [t.path for t in targets if not t.compute])

@@ -5,8 +5,10 @@ Units
 Columns are named as in nbodykit: ``Position`` (N,3) Mpc/h, ``Velocity`` (N,3) km/s, ``Mass`` Msun/h, ``RA``,
 ``DEC`` degrees, ``Z``, ... Each column carries a unit string (``""`` means dimensionless or unspecified);
 :data:`DEFAULT_UNITS` gives those of the standard columns, a :class:`Catalog`'s ``units`` or the caller's
-``units`` override them. The strings are stored verbatim (``"Mpc/h"``, ``"Msun/h"``); generic unit parsers such
-as ``astropy.units`` misread ``h`` as the hour, so read the strings, do not parse them.
+``units`` override them. The strings are stored and read back verbatim (``"Mpc/h"``, ``"Msun/h"``). Generic unit
+parsers read a bare ``h`` as the hour: HDF5 files keep the strings only, FITS files also give astropy the units
+with little h as ``astropy.cosmology.units.littleh`` and never write an ``h`` into ``TUNITn`` (see
+:mod:`emulator.mocks.io_fits`).
 
 Validation
 ----------
@@ -131,6 +133,9 @@ def prepare_columns(columns: Mapping[str, Any], units: Mapping[str, str] | None,
     nrows = None
     for name, value in columns.items():
         check_name(name, f"column name in {label}")
+        if fmt == "fits" and (len(name) + name.count("'") > 68 or not name.isascii()):  # one FITS card
+            raise ValueError(f"column name {name!r} of {label} must be ASCII and fit one FITS card (68 characters, "
+                             "quotes count twice)")
         if fmt == "fits" and name.upper() in seen:
             raise ValueError(f"column names of {label} differ only in case ({name!r}), not allowed in FITS")
         seen.add(name.upper())

@@ -1,7 +1,32 @@
 """Tracer catalogs from generated particles: particles, FoF halos, HOD galaxies, biased tracers; RSD; cut-sky.
 
+Columns (units: Mpc/h, km/s, Msun/h)
+-------------------------------------
+* ``particles``: ``Position`` (N, 3), ``Velocity`` (N, 3).
+* ``halos``: ``HaloID`` (int64), ``Position`` (centre of mass), ``Velocity`` (mean), ``Mass`` (FoF mass,
+  ``Length`` x particle mass), ``Radius`` and ``Length`` (member particles). ``HaloID`` is the halo's rank in
+  the FoF catalogue of the realization, 0 for the most massive (ties by lowest member particle index): it
+  depends only on the particles and ``linking_length``, so it is the same whatever ``min_members`` and
+  ``min_mass`` cut the tail. ``Radius`` is the comoving ``R_200m = (3 M / (4 pi 200 Omega_m rho_crit))^(1/3)``
+  in Mpc/h of the FoF mass taken as ``M_200m`` (:func:`emulator.mocks.nfw.r200m`; FoF at b = 0.2 gives masses
+  close to ``M_200m``), the radius the HOD satellites are placed in; it is not measured from the particles.
+* ``galaxies``: ``Position``, ``Velocity``, ``Central`` (bool: FITS logical ``L``, the h5py boolean enum in
+  HDF5) and ``HaloIndex``, the ``HaloID`` of the host halo (the same halo in the ``halos`` catalog of the same
+  seed and FoF/model options).
+* ``biased``: ``Position``, ``Velocity``.
+* with ``rsd_axis``: ``RSDPosition``; with ``cutsky``: the columns of :func:`emulator.mocks.cutsky.box_to_sky`.
+
+Reproducibility
+---------------
 Every random draw is seeded from the realization seed through ``numpy.random.SeedSequence([seed, k])`` (``k``
-fixed per stage), so one ``(parameters, seed, options)`` gives one catalog, bit for bit on the CPU.
+fixed per stage). One ``(parameters, seed, options, model)`` gives the same catalog bit for bit when run again
+with the same torch build, on the same kind of CPU, with the same number of torch threads
+(``torch.get_num_threads()``). Across thread counts the network and FFT reductions round differently: particle
+positions then differ at float32 rounding level (measured up to ~1.2e-7 of the box side, two units in the last
+place of the coordinate, e.g. 1.5e-5 Mpc/h at 128 Mpc/h) and velocities by ~1e-6 of the largest speed; catalogs
+built from them (FoF halos, galaxies, biased tracers) are then equal except where such a difference moves a
+particle pair across the linking length or a tracer across a cell edge. To reproduce a catalog exactly, fix
+the thread count (the recorded references of the tests use one thread).
 """
 
 from __future__ import annotations
@@ -17,11 +42,12 @@ import torch
 from ..core.cosmology import particle_mass_from_cosmology
 from .fof import friends_of_friends
 from .hod import HODParams, get_preset, populate_halos
+from .nfw import r200m
 from .rsd import redshift_space_positions
 from ..core.mesh import paint
 from ..model.emulate import GeneratedFields
 
-__all__ = ["TRACERS", "MockOptions", "make_catalogs"]
+__all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count"]
 
 TRACERS = ("particles", "halos", "galaxies", "biased")
 
@@ -39,7 +65,7 @@ class MockOptions:
     tracer : {"particles", "halos", "galaxies", "biased"}
     number_density : float, optional
         Target number density in (Mpc/h)^-3: subsampling for ``particles`` (default: all), required for
-        ``biased``.
+        ``biased``; at most the particle density (:func:`check_tracer_count`).
     linking_length : float
         FoF linking length in units of the mean interparticle separation.
     min_members : int
@@ -97,6 +123,31 @@ class MockOptions:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+def check_tracer_count(opts: MockOptions, ngrid: int, box_size: float) -> None:
+    """Refuse a ``number_density`` above the particle density ``ngrid^3 / L^3`` (particle subsampling, biased
+    tracers), before anything is computed.
+
+    Subsampling cannot draw more particles than there are; biased tracers Poisson-sample the density of the
+    particles painted on their own ``ngrid^3`` mesh, which resolves nothing finer than one particle per cell: more
+    tracers than particles only add file size (and tracers spread uniformly inside cells), no information.
+
+    Raises
+    ------
+    ValueError
+        Naming ``number_density``, with the tracer count it asks for and the particle density and count.
+    """
+    if opts.number_density is None or opts.tracer not in ("particles", "biased"):
+        return
+    npart = int(ngrid) ** 3
+    limit = npart / float(box_size) ** 3
+    if opts.number_density > limit * (1 + 1e-12):
+        want = opts.number_density * float(box_size) ** 3
+        what = "particles" if opts.tracer == "particles" else "biased tracers"
+        raise ValueError(f"number_density={opts.number_density:g} (Mpc/h)^-3 asks for {want:.3g} {what}, "
+                         f"more than the {npart} particles ({ngrid}^3 in {float(box_size):g} Mpc/h, "
+                         f"density {limit:.4g} (Mpc/h)^-3) they come from: use number_density <= {limit:.4g}")
+
+
 def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptions):
     mass = particle_mass_from_cosmology(f.cosmology.Omega_m, f.box_size, f.ngrid**3)
     halos = friends_of_friends(pos.astype(np.float64), f.box_size, opts.linking_length, opts.min_members,
@@ -108,14 +159,12 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int) -> tuple[d
     """The tracer columns as numpy arrays: the particles leave torch here, once (biased tracers are made from
     painted meshes by the torch core and converted at the end)."""
     box, attrs = f.box_size, {}
+    check_tracer_count(opts, f.ngrid, box)
     if opts.tracer in ("particles", "halos", "galaxies"):
         pos, vel = f.positions.cpu().numpy(), f.velocities.cpu().numpy()
     if opts.tracer == "particles":
         if opts.number_density is not None:
-            n_want = int(round(opts.number_density * box**3))
-            if n_want > len(pos):
-                raise ValueError(f"number_density {opts.number_density} exceeds the particle density "
-                                 f"{len(pos) / box**3:.4g}")
+            n_want = min(int(round(opts.number_density * box**3)), len(pos))
             keep = np.sort(np.random.default_rng(_seed(seed, 1)).choice(len(pos), n_want, replace=False))
             pos, vel = pos[keep], vel[keep]
         attrs["particle_mass"] = particle_mass_from_cosmology(f.cosmology.Omega_m, box, f.ngrid**3)
@@ -124,14 +173,16 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int) -> tuple[d
         halos, pmass = _halos(f, pos, vel, opts)
         keep = np.ones(len(halos.mass), dtype=bool) if opts.min_mass is None else halos.mass >= opts.min_mass
         attrs.update(particle_mass=pmass, min_halo_mass=float(opts.min_members * pmass))
+        halo_id = np.flatnonzero(keep).astype(np.int64)  # FoF rank (mass descending): see the module docstring
         if opts.tracer == "halos":
-            return {"Position": halos.position[keep], "Velocity": halos.velocity[keep], "Mass": halos.mass[keep],
-                    "Length": halos.n_members[keep]}, attrs
+            mass = halos.mass[keep]
+            return {"HaloID": halo_id, "Position": halos.position[keep], "Velocity": halos.velocity[keep],
+                    "Mass": mass, "Radius": r200m(mass, f.cosmology.Omega_m), "Length": halos.n_members[keep]}, attrs
         sub = {"position": halos.position[keep], "velocity": halos.velocity[keep], "mass": halos.mass[keep]}
         gal = populate_halos(sub, opts.hod_params(), _seed(seed, 2), cosmology=f.cosmology, redshift=f.redshift,
                              box_size=box)
-        return {"Position": gal.position, "Velocity": gal.velocity, "Central": gal.is_central.astype(np.int8),
-                "HaloIndex": gal.halo_index}, attrs
+        return {"Position": gal.position, "Velocity": gal.velocity, "Central": gal.is_central.astype(bool),
+                "HaloIndex": halo_id[gal.halo_index]}, attrs
     from .biased import biased_tracers
 
     n = f.ngrid

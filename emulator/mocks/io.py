@@ -1,8 +1,8 @@
 """Catalogue files: HDF5 (default) or FITS, written atomically, with units and provenance.
 
 This is the public entry point: :func:`write_catalog`, :func:`write_catalogs`, :func:`read_catalog`,
-:func:`list_catalogs`; it re-exports :class:`~emulator.mocks.catalog.Catalog`, :data:`DEFAULT_UNITS` and
-:data:`FORMATS`.
+:func:`list_catalogs`, :func:`read_file_attrs`; it re-exports :class:`~emulator.mocks.catalog.Catalog`,
+:data:`DEFAULT_UNITS` and :data:`FORMATS`.
 
 Layout
 ------
@@ -43,10 +43,11 @@ from .catalog import (
     normalise_attrs,
     prepare_columns,
 )
-from .io_fits import list_fits, read_fits, write_fits
-from .io_hdf5 import list_hdf5, read_hdf5, write_hdf5
+from .io_fits import list_fits, read_fits, read_fits_attrs, write_fits
+from .io_hdf5 import list_hdf5, read_hdf5, read_hdf5_attrs, write_hdf5
 
-__all__ = ["Catalog", "DEFAULT_UNITS", "FORMATS", "write_catalog", "write_catalogs", "read_catalog", "list_catalogs"]
+__all__ = ["Catalog", "DEFAULT_UNITS", "FORMATS", "write_catalog", "write_catalogs", "read_catalog", "list_catalogs",
+           "read_file_attrs"]
 
 FORMAT_NAME = "cosmo-emulator-catalog"
 FORMAT_VERSION = 1
@@ -174,3 +175,9 @@ def read_catalog(path: str | os.PathLike, name: str | None = None) -> Catalog:
     elif name not in names and not (fmt == "fits" and name.upper() in [str(n).upper() for n in names]):
         raise ValueError(f"{path!r} has no catalogue {name!r}; it holds {names}")
     return read_hdf5(path, name) if fmt == "hdf5" else read_fits(path, name)
+
+
+def read_file_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The file-level attrs of a catalogue file (HDF5 or FITS, detected), without reading any column."""
+    path = os.fspath(path)
+    return read_hdf5_attrs(path) if _detect(path) == "hdf5" else read_fits_attrs(path)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .catalog import Catalog, dumps_attr, json_hook
 
-__all__ = ["write_hdf5", "list_hdf5", "read_hdf5"]
+__all__ = ["write_hdf5", "list_hdf5", "read_hdf5", "read_hdf5_attrs"]
 
 
 def _is_native(value: Any) -> bool:
@@ -106,3 +106,11 @@ def read_hdf5(path: str, name: str | None) -> Catalog:
         cols = {k: v[...] for k, v in group.items() if isinstance(v, h5py.Dataset)}
         units = {k: _decode(group[k].attrs.get("units", "")) for k in cols}
     return Catalog(cols, attrs=attrs, units=units)
+
+
+def read_hdf5_attrs(path: str) -> dict[str, Any]:
+    """The file-level attrs only (no column is read)."""
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        return _read_attrs(fh)

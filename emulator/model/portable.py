@@ -25,7 +25,8 @@ from ..core.provenance import sha256_file
 from .style import normalise_style
 from .unet import StyledUNet
 
-__all__ = ["EmulatorModel", "export_checkpoint", "load_model", "DEFAULT_MODEL_PATH", "ExtrapolationError"]
+__all__ = ["EmulatorModel", "export_checkpoint", "load_model", "check_device", "DEFAULT_MODEL_PATH",
+           "ExtrapolationError"]
 
 FORMAT = "cosmo-emulator-model"
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "default.pt"  # emulator/models/
@@ -76,8 +77,24 @@ class EmulatorModel:
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Write a portable model file from a Lightning checkpoint of :class:`emulator.training.module.FieldEmulator`."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    """Write a portable model file from a Lightning checkpoint of :class:`emulator.training.module.FieldEmulator`.
+
+    ``metadata`` (JSON-like) is stored as is, after ``checkpoint`` and ``global_step``; ``emulator export`` puts the
+    training ``history`` there. A checkpoint that cannot be read (truncated, damaged, not a FieldEmulator
+    checkpoint) is a one-line ``ValueError`` naming the file.
+    """
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        # torch's message for a pickle of objects advises weights_only=False (running it): do not pass that on
+        reason = str(exc).splitlines()[0] if isinstance(exc, RuntimeError) and str(exc) else type(exc).__name__
+        raise ValueError(f"checkpoint {checkpoint} cannot be read weights-only: truncated, damaged or not a "
+                         f"Lightning checkpoint ({reason})") from None
+    if not isinstance(ckpt, dict) or not {"hyper_parameters", "state_dict"} <= set(ckpt) or any(
+            k not in ckpt["state_dict"] for k in ("style_low", "style_high", "cell_size")):
+        raise ValueError(f"{checkpoint} is not a FieldEmulator training checkpoint (hyper_parameters/state_dict)")
     hp = ckpt["hyper_parameters"]
     network = {"in_channels": 3, "out_channels": 6, "style_dim": 6, **(hp.get("network") or {})}
     sd = ckpt["state_dict"]
@@ -100,20 +117,53 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[st
     return out
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device to compute on: ``cpu`` or ``cuda[:index]``, checked to exist in this torch build.
+
+    Raises
+    ------
+    ValueError
+        One line naming the device: not a device string, a type other than cpu/cuda, CUDA asked of a torch
+        without CUDA support or on a machine without a visible GPU, or a GPU index beyond those visible.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:<index>'), got {device!r}") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"device {device!r} is not supported: use 'cpu' or 'cuda' (or 'cuda:<index>')")
+    if not torch.cuda.is_available():
+        why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise ValueError(f"device {device!r}: {why} (torch {torch.__version__}); use device 'cpu'")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    return dev
+
+
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> EmulatorModel:
-    """Load a model file (default: the embedded model) with ``torch.load(..., weights_only=True)``."""
+    """Load a model file (default: the embedded model) with ``torch.load(..., weights_only=True)``.
+
+    Only tensors and plain data are ever unpickled: a file that is not such a torch file (random bytes, another
+    format, or a pickle of arbitrary objects) is refused with a one-line ``ValueError`` naming it, and is never
+    loaded another way (unpickling arbitrary objects can run code).
+    """
+    dev = check_device(device)
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise ValueError(f"{path}: not a loadable model file ({type(exc).__name__}: {exc})") from None
+    except Exception:  # noqa: BLE001 - any failure of the weights-only reader is a bad file
+        # torch's own message advises weights_only=False, i.e. running an untrusted pickle: never pass it on
+        raise ValueError(f"{path}: not a cosmo-emulator model file (not a torch file of tensors and plain data; "
+                         "model files are only read weights-only)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a cosmo-emulator model file")
     net = StyledUNet(**payload["network"])
     net.load_state_dict(payload["state_dict"])
-    net.eval().to(device)
+    net.eval().to(dev)
     return EmulatorModel(
         net=net,
         style_low=np.asarray(payload["style_low"], dtype=np.float64),
