@@ -41,3 +41,23 @@ def test_training_configs_halo_covers_network():
 def test_suite_config_parses(path):
     cfg = load_suite_config(path)
     assert cfg.ngrid % 2 == 0 and cfg.box_size > 0 and all(cfg.low <= cfg.high)
+
+
+def _print_config(*names: str) -> dict:
+    args = [a for name in names for a in ("--config", str(CONFIGS / name))]
+    out = subprocess.run([sys.executable, "-c", "from emulator.cli import main; main()", "fit", *args,
+                          "--print_config"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return yaml.safe_load(out.stdout)
+
+
+def test_default_model_continuation_resumes_to_the_embedded_models_step():
+    """The embedded model's second run: default_model.yaml with default_model_continue.yaml layered on it resumes
+    from last.ckpt to 7000 steps and changes nothing else."""
+    base = _print_config("default_model.yaml")
+    cont = _print_config("default_model.yaml", "default_model_continue.yaml")
+    assert base["trainer"]["max_steps"] == 4500 and base.get("ckpt_path") is None
+    assert cont["trainer"]["max_steps"] == 7000 and cont["ckpt_path"] == "last"
+    for cfg in (base, cont):
+        cfg["trainer"].pop("max_steps"), cfg.pop("ckpt_path", None), cfg.pop("config", None)
+    assert cont == base

@@ -207,14 +207,14 @@ def test_augmented_crop_equals_crop_of_transformed_box(synthetic_training_set, t
     aug = CropDataset(TrainingSetInfo.read(synthetic_training_set), "val", crop=c, halo=h, random_crops=True,
                       augment=True)
     ref = CropDataset(TrainingSetInfo.read(other), "val", crop=c, halo=h, random_crops=True, augment=False)
-    monkeypatch.setattr(aug, "_origin", lambda index: origin)
-    monkeypatch.setattr(ref, "_origin", lambda index: new_origin)
+    monkeypatch.setattr(aug, "_origin", lambda index, generator=None: origin)
+    monkeypatch.setattr(ref, "_origin", lambda index, generator=None: new_origin)
     for j in range(len(aug)):
         a, b = aug[j], ref[j]
         for key in ("input", "lpt", "target", "style"):
             assert torch.equal(a[key], b[key]), key
     plain = CropDataset(TrainingSetInfo.read(synthetic_training_set), "val", crop=c, halo=h, random_crops=True)
-    monkeypatch.setattr(plain, "_origin", lambda index: origin)
+    monkeypatch.setattr(plain, "_origin", lambda index, generator=None: origin)
     assert torch.equal(plain[0]["target"], aug[0]["target"]) == (g == 0)  # the check is not vacuous
 
 

@@ -9,7 +9,8 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``emulator info``."""
-    p.add_argument("--model", default=None, help="model file (default: the embedded model)")
+    # "%(default).0s" prints nothing; it stops ArgumentDefaultsHelpFormatter from adding "(default: None)"
+    p.add_argument("--model", default=None, help="model file (default: the embedded model)%(default).0s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +27,12 @@ def run(args: argparse.Namespace) -> int:
     if meta.get("description"):
         print(f"description: {meta['description']}")
     if "training" in meta:
-        print(f"training config: stored in the model file ({len(meta['training'].get('config', '').splitlines())} lines)")
+        n_lines = len(meta["training"].get("config", "").splitlines())
+        print(f"training config: stored in the model file ({n_lines} lines)")
+    if meta.get("history"):
+        from ..training.history import format_history
+
+        print(format_history(meta["history"]))
     val = meta.get("validation")
     if val:
         from ..training.evaluate import table

@@ -78,6 +78,13 @@ class CropDataset(Dataset):
         Random crops drawn per sample per epoch (ignored for deterministic tiling, which uses ``(n/crop)^3``).
     augment : bool
         Apply a random cube symmetry to each crop.
+
+    Notes
+    -----
+    An item is addressed by an integer ``index`` or by a key ``(index, seed)``. With a key (what
+    :class:`emulator.training.sampling.ResumableCropSampler` yields), the random crop origin and the symmetry are
+    drawn from a generator seeded by ``seed``, so the item is a pure function of the key; with a bare index they
+    come from torch's global generator.
     """
 
     def __init__(
@@ -126,21 +133,24 @@ class CropDataset(Dataset):
             self._file_pid = os.getpid()
         return self._file
 
-    def _origin(self, index: int) -> tuple[int, int, int]:
+    def _origin(self, index: int, generator: torch.Generator | None = None) -> tuple[int, int, int]:
+        """Origin (cells) of the output crop: random (from ``generator``) or the tile ``index`` of its box."""
         n, c = self.info.ngrid, self.crop
         if self.random_crops:
-            return tuple(int(v) for v in torch.randint(0, n, (3,)))
+            return tuple(int(v) for v in torch.randint(0, n, (3,), generator=generator))
         m = n // c
         j = index % self.crops_per_sample
         return (j // (m * m) * c, (j // m) % m * c, j % m * c)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
         index = int(index)
+        generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} crops")
         sample = self.samples[index // self.crops_per_sample]
         grp = self._h5()["sims"][sample.sim_id][sample.zgroup]
-        ox, oy, oz = self._origin(index)
+        ox, oy, oz = self._origin(index, generator)
         c, h = self.crop, self.halo
         cell = self.info.cell
         inp = read_periodic_crop(grp["lpt_disp"], (ox - h, oy - h, oz - h), c + 2 * h) / cell
@@ -160,7 +170,7 @@ class CropDataset(Dataset):
             "target": torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)),
         }
         if self.augment:
-            g = random_symmetry()
+            g = random_symmetry(generator)
             item["input"] = apply_symmetry(item["input"], g, vector_channels=(0,), periodic=False)
             for key in ("lpt", "target"):
                 item[key] = apply_symmetry(item[key], g, vector_channels=OUTPUT_VECTORS, periodic=False)

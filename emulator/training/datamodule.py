@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .crops import CropDataset
+from .sampling import ResumableCropSampler, ResumableDataLoader
 from .trainingset import TrainingSetInfo
 
 __all__ = ["FieldDataModule", "UnpaddedDistributedSampler"]
@@ -34,6 +36,12 @@ class UnpaddedDistributedSampler(DistributedSampler):
 class FieldDataModule(L.LightningDataModule):
     """Random augmented crops for training, the deterministic tiling of each box for validation and test.
 
+    The training order and every crop's origin and symmetry are a pure function of ``seed`` (see
+    :mod:`emulator.training.sampling`): independent of ``num_workers``, distinct on every DDP rank, and resumable
+    mid-epoch. The position in that stream is saved in checkpoints (by the loader and, as ``state_dict``, by this
+    module: Lightning 2.6 does not restore a loader it built before the checkpoint was loaded, which it does to
+    estimate the schedule length when ``max_epochs`` is finite).
+
     Parameters
     ----------
     path : str
@@ -52,6 +60,9 @@ class FieldDataModule(L.LightningDataModule):
         Random cube symmetries (48) on training crops, vectors rotated with the grid.
     num_workers : int
         DataLoader worker processes; each opens the HDF5 file lazily.
+    seed : int or None
+        Base seed of the training order and augmentation draws; None draws one from torch's global generator
+        (seeded by ``seed_everything``) when the training loader is first built, taken from rank 0 under DDP.
     """
 
     def __init__(
@@ -64,29 +75,36 @@ class FieldDataModule(L.LightningDataModule):
         crops_per_sample: int = 4,
         augment: bool = True,
         num_workers: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.info: TrainingSetInfo | None = None
+        self._train_loader: ResumableDataLoader | None = None
+        self._pending_state: dict[str, int] | None = None
 
-    def _read_info(self) -> TrainingSetInfo:
+    def read_info(self) -> TrainingSetInfo:
+        """The training set's metadata (read once); errors are one line naming the file and ``data.path``."""
         if self.info is None:
-            self.info = TrainingSetInfo.read(self.hparams.path)
+            try:
+                self.info = TrainingSetInfo.read(self.hparams.path)
+            except (ValueError, FileNotFoundError) as exc:
+                raise type(exc)(f"{exc} (data.path)") from None
         return self.info
 
     @property
     def style_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) of the style vector: the training prior of the five parameters and the redshift range."""
-        info = self._read_info()
+        info = self.read_info()
         return info.style_low, info.style_high
 
     @property
     def cell_size(self) -> float:
         """Lagrangian cell size in Mpc/h."""
-        return self._read_info().cell
+        return self.read_info().cell
 
     def setup(self, stage: str | None = None) -> None:
-        info = self._read_info()
+        info = self.read_info()
         hp = self.hparams
         val_crop = hp.val_crop or hp.crop
         if stage in (None, "fit", "validate", "test") and (val_crop <= 0 or info.ngrid % val_crop):
@@ -101,10 +119,10 @@ class FieldDataModule(L.LightningDataModule):
         if stage in (None, "test"):
             self.test_set = CropDataset(info, "test", crop=val_crop, halo=hp.halo, random_crops=False)
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+    def _eval_loader(self, dataset) -> DataLoader:
         sampler = None
         trainer = self.trainer
-        if not shuffle and trainer is not None and trainer.world_size > 1:
+        if trainer is not None and trainer.world_size > 1:
             if len(dataset) < trainer.world_size:
                 # A process without a single crop would skip the epoch and hang the others in the metric sync.
                 raise ValueError(
@@ -116,18 +134,56 @@ class FieldDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle and sampler is None,
+            shuffle=False,
             sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             drop_last=False,
         )
 
+    def _base_seed(self) -> int:
+        seed = self.hparams.seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)))
+            trainer = self.trainer
+            if trainer is not None and trainer.world_size > 1:
+                seed = int(trainer.strategy.broadcast(seed, src=0))
+        return int(seed)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        seed = self._train_loader.sampler.seed if self._train_loader is not None else self._base_seed()
+        workers = self.hparams.num_workers
+        loader = ResumableDataLoader(
+            self.train_set,
+            sampler=ResumableCropSampler(self.train_set, world, rank, seed),
+            epoch_batches=(lambda: trainer.num_training_batches) if trainer is not None else None,
+            batch_size=self.hparams.batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=False,
+        )
+        if self._pending_state:
+            loader.load_state_dict(self._pending_state)
+            self._pending_state = None
+        self._train_loader = loader
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position of the training stream (see the class docstring); empty before training."""
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the training stream where the checkpoint left it."""
+        state = state_dict.get("train_loader")
+        if state and self._train_loader is not None:
+            self._train_loader.load_state_dict(state)
+        elif state:
+            self._pending_state = dict(state)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._eval_loader(self.test_set)

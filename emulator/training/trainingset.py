@@ -19,6 +19,34 @@ from ..core.cosmology import PARAMETER_NAMES
 __all__ = ["SampleInfo", "TrainingSetInfo"]
 
 
+_BUILD = "build a training set with data-prep build"
+
+
+def _unreadable(path: str, exc: OSError) -> str:
+    """One line saying what a file h5py cannot open is: a truncated HDF5 file, a Gadget-2 snapshot, FITS, ..."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        what = "a truncated HDF5 file" if "truncated" in reason else "a damaged HDF5 file"
+        return f"{path} is {what} ({reason}): copy it again or rebuild it with data-prep build"
+    markers = {int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")}
+    if 256 in markers or (8 in markers and head[4:8].isalpha()):
+        return f"{path} looks like a Gadget-2 binary snapshot, not a training set: {_BUILD}"
+    if head.startswith(b"SIMPLE  ="):
+        return f"{path} is a FITS file (a mock catalog?), not a training set: {_BUILD}"
+    return f"{path} is not an HDF5 file (expected a training set from data-prep build)"
+
+
+def _not_a_training_set(path: str, f: h5py.File) -> str:
+    """One line saying what an HDF5 file that is not a training set is."""
+    if "catalog_format" in f.attrs:
+        return f"{path} is a mock catalog (emulator generate), not a training set: {_BUILD}"
+    if "Header" in f and any(k.startswith("PartType") for k in f):
+        return f"{path} looks like a Gadget/Arepo/SWIFT HDF5 snapshot, not a training set: {_BUILD}"
+    return f"{path} is not a cosmo-emulator training set (attr 'format' missing)"
+
+
 @dataclass(frozen=True)
 class SampleInfo:
     """One (simulation, redshift) sample of a training set."""
@@ -66,14 +94,15 @@ class TrainingSetInfo:
             raise FileNotFoundError(f"training set {path} does not exist")
         try:
             f = h5py.File(path, "r")
-        except OSError:
-            raise ValueError(f"{path} is not an HDF5 file (expected a training set from data-prep build)") from None
+        except OSError as exc:
+            raise ValueError(_unreadable(path, exc)) from None
         with f:
             if f.attrs.get("format") != "cosmo-emulator-trainingset":
-                raise ValueError(f"{path} is not a cosmo-emulator training set (attr 'format' missing)")
+                raise ValueError(_not_a_training_set(path, f))
             try:
                 splits = {k: json.loads(f["splits"].attrs[k]) for k in ("train", "val", "test")}
-                zs = [float(g.attrs["redshift"]) for s in f["sims"].values() for k, g in s.items() if k.startswith("z_")]
+                zs = [float(g.attrs["redshift"]) for s in f["sims"].values()
+                      for k, g in s.items() if k.startswith("z_")]
                 ngrid, box_size = int(f.attrs["ngrid"]), float(f.attrs["box_size"])
                 prior_low = tuple(float(x) for x in f.attrs["prior_low"])
                 prior_high = tuple(float(x) for x in f.attrs["prior_high"])
