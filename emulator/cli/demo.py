@@ -65,11 +65,11 @@ def run_demo(
     seeds = list(range(base_seed, base_seed + n_realizations))
     t0 = time.perf_counter()
     paths = generate_mocks(cosmo, redshift=redshift, box_size=box_size, seeds=seeds, out_dir=out / "mocks",
-                           model=m, device=device, tracer="particles")
+                           model=m, device=device, tracer="particles", overwrite=True)  # the demo's own scratch
     t_gen = (time.perf_counter() - t0) / len(seeds)
     halo_path = generate_mocks(cosmo, redshift=redshift, box_size=box_size, seeds=[seeds[0]],
                                out_dir=out / "mocks" / "halos", model=m, device=device, tracer="halos",
-                               progress=False)[0]
+                               progress=False, overwrite=True)[0]
     n_halos = len(read_catalog(halo_path, "data")["Mass"])
     ngrid = int(read_catalog(paths[0], "data").attrs["Nmesh"])
     emu, lpt = [], []
