@@ -66,7 +66,9 @@ def test_axis_particles_sky_coordinates_and_redshifts():
     assert cat.size == 6
     order = np.argsort(cat["INDEX"])
     ra, dec, z, zc = (cat[k][order] for k in ("RA", "DEC", "Z", "Z_COSMO"))
-    np.testing.assert_allclose(cat["DISTANCE"][order], d, rtol=1e-12)
+    np.testing.assert_allclose(cat["DISTANCE_COSMO"][order], d, rtol=1e-12)  # real space: |r|
+    np.testing.assert_allclose(cat["DISTANCE"][order], chi_astropy(cat["Z"][order]), rtol=1e-8)  # chi(Z observed)
+    assert cat.attrs["DISTCONV"].startswith("DISTANCE=chi(Z) observed")
     np.testing.assert_allclose(ra[:4], [0.0, 90.0, 180.0, 270.0], atol=1e-12)
     np.testing.assert_allclose(dec, [0, 0, 0, 0, 90.0, -90.0], atol=1e-12)
     np.testing.assert_array_equal(cat["REPLICA"], 0)

@@ -21,8 +21,8 @@ from emulator.model.portable import load_model
 
 BOX = 64.0
 README_GALAXIES = ["generate", "--omega-m", "0.3", "--omega-b", "0.048", "--h", "0.68", "--n-s", "0.965",
-                   "--sigma8", "0.8", "--tracer", "galaxies", "--hod", "zheng07_mr20", "--rsd-axis", "z",
-                   "--format", "fits"]
+                   "--sigma8", "0.8", "--tracer", "galaxies", "--hod", "lrg_desi_like", "--min-members", "10",
+                   "--rsd-axis", "z", "--format", "fits"]
 
 
 @pytest.fixture

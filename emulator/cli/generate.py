@@ -45,8 +45,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--min-members", type=int, default=20, help="minimum FoF group size, particles")
     t.add_argument("--min-mass", type=float, default=None,
                    help=_no_default("minimum halo mass, Msun/h (default: no cut beyond --min-members)"))
-    t.add_argument("--hod", default="zheng07_mr20",
-                   help="Zheng07 preset name or JSON {logMmin, sigma_logM, logM0, logM1, alpha} (log10 Msun/h)")
+    t.add_argument("--hod", default="lrg_desi_like",
+                   help="Zheng07 preset name (lrg_desi_like, zheng07_mr18 ... zheng07_mr22) or JSON {logMmin, "
+                        "sigma_logM, logM0, logM1, alpha} (log10 Msun/h)")
+    t.add_argument("--hod-seed", type=int, default=None,
+                   help=_no_default("seed of the HOD draws (default: derived from the realization seed)"))
+    t.add_argument("--force-hod", action="store_true",
+                   help="populate even if more than 50%% of the HOD's galaxies (Tinker08 halos) are in halos below "
+                        "the resolved mass, min-members x particle mass (above 5%% a warning prints the fraction)")
     t.add_argument("--bias", default='{"model": "linear", "b1": 1.5}',
                    help='biased tracers: JSON {"model": linear|quadratic|exponential, "b1": .., "b2": ..}')
     t.add_argument("--rsd-axis", choices=["x", "y", "z"], default=None,
@@ -62,7 +68,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=_no_default("RA range, degrees (default: full sky)"))
     s.add_argument("--footprint-dec", type=float, nargs=2, default=None,
                    help=_no_default("Dec range, degrees (default: full sky)"))
-    s.add_argument("--randoms-factor", type=float, default=10.0, help="randoms per data object")
+    s.add_argument("--footprint-mask", default=None,
+                   help=_no_default("HEALPix FITS map (any nside, RING or NEST; binary or fractional completeness: "
+                                    "an object is kept with probability = completeness) (default: none)"))
+    s.add_argument("--footprint-polygons", default=None,
+                   help=_no_default("JSON file: a list of convex RA/Dec polygons [[[ra, dec], ...], ...] in "
+                                    "degrees, rendered at HEALPix nside 512 (default: none)"))
+    s.add_argument("--nz-file", default=None,
+                   help=_no_default("target n(z): two columns z, n in (h/Mpc)^3, applied by downsampling; fails "
+                                    "where the mock is too sparse (default: none, the mock's own n(z))"))
+    s.add_argument("--nz-dz", type=float, default=0.01, help="redshift bin width of n(z) (NZ, nz.txt)")
+    s.add_argument("--fkp-p0", type=float, default=1.0e4, help="P0 of WEIGHT_FKP = 1/(1 + NZ P0), (Mpc/h)^3")
+    s.add_argument("--randoms-factor", type=float, default=20.0, help="randoms per data object, per random file")
+    s.add_argument("--n-random-files", type=int, default=1,
+                   help="independent random files mock_<seed>_randoms_<k> (0: randoms inside the mock file)")
+    s.add_argument("--randoms-z", choices=["shuffle", "nz", "volume"], default=None,
+                   help=_no_default("random redshifts: shuffled from the data, drawn from the target n(z), or "
+                                    "uniform in volume (default: shuffle with --nz-file, else volume)"))
+    s.add_argument("--lightcone", action="store_true",
+                   help="evolve along the line of sight: generate the realization at a ladder of redshifts (steps "
+                        "<= 0.05 spanning the range +- 0.01: ceil((ZMAX - ZMIN + 0.02) / 0.05) + 1 snapshots); "
+                        "particles cross the light cone interpolated between snapshots, halos and galaxies come "
+                        "from the snapshot nearest each shell")
+    s.add_argument("--lightcone-zladder", type=float, nargs="+", default=None, metavar="Z",
+                   help=_no_default("the ladder redshifts instead (implies --lightcone; must cover the range)"))
+    s.add_argument("--randoms-seed", type=int, default=None,
+                   help=_no_default("seed of the randoms (default: derived from the realization seed)"))
     o = p.add_argument_group("output and execution")
     o.add_argument("--out", default="mocks", help="output folder (created; must be writable); files "
                                                   "mock_<seed>.hdf5|.fits")
@@ -101,19 +132,36 @@ def run(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise ValueError(f"--hod/--bias must be valid JSON: {exc.msg}") from None
     cutsky = None
+    survey_flags = {"--footprint-mask": args.footprint_mask, "--footprint-polygons": args.footprint_polygons,
+                    "--nz-file": args.nz_file, "--lightcone": args.lightcone or args.lightcone_zladder}
+    given = [flag for flag, value in survey_flags.items() if value]
+    if given and not args.cutsky_zrange:
+        raise ValueError(f"{' '.join(given)} need(s) --cutsky-zrange ZMIN ZMAX (a cut-sky catalog)")
     if args.cutsky_zrange:
         fp = None
         if args.footprint_ra or args.footprint_dec:
             fp = {"ra": args.footprint_ra or [0.0, 360.0], "dec": args.footprint_dec or [-90.0, 90.0]}
+        if args.footprint_mask:
+            fp = {"healpix": args.footprint_mask}
+        elif args.footprint_polygons:
+            try:
+                with open(args.footprint_polygons) as fh:
+                    fp = {"polygons": json.load(fh)}
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"--footprint-polygons {args.footprint_polygons!r}: {exc}") from None
         cutsky = {"redshift_range": args.cutsky_zrange, "observer": args.observer, "footprint": fp,
-                  "randoms_factor": args.randoms_factor}
+                  "randoms_factor": args.randoms_factor, "n_random_files": args.n_random_files,
+                  "nz": args.nz_file, "nz_dz": args.nz_dz, "fkp_p0": args.fkp_p0, "randoms_z": args.randoms_z}
+        if args.lightcone or args.lightcone_zladder:
+            cutsky["lightcone"] = args.lightcone_zladder or True
     paths = generate_mocks(
         _cosmology(args), redshift=args.redshift, box_size=args.box_size, n_realizations=args.n_realizations,
         base_seed=args.seed, out_dir=args.out, format=args.format, model=args.model, device=args.device,
         allow_extrapolation=args.allow_extrapolation, tile=args.tile, progress=not args.no_progress,
         overwrite=args.overwrite, tracer=args.tracer, number_density=args.number_density,
         linking_length=args.linking_length, min_members=args.min_members, min_mass=args.min_mass, hod=hod,
-        bias=bias, rsd_axis=args.rsd_axis, cutsky=cutsky,
+        bias=bias, rsd_axis=args.rsd_axis, cutsky=cutsky, hod_seed=args.hod_seed, force_hod=args.force_hod,
+        randoms_seed=args.randoms_seed,
     )
     kept = set(paths.skipped)
     for p in paths:

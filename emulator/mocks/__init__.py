@@ -13,6 +13,13 @@ the generated particles leave torch once, in :mod:`.catalogs` (inputs are conver
 * :mod:`.rsd` -- redshift-space positions along a line of sight (``redshift_space_positions``).
 * :mod:`.cutsky`, :mod:`.distance`, :mod:`.footprint` -- box to RA/Dec/z around an observer, and randoms
   (``box_to_sky``, ``random_catalog``); the distance-redshift table; RA/Dec footprints.
+* :mod:`.survey` (with :mod:`.mask`, :mod:`.nz`, :mod:`.survey_files`) -- survey-ready cut-sky catalogs: HEALPix
+  or polygon footprints with completeness, a target n(z) by downsampling, ``NZ``/``WEIGHT_FKP``/``STATUS``
+  columns, randoms in separate files with their own seed, the ``nz.txt`` companion and FITS header keys.
+* :mod:`.lightcone`, :mod:`.lightcone_mocks` -- lightcones from one realization generated at a ladder of
+  redshifts (particles interpolated where they cross the past light cone; periodic replicas).
+* :mod:`.massfunction` -- Tinker et al. (2008) mass function and the HOD resolution check (``check_hod_resolution``).
+* :mod:`.fkp` -- FKP (Yamamoto) power spectrum multipoles of a cut-sky catalog with randoms (``fkp_multipoles``).
 * :mod:`.io` (with :mod:`.catalog`, :mod:`.io_hdf5`, :mod:`.io_fits`) -- HDF5/FITS catalog files, atomic
   (``write_catalog(s)``, ``read_catalog``).
 """
@@ -41,6 +48,10 @@ _LAZY = {
     "write_catalog": "io",
     "write_catalogs": "io",
     "read_catalog": "io",
+    "fkp_multipoles": "fkp",
+    "check_hod_resolution": "massfunction",
+    "load_footprint": "mask",
+    "read_nz": "nz",
 }
 
 __all__ = sorted(_LAZY)

@@ -20,7 +20,7 @@ from ..core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
 from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
-from .catalogs import MockOptions, check_tracer_count, make_catalogs
+from .catalogs import MockOptions, check_hod, check_tracer_count, make_catalogs
 from .outputs import Target, reserve_outputs
 
 __all__ = ["generate_mocks", "resolve_cosmology", "MockPaths"]
@@ -131,7 +131,7 @@ def generate_mocks(
     """
     from tqdm.auto import tqdm
 
-    from .io import write_catalogs
+    from .io import write_mock_files
 
     cosmo = resolve_cosmology(params)
     opts = MockOptions(**tracer_options)
@@ -155,6 +155,11 @@ def generate_mocks(
     box = check_box_size(box_size)
     ngrid = resolve_grid(box, model.cell_size, max(2, model.net.size_multiple))
     check_tracer_count(opts, ngrid, box)
+    check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
+    if opts.cutsky is not None and opts.cutsky.get("lightcone"):
+        from .lightcone_mocks import check_lightcone_request
+
+        check_lightcone_request(opts, model, cosmo, allow_extrapolation)
     suffix = ".hdf5" if format == "hdf5" else ".fits"
     fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
     run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256}
@@ -164,9 +169,16 @@ def generate_mocks(
         for target in tqdm(todo, desc="mocks", unit="mock", disable=not progress):
             seed = target.identity["seed"]
             t0 = time.perf_counter()
-            fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
-                                    allow_extrapolation=allow_extrapolation)
-            catalogs, extra = make_catalogs(fields, opts)
+            if opts.cutsky is not None and opts.cutsky.get("lightcone"):  # one realization at a ladder of z
+                from .lightcone_mocks import lightcone_mock
+
+                fields, catalogs, extra = lightcone_mock(
+                    lambda z, s=seed: emulate_fields(cosmo, z, box, s, model=model, device=device, tile=tile,
+                                                     allow_extrapolation=allow_extrapolation), opts)
+            else:
+                fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
+                                        allow_extrapolation=allow_extrapolation)
+                catalogs, extra = make_catalogs(fields, opts)
             attrs = {
                 **cosmo.to_dict(),
                 "redshift": redshift,
@@ -182,5 +194,5 @@ def generate_mocks(
                 "generation_seconds": time.perf_counter() - t0,
                 **extra,
             }
-            write_catalogs(target.path, catalogs, attrs, format=format)
+            write_mock_files(target.path, catalogs, attrs, format=format)  # survey companions, then the mock
     return MockPaths([t.path for t in targets], [t.path for t in targets if not t.compute])

@@ -54,6 +54,8 @@ DEFAULT_UNITS: dict[str, str] = {
     "Z": "",
     "Z_COSMO": "",
     "DISTANCE": "Mpc/h",
+    "DISTANCE_COSMO": "Mpc/h",
+    "HaloMass": "Msun/h",
     "VLOS": "km/s",
     "NZ": "(h/Mpc)^3",
     "INDEX": "",

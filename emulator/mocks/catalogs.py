@@ -14,12 +14,15 @@ Columns (units: Mpc/h, km/s, Msun/h)
   HDF5) and ``HaloIndex``, the ``HaloID`` of the host halo (the same halo in the ``halos`` catalog of the same
   seed and FoF/model options).
 * ``biased``: ``Position``, ``Velocity``.
-* with ``rsd_axis``: ``RSDPosition``; with ``cutsky``: the columns of :func:`emulator.mocks.cutsky.box_to_sky`.
+* with ``rsd_axis``: ``RSDPosition``; with ``cutsky``: the survey columns of :mod:`emulator.mocks.survey`
+  (sky coordinates, the box columns above, ``ID``, ``NZ``, weights, ``STATUS``; galaxies also ``HaloMass``).
 
 Reproducibility
 ---------------
 Every random draw is seeded from the realization seed through ``numpy.random.SeedSequence([seed, k])`` (``k``
-fixed per stage). One ``(parameters, seed, options, model)`` gives the same catalog bit for bit when run again
+fixed per stage: 1 particle subsampling, 2 HOD, 3 biased tracers, 4 randoms, 5 the survey selection); the HOD
+and randoms seeds can be set on their own (``hod_seed``, ``randoms_seed``), e.g. for many HOD draws on one
+density field. One ``(parameters, seed, options, model)`` gives the same catalog bit for bit when run again
 with the same torch build, on the same kind of CPU, with the same number of torch threads
 (``torch.get_num_threads()``). Across thread counts the network and FFT reductions round differently: particle
 positions then differ at float32 rounding level (measured up to ~1.2e-7 of the box side, two units in the last
@@ -42,6 +45,7 @@ import torch
 from ..core.cosmology import particle_mass_from_cosmology
 from .fof import friends_of_friends
 from .hod import HODParams, get_preset, populate_halos
+from .massfunction import check_hod_resolution, unresolved_fraction
 from .nfw import r200m
 from .rsd import redshift_space_positions
 from ..core.mesh import paint
@@ -73,16 +77,22 @@ class MockOptions:
     min_mass : float, optional
         Minimum halo mass, Msun/h.
     hod : str or dict
-        Zheng07 preset name (e.g. ``zheng07_mr20``) or the five parameters ``logMmin, sigma_logM, logM0, logM1,
-        alpha``.
+        Zheng07 preset name (default ``lrg_desi_like``; e.g. ``zheng07_mr20``) or the five parameters ``logMmin,
+        sigma_logM, logM0, logM1, alpha``.
+    hod_seed, randoms_seed : int, optional
+        Seeds of the HOD draws and of the randoms (default: derived from the realization seed).
+    force_hod : bool
+        Populate even when more than half of the HOD's galaxies live in unresolved halos
+        (:func:`emulator.mocks.massfunction.check_hod_resolution`).
     bias : dict
         Biased-tracer model: ``{"model": "linear"|"quadratic"|"exponential", "b1": ..., "b2": ...}``.
     rsd_axis : {"x", "y", "z"} or None
         Adds the column ``RSDPosition`` (redshift space along that axis, wrapped periodically).
     cutsky : dict or None
-        ``{"redshift_range": [zmin, zmax], "observer": [x, y, z] (Mpc/h, default box centre), "footprint":
-        {"ra": [lo, hi], "dec": [lo, hi]} (degrees) or None, "randoms_factor": 10}``: adds RA/DEC/Z data and a
-        random catalog.
+        ``{"redshift_range": [zmin, zmax], "observer": [x, y, z] (Mpc/h, default box centre), "footprint": None,
+        an RA/Dec rectangle, a HEALPix map or polygons (:mod:`emulator.mocks.mask`), "nz": path of a target n(z)
+        table, "randoms_factor": 20, "n_random_files": 1, "fkp_p0": 1e4, ...}``
+        (:data:`emulator.mocks.survey.SURVEY_DEFAULTS`): a survey catalog with randoms.
     """
 
     tracer: str = "particles"
@@ -90,7 +100,10 @@ class MockOptions:
     linking_length: float = 0.2
     min_members: int = 20
     min_mass: float | None = None
-    hod: Any = "zheng07_mr20"
+    hod: Any = "lrg_desi_like"
+    hod_seed: int | None = None
+    randoms_seed: int | None = None
+    force_hod: bool = False
     bias: dict = field(default_factory=lambda: {"model": "linear", "b1": 1.5})
     rsd_axis: str | None = None
     cutsky: dict | None = None
@@ -112,6 +125,13 @@ class MockOptions:
             zr = self.cutsky.get("redshift_range")
             if zr is None or len(zr) != 2 or not 0 <= zr[0] < zr[1]:
                 raise ValueError(f"cutsky.redshift_range must be [zmin, zmax] with 0 <= zmin < zmax, got {zr!r}")
+            from .survey import check_survey
+
+            check_survey(self.cutsky)
+        for name in ("hod_seed", "randoms_seed"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63):
+                raise ValueError(f"{name} must be an integer in [0, 2^63), got {v!r}")
         self.hod_params()  # validate early
 
     def hod_params(self) -> HODParams:
@@ -148,6 +168,20 @@ def check_tracer_count(opts: MockOptions, ngrid: int, box_size: float) -> None:
                          f"density {limit:.4g} (Mpc/h)^-3) they come from: use number_density <= {limit:.4g}")
 
 
+def resolved_mass(opts: MockOptions, cosmology, box_size: float, ngrid: int) -> float:
+    """Smallest halo mass the catalog holds, Msun/h: ``min_members`` x particle mass, or ``min_mass`` if larger."""
+    pmass = particle_mass_from_cosmology(cosmology.Omega_m, box_size, int(ngrid) ** 3)
+    return max(opts.min_members * pmass, opts.min_mass or 0.0)
+
+
+def check_hod(opts: MockOptions, cosmology, redshift: float, box_size: float, ngrid: int) -> float | None:
+    """For ``galaxies``: warn or refuse an HOD the resolution cannot hold (before anything is computed)."""
+    if opts.tracer != "galaxies":
+        return None
+    return check_hod_resolution(opts.hod_params(), cosmology, redshift,
+                                resolved_mass(opts, cosmology, box_size, ngrid), force=opts.force_hod)
+
+
 def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptions):
     mass = particle_mass_from_cosmology(f.cosmology.Omega_m, f.box_size, f.ngrid**3)
     halos = friends_of_friends(pos.astype(np.float64), f.box_size, opts.linking_length, opts.min_members,
@@ -155,9 +189,10 @@ def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptio
     return halos, mass
 
 
-def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int) -> tuple[dict[str, np.ndarray], dict]:
+def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict) -> tuple[dict[str, np.ndarray], dict]:
     """The tracer columns as numpy arrays: the particles leave torch here, once (biased tracers are made from
-    painted meshes by the torch core and converted at the end)."""
+    painted meshes by the torch core and converted at the end). ``aux`` receives columns for cut-sky files only
+    (galaxies: ``HaloMass``)."""
     box, attrs = f.box_size, {}
     check_tracer_count(opts, f.ngrid, box)
     if opts.tracer in ("particles", "halos", "galaxies"):
@@ -179,8 +214,12 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int) -> tuple[d
             return {"HaloID": halo_id, "Position": halos.position[keep], "Velocity": halos.velocity[keep],
                     "Mass": mass, "Radius": r200m(mass, f.cosmology.Omega_m), "Length": halos.n_members[keep]}, attrs
         sub = {"position": halos.position[keep], "velocity": halos.velocity[keep], "mass": halos.mass[keep]}
-        gal = populate_halos(sub, opts.hod_params(), _seed(seed, 2), cosmology=f.cosmology, redshift=f.redshift,
+        hod_seed = _seed(seed, 2) if opts.hod_seed is None else int(opts.hod_seed)
+        attrs.update(hod_seed=hod_seed, hod_unresolved_fraction=unresolved_fraction(
+            opts.hod_params(), f.cosmology, f.redshift, resolved_mass(opts, f.cosmology, box, f.ngrid)))
+        gal = populate_halos(sub, opts.hod_params(), hod_seed, cosmology=f.cosmology, redshift=f.redshift,
                              box_size=box)
+        aux["HaloMass"] = sub["mass"][gal.halo_index]
         return {"Position": gal.position, "Velocity": gal.velocity, "Central": gal.is_central.astype(bool),
                 "HaloIndex": halo_id[gal.halo_index]}, attrs
     from .biased import biased_tracers
@@ -196,27 +235,24 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int) -> tuple[d
     return {"Position": pos.cpu().numpy(), "Velocity": vel.cpu().numpy()}, attrs
 
 
-def make_catalogs(f: GeneratedFields, opts: MockOptions) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """Build the catalogs of one realization: ``({"data": columns[, "randoms": columns]}, attrs)``."""
-    cols, attrs = _tracer_columns(f, opts, f.seed)
+def make_catalogs(f: GeneratedFields, opts: MockOptions) -> tuple[dict[str, Any], dict]:
+    """Build the catalogs of one realization: ``({"data": columns[, ...]}, attrs)``; with ``cutsky`` the survey
+    catalogs of :func:`emulator.mocks.survey_files.survey_outputs` (companion files included)."""
+    aux: dict[str, np.ndarray] = {}
+    cols, attrs = _tracer_columns(f, opts, f.seed, aux)
     if opts.rsd_axis is not None:
         cols["RSDPosition"] = redshift_space_positions(
             cols["Position"], cols["Velocity"], f.redshift, f.cosmology, f.box_size, los=opts.rsd_axis
         )
         attrs["rsd_axis"] = opts.rsd_axis
-    catalogs = {"data": cols}
-    if opts.cutsky is not None:
-        from .cutsky import box_to_sky, random_catalog
+    if opts.cutsky is None:
+        return {"data": cols}, attrs
+    from .survey_files import survey_outputs
 
-        cs = opts.cutsky
-        zr = tuple(float(z) for z in cs["redshift_range"])
-        sky = box_to_sky(cols["Position"], cols["Velocity"], f.box_size, f.cosmology, zr,
-                         observer=cs.get("observer"), footprint=cs.get("footprint"), rsd=cs.get("rsd", True),
-                         snapshot_redshift=f.redshift)
-        data = {k: np.asarray(v) for k, v in sky.items()}
-        rand = random_catalog(redshift_range=zr, cosmology=f.cosmology, footprint=cs.get("footprint"),
-                              density_factor=float(cs.get("randoms_factor", 10)), n_data=len(data["RA"]),
-                              seed=_seed(f.seed, 4) % 2**31)
-        catalogs = {"data": data, "randoms": {k: np.asarray(v) for k, v in rand.items()}}
-        attrs.update({f"cutsky_{k}": v for k, v in sky.attrs.items() if isinstance(v, (int, float, str))})
+    seeds = {"SEED_IC": int(f.seed), "SEED_SEL": _seed(f.seed, 5) % 2**31,
+             "SEED_RAN": _seed(f.seed, 4) % 2**31 if opts.randoms_seed is None else int(opts.randoms_seed)}
+    if "hod_seed" in attrs:
+        seeds["SEED_HOD"] = attrs["hod_seed"]
+    catalogs, extra = survey_outputs(cols, aux, f, opts.cutsky, seeds)
+    attrs.update(extra)
     return catalogs, attrs

@@ -18,6 +18,11 @@ The cosmological redshift ``Z_COSMO`` is the ``z`` whose comoving distance ``chi
 is ``1 + Z = (1 + Z_COSMO)(1 + v_los / c)``, with ``v_los = v . r / |r|`` the radial peculiar velocity in km/s.
 The redshift cut is on the observed ``Z``, in ``[z_min, z_max)``.
 
+Distances (one convention for data and randoms): ``DISTANCE = chi(Z)``, the comoving distance of the *observed*
+redshift (redshift space, what a pipeline reading RA, DEC, Z or RA, DEC, DISTANCE sees), and ``DISTANCE_COSMO =
+chi(Z_COSMO) = |r|`` (real space). Randoms have no peculiar velocity: ``Z_COSMO = Z``, ``DISTANCE_COSMO =
+DISTANCE``. The convention is recorded in ``attrs["DISTCONV"]``.
+
 Snapshot approximation
 ----------------------
 The whole box is one snapshot at a single redshift: clustering and velocities do not evolve across the shell
@@ -83,7 +88,9 @@ def replicas(box_size: float, observer: Any, chi_min: float, chi_max: float) -> 
     return np.asarray(out, dtype=np.int64).reshape(-1, 3)
 
 
-_SKY_COLUMNS = ("RA", "DEC", "Z", "Z_COSMO", "DISTANCE", "VLOS", "INDEX", "REPLICA")
+_SKY_COLUMNS = ("RA", "DEC", "Z", "Z_COSMO", "DISTANCE", "DISTANCE_COSMO", "VLOS", "INDEX", "REPLICA")
+#: The distance convention of every cut-sky file (data and randoms), stored as ``DISTCONV``.
+DISTANCE_CONVENTION = "DISTANCE=chi(Z) observed (redshift space); DISTANCE_COSMO=chi(Z_COSMO) real space"
 _CHUNK = 1 << 20
 
 
@@ -108,9 +115,10 @@ def _place(pos, vel, start, offset, n, chi0, chi1, z0, z1, fp, table, parts) -> 
         vlos = np.zeros_like(d)
         zobs = zc
     sel = (zobs >= z0) & (zobs < z1)
-    values = (ra, dec, zobs, zc, d, vlos, idx + start, np.broadcast_to(n, (len(idx), 3)))
+    dz = table.distance(zobs[sel]) if vel is not None else d[sel]  # chi(Z): the redshift-space distance
+    values = (ra, dec, zobs, zc, None, d, vlos, idx + start, np.broadcast_to(n, (len(idx), 3)))
     for key, val in zip(_SKY_COLUMNS, values):
-        parts[key].append(val[sel])
+        parts[key].append(dz if val is None else val[sel])
 
 
 def box_to_sky(
@@ -150,9 +158,10 @@ def box_to_sky(
     Returns
     -------
     Catalog
-        Columns ``RA``, ``DEC`` (degrees), ``Z`` (observed), ``Z_COSMO``, ``DISTANCE`` (real-space comoving
-        distance, Mpc/h), ``VLOS`` (km/s; zero without RSD), ``INDEX`` (int64 row of the source particle) and
-        ``REPLICA`` (int64 ``(M, 3)`` replica offset), plus ``attrs`` describing the construction.
+        Columns ``RA``, ``DEC`` (degrees), ``Z`` (observed), ``Z_COSMO``, ``DISTANCE`` (``chi(Z)``, Mpc/h),
+        ``DISTANCE_COSMO`` (``chi(Z_COSMO)``, the real-space distance, Mpc/h), ``VLOS`` (km/s; zero without
+        RSD), ``INDEX`` (int64 row of the source particle) and ``REPLICA`` (int64 ``(M, 3)`` replica offset),
+        plus ``attrs`` describing the construction.
     """
     box = check_box_size(box_size)
     pos = np.remainder(as_vectors(position, "position"), box)
@@ -194,6 +203,7 @@ def box_to_sky(
     attrs = {
         "catalog_type": "cutsky",
         "lightcone": LIGHTCONE_NOTE,
+        "DISTCONV": DISTANCE_CONVENTION,
         "BoxSize": box,
         "observer": obs.tolist(),
         "redshift_range": [z0, z1],
@@ -251,7 +261,8 @@ def random_catalog(
     Returns
     -------
     Catalog
-        Columns ``RA``, ``DEC`` (degrees), ``Z`` and ``DISTANCE`` (``chi(Z)``, Mpc/h).
+        Columns ``RA``, ``DEC`` (degrees), ``Z`` and ``DISTANCE`` (``chi(Z)``, Mpc/h; the convention of
+        :func:`box_to_sky`, with ``Z_COSMO = Z`` for randoms).
     """
     z0, z1 = _check_range(redshift_range)
     fp = check_footprint(footprint)
@@ -297,5 +308,6 @@ def random_catalog(
         "footprint_fraction": footprint_fraction(fp),
         "radial_method": method,
         "seed": int(seed),
+        "DISTCONV": DISTANCE_CONVENTION,
     }
     return Catalog({"RA": ra, "DEC": dec, "Z": z, "DISTANCE": chi}, attrs=attrs)

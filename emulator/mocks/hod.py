@@ -103,8 +103,16 @@ def _table1() -> dict[str, HODParams]:
     return {f"zheng07_mr{t.replace('.', 'p')}": HODParams(*v) for t, v in rows.items()}
 
 
-#: Named parameter sets, e.g. ``"zheng07_mr20"`` (M_r < -20, halotools' default threshold), ``"zheng07_mr20p5"``.
+#: Named parameter sets, e.g. ``"zheng07_mr20"`` (M_r < -20, halotools' default threshold), ``"zheng07_mr20p5"``,
+#: and ``"lrg_desi_like"``.
 PRESETS: dict[str, HODParams] = _table1()
+
+# DESI-LRG-like Zheng07 set: this project's tuning, not a published fit. With the Tinker08 mass function of
+# emulator.mocks.massfunction (Planck18, z = 0.5) it reproduces the summary of the DESI One-Percent Survey LRG
+# HOD analysis (Yuan et al. 2023, arXiv:2306.06314, 0.4 < z < 0.6: satellite fraction 11%, log10 <M_h> = 13.40),
+# with n = 3.9e-4 (h/Mpc)^3 at z = 0.5 (5.9e-4 at z = 0). At 2 Mpc/h (particle mass 6.9e11 Msun/h at Planck18)
+# 1.9% of its galaxies sit below 10-particle halos and 28% below 20-particle ones (z = 0.5): use min_members=10.
+PRESETS["lrg_desi_like"] = HODParams(logMmin=13.05, sigma_logM=0.20, logM0=13.05, logM1=14.10, alpha=1.20)
 
 
 def get_preset(name: str) -> HODParams:

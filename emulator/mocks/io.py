@@ -30,6 +30,7 @@ one-line ``ValueError`` before touching the disk; the file is then written throu
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.atomic import atomic_path
@@ -47,7 +48,7 @@ from .io_fits import list_fits, read_fits, read_fits_attrs, write_fits
 from .io_hdf5 import list_hdf5, read_hdf5, read_hdf5_attrs, write_hdf5
 
 __all__ = ["Catalog", "DEFAULT_UNITS", "FORMATS", "write_catalog", "write_catalogs", "read_catalog", "list_catalogs",
-           "read_file_attrs"]
+           "read_file_attrs", "Companion", "companion_path", "write_mock_files"]
 
 FORMAT_NAME = "cosmo-emulator-catalog"
 FORMAT_VERSION = 1
@@ -181,3 +182,45 @@ def read_file_attrs(path: str | os.PathLike) -> dict[str, Any]:
     """The file-level attrs of a catalogue file (HDF5 or FITS, detected), without reading any column."""
     path = os.fspath(path)
     return read_hdf5_attrs(path) if _detect(path) == "hdf5" else read_fits_attrs(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a mock and its companion files (survey randoms, nz.txt: emulator.mocks.survey_files)
+# ---------------------------------------------------------------------------------------------------------------
+class Companion:
+    """A file written next to the mock: ``suffix`` (e.g. ``"_randoms_0"`` or ``"_nz.txt"``) and its contents,
+    catalogs (``{name: Catalog}``, same format as the mock) or text."""
+
+    def __init__(self, suffix: str, content: Mapping[str, Catalog] | str) -> None:
+        self.suffix, self.content = suffix, content
+
+
+def companion_path(path: str | os.PathLike, suffix: str) -> Path:
+    """``mock_000001.fits`` + ``_randoms_0`` -> ``mock_000001_randoms_0.fits``; a suffix with a dot replaces the
+    extension (``_nz.txt`` -> ``mock_000001_nz.txt``)."""
+    path = Path(path)
+    return path.with_name(path.stem + suffix + ("" if "." in suffix else path.suffix))
+
+
+def write_mock_files(path: str | os.PathLike, catalogs: Mapping[str, Any], attrs: Mapping[str, Any],
+                     format: str = "hdf5") -> list[Path]:
+    """Write the companions, then the mock file itself (all atomically); return the companion paths."""
+    attrs = dict(attrs)
+    if "model_sha256" in attrs:
+        attrs["MODELSHA"] = attrs["model_sha256"]
+    if "package_version" in attrs:
+        attrs["CODEVER"] = attrs["package_version"]
+    main = {k: v for k, v in catalogs.items() if not isinstance(v, Companion)}
+    written = []
+    for comp in (v for v in catalogs.values() if isinstance(v, Companion)):
+        target = companion_path(path, comp.suffix)
+        if isinstance(comp.content, str):
+            with atomic_path(target) as tmp:
+                Path(tmp).write_text(comp.content)
+        else:
+            sub = {name: cat for name, cat in comp.content.items()}
+            own = {k: v for cat in sub.values() for k, v in getattr(cat, "attrs", {}).items()}
+            write_catalogs(target, sub, {**attrs, **own}, format=format)
+        written.append(target)
+    write_catalogs(path, main, attrs, format=format)
+    return written

@@ -8,8 +8,10 @@ keeps its exact name. ``(N, k)`` columns are vector columns (``'3D'`` for float6
 ``TUNITn``. Every header holds its attrs twice: the authoritative copy is a JSON object in the long-string
 (``CONTINUE``) card ``PROVENAN`` (numpy arrays as ``{"__ndarray__": list, "dtype": str}``), and, for humans and
 other tools, each scalar attr that fits one 80-character card also appears as a ``HIERARCH <name> = value``
-keyword (case preserved). Supported FITS column dtypes (:data:`~emulator.mocks.catalog.FITS_CODES`): bool,
-uint8, int16, int32, int64, float32, float64.
+keyword (case preserved); attrs whose names are FITS keywords (upper case, at most 8 characters, e.g. the survey
+keys ``SEED_HOD``, ``MODELSHA``, ``FOOTPRNT``) are plain cards instead, long strings continued (``CONTINUE``).
+Supported FITS column dtypes (:data:`~emulator.mocks.catalog.FITS_CODES`): bool, uint8, int16, int32, int64,
+float32, float64.
 
 Units
 -----
@@ -52,6 +54,10 @@ SINGLE_FITS_NAME = "CATALOG"
 _ASTROPY_UNITS = {"Mpc/h": "Mpc / littleh", "Msun/h": "solMass / littleh", "(h/Mpc)^3": "littleh3 / Mpc3",
                   "km/s": "km / s", "deg": "deg"}
 _LITTLE_H = re.compile(r"(?<![A-Za-z0-9_])h(?![A-Za-z0-9_])")
+#: Attr names written as standard FITS keywords (survey header keys such as ``SEED_HOD``, ``MODELSHA``).
+_STANDARD_KEY = re.compile(r"(?!SIMPLE$|BITPIX$|NAXIS|EXTEND$|XTENSION$|PCOUNT$|GCOUNT$|TFIELDS$|EXTNAME$|END$|"
+                           r"T(?:TYPE|FORM|UNIT|DIM)\d|CATNAME$|COLUNITS$|PROVENAN$|COMMENT$|HISTORY$)"
+                           r"[A-Z][A-Z0-9_-]{0,7}")
 
 
 def astropy_unit(unit: str):
@@ -124,11 +130,12 @@ def _header(attrs: Mapping[str, Any]):
         )
         if not scalar or "=" in key or not key.isprintable() or (isinstance(value, float) and not np.isfinite(value)):
             continue
-        card = fits.Card(f"HIERARCH {key}", value)
+        standard = _STANDARD_KEY.fullmatch(key) is not None  # a FITS keyword: plain card, long strings CONTINUE
+        card = fits.Card(key if standard else f"HIERARCH {key}", value)
         try:
             with warnings.catch_warnings():  # "Card is too long": such a card is skipped, not truncated
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                if len(card.image) == 80:  # one card only (no CONTINUE) for readability by other tools
+                if standard or len(card.image) == 80:  # else one card only (no CONTINUE), for other tools
                     header.append(card)
         except (ValueError, fits.VerifyError):
             continue
