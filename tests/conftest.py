@@ -8,9 +8,16 @@ no PM simulation).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# CAMB tables go to a cache of this test session, not to the user's ~/.cache (emulator.core.camb_cache); an
+# explicit COSMO_EMULATOR_CACHE (e.g. a CI cache folder) is respected. Set before any test imports the package,
+# and inherited by the subprocesses of CLI tests.
+os.environ.setdefault("COSMO_EMULATOR_CACHE", tempfile.mkdtemp(prefix="cosmo_emulator_test_cache_"))
 
 try:
     from helpers_trainingset import build_synthetic_training_set

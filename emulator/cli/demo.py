@@ -11,9 +11,12 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used, so that ``emulator --help`` stays fast
+    import torch
 
 __all__ = ["run_demo", "add_arguments", "run", "particle_power"]
 
@@ -58,6 +61,7 @@ def run_demo(
     from ..core.power import linear_power, nonlinear_power
     from ..model.emulate import emulate_fields
     from ..model.portable import load_model
+    import torch
 
     cosmo = get_preset(preset)
     m = load_model(model, device=device)

@@ -14,12 +14,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print what the model is, its hull and its measured accuracy."""
-    from ..model.portable import load_model
+    """Print what the model is, its hull and its measured accuracy (read without torch: fast)."""
+    from ..model.header import ModelHeader, accuracy_table, read_header
 
-    m = load_model(args.model)
+    try:
+        m = read_header(args.model)
+    except ValueError:  # not torch's zip format (e.g. a legacy torch file): the full, weights-only loader decides
+        from ..model.portable import load_model
+
+        full = load_model(args.model)
+        m = ModelHeader(network=dict(full.net.config), style_low=tuple(full.style_low),
+                        style_high=tuple(full.style_high), cell_size=full.cell_size, metadata=full.metadata,
+                        path=full.path, sha256=full.sha256)
     print(f"model: {m.name}  ({m.path})\nsha256: {m.sha256}")
-    print(f"resolution: Lagrangian cell {m.cell_size:g} Mpc/h; network halo {m.net.halo} cells")
+    print(f"resolution: Lagrangian cell {m.cell_size:g} Mpc/h; network halo {m.halo} cells")
     print("training hull:")
     for name, (lo, hi) in m.hull().items():
         print(f"  {name:8s} [{lo:.4g}, {hi:.4g}]")
@@ -35,11 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_history(meta["history"]))
     val = meta.get("validation")
     if val:
-        from ..training.evaluate import table
-
         print(f"held-out accuracy ({val['split']} split, {val['n_samples']} simulation snapshots), "
               f"P(k) ratio and r(k) against the simulations, up to k_Nyq/2 = {val['k_nyquist'] / 2:.3f} h/Mpc:")
-        print(table(val))
+        print(accuracy_table(val))
         for name in ("emulator", "2lpt"):
             v = val[name]
             print(f"  {name:8s} max|P ratio - 1| = {v['max_abs_ratio_minus_1_to_half_nyquist']:.4f}, "

@@ -18,20 +18,36 @@ __all__ = ["run_cli", "UNITS_NOTE"]
 UNITS_NOTE = "Units: lengths in comoving Mpc/h, wavenumbers in h/Mpc, velocities in peculiar km/s, masses in Msun/h."
 
 
-def _build_parser(prog: str, description: str, subcommands: Mapping[str, tuple[str, str]]) -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str], subcommands: Mapping[str, tuple[str, str]]) -> str | None:
+    """The subcommand named in ``argv`` (its first non-option word), or ``None``."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in subcommands else None
+    return None
+
+
+def _build_parser(
+    prog: str, description: str, subcommands: Mapping[str, tuple[str, str]], chosen: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser; only the ``chosen`` subcommand's module is imported (all of them when ``chosen`` is None).
+
+    Importing a subcommand module only to list its one-line help would make ``<prog> --help`` pay for every
+    subcommand's imports, so the others get their help line and no arguments.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=f"{description} {UNITS_NOTE}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in subcommands.items():
-        module = importlib.import_module(module_name)
         p = sub.add_parser(
             name,
             help=help_text,
             description=f"{help_text}. {UNITS_NOTE}",
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        if chosen is None or name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
@@ -47,7 +63,8 @@ def run_cli(
     passthrough = passthrough or {}
     if argv and argv[0] in passthrough:
         return int(importlib.import_module(passthrough[argv[0]]).main(argv) or 0)
-    args = _build_parser(prog, description, subcommands).parse_args(argv)
+    chosen = _chosen(argv, subcommands)
+    args = _build_parser(prog, description, subcommands, chosen if chosen is not None else "").parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:

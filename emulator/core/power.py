@@ -22,6 +22,11 @@ Non-linear power
 :func:`nonlinear_power` runs CAMB's halofit (Takahashi et al. 2012) once more, with the rescaled ``A_s``, so
 that CAMB's linear ``P(k, z=0)`` in that run equals :func:`linear_power` (to 1e-6) and has ``sigma8`` equal to
 ``cosmo.sigma8`` by our quadrature. Halofit is applied to CAMB's own linear ``P(k, z)``.
+
+Caching
+-------
+Tables are cached in memory per process and on disk across processes (:mod:`emulator.core.camb_cache`, keyed
+by cosmology, redshift, CAMB version and table version), so a second run for a cosmology does not call CAMB.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from scipy.interpolate import CubicSpline
 
 from .cosmology import Cosmology
 from .growth import GrowthHistory
@@ -83,13 +87,26 @@ def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _dense(k: np.ndarray, pk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.interpolate import CubicSpline  # only on a cache miss
+
     spline = CubicSpline(np.log(k), np.log(pk))
     lnk = np.linspace(math.log(k[0]), math.log(k[-1]), _N_DENSE)
     return lnk, spline(lnk)
 
 
-@lru_cache(maxsize=64)
-def _linear_table(key: tuple[float, ...]) -> _Table:
+_TABLE_ARRAYS = ("k", "pk", "lnk", "lnp", "a_s")
+
+
+def _cached_table(kind: str, key: tuple[float, ...], compute, **extra: Any) -> _Table:
+    """A table from the on-disk cache (:mod:`emulator.core.camb_cache`), running ``compute`` on a miss."""
+    from .camb_cache import cache_key, cached_arrays
+
+    ckey = cache_key(kind, key, kmax_h=_KMAX_H, as_ref=_AS_REF, n_dense=_N_DENSE, **extra)
+    arrays = cached_arrays(ckey, _TABLE_ARRAYS, lambda: compute()._asdict())
+    return _Table(*_frozen(*(arrays[name] for name in _TABLE_ARRAYS[:4])), float(arrays["a_s"]))
+
+
+def _camb_linear_table(key: tuple[float, ...]) -> _Table:
     cosmo = Cosmology.from_array(key)
     res = _camb_results(cosmo, _AS_REF, [0.0], nonlinear=False)
     k, _, pk = res.get_linear_matter_power_spectrum(hubble_units=True, k_hunit=True)
@@ -97,11 +114,10 @@ def _linear_table(key: tuple[float, ...]) -> _Table:
     pk = np.asarray(pk[0], dtype=np.float64)
     lnk, lnp = _dense(k, pk)
     ratio = (cosmo.sigma8 / _sigma_table(lnk, lnp, 8.0)) ** 2
-    return _Table(*_frozen(k, pk * ratio, lnk, lnp + math.log(ratio)), _AS_REF * ratio)
+    return _Table(k, pk * ratio, lnk, lnp + math.log(ratio), _AS_REF * ratio)
 
 
-@lru_cache(maxsize=64)
-def _nonlinear_table(key: tuple[float, ...], z: float) -> _Table:
+def _camb_nonlinear_table(key: tuple[float, ...], z: float) -> _Table:
     cosmo = Cosmology.from_array(key)
     a_s = _linear_table(key).a_s
     redshifts = [z, 0.0] if z > 0.0 else [0.0]
@@ -110,7 +126,17 @@ def _nonlinear_table(key: tuple[float, ...], z: float) -> _Table:
     row = int(np.argmin(np.abs(np.asarray(zs) - z)))
     k = np.asarray(k, dtype=np.float64)
     pk = np.asarray(pk[row], dtype=np.float64)
-    return _Table(*_frozen(k, pk, *_dense(k, pk)), a_s)
+    return _Table(k, pk, *_dense(k, pk), a_s)
+
+
+@lru_cache(maxsize=64)
+def _linear_table(key: tuple[float, ...]) -> _Table:
+    return _cached_table("linear", key, lambda: _camb_linear_table(key))
+
+
+@lru_cache(maxsize=64)
+def _nonlinear_table(key: tuple[float, ...], z: float) -> _Table:
+    return _cached_table("halofit", key, lambda: _camb_nonlinear_table(key, z), z=z)
 
 
 def _check_z(z: Any) -> float:
@@ -135,13 +161,18 @@ def _growth2(cosmo: Cosmology, z: float) -> float:
 
 
 def _interp_np(table: Any, k: np.ndarray) -> np.ndarray:
-    """Log-log linear interpolation on the dense grid, end segments extrapolated; ``P(0) = 0``."""
+    """Log-log linear interpolation on the dense grid, end segments extrapolated; ``P(0) = 0``.
+
+    The dense ``ln k`` grid is uniform, so the segment of each ``k`` is computed directly,
+    ``i = floor((ln k - ln k_0) / d ln k)``, clipped to the end segments: no search, one pass over ``k``.
+    """
     x, y = table.lnk, table.lnp
     positive = k > 0.0
     lnk = np.log(np.where(positive, k, 1.0))
-    i = np.clip(np.searchsorted(x, lnk) - 1, 0, x.size - 2)
-    t = (lnk - x[i]) / (x[i + 1] - x[i])
-    return np.where(positive, np.exp(y[i] + t * (y[i + 1] - y[i])), 0.0)
+    u = (lnk - x[0]) * ((x.size - 1) / (x[-1] - x[0]))  # position on the grid, in cells
+    i = np.clip(np.floor(u), 0, x.size - 2).astype(np.intp)
+    p = np.exp(y[i] + (u - i) * np.diff(y)[i])
+    return np.where(positive, p, 0.0)
 
 
 def linear_power_table(cosmo: Cosmology) -> tuple[np.ndarray, np.ndarray]:
@@ -195,14 +226,17 @@ class LinearPower:
         self.cosmo = cosmo
         self.z = _check_z(z)
         table = _linear_table(cosmo.key())
-        self._lnk = torch.tensor(table.lnk, dtype=torch.float64)
-        self._lnp = torch.as_tensor(table.lnp + math.log(_growth2(cosmo, self.z)), dtype=torch.float64)
+        lnp = table.lnp + math.log(_growth2(cosmo, self.z))
+        self._lnk0 = float(table.lnk[0])
+        self._inv_dlnk = (table.lnk.size - 1) / float(table.lnk[-1] - table.lnk[0])  # cells per unit ln k
+        self._lnp = torch.as_tensor(lnp, dtype=torch.float64)
+        self._dlnp = torch.as_tensor(np.diff(lnp), dtype=torch.float64)
         self._cache: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         key = (str(device), dtype)
         if key not in self._cache:
-            self._cache[key] = (self._lnk.to(device, dtype), self._lnp.to(device, dtype))
+            self._cache[key] = (self._lnp.to(device, dtype), self._dlnp.to(device, dtype))
         return self._cache[key]
 
     def __call__(self, k: torch.Tensor) -> torch.Tensor:
@@ -210,16 +244,20 @@ class LinearPower:
             k = torch.as_tensor(k, dtype=torch.float64)
         if not k.is_floating_point():
             raise ValueError(f"k must be a floating-point tensor, got dtype {k.dtype}")
-        if bool((~(k >= 0.0) | ~torch.isfinite(k)).any()):
-            raise ValueError("k must be finite and >= 0 (h/Mpc)")
+        if k.numel():
+            lo, hi = torch.aminmax(k)  # NaN propagates into both, failing the test below
+            if not (bool(lo >= 0.0) and bool(hi < math.inf)):
+                raise ValueError("k must be finite and >= 0 (h/Mpc)")
         work = torch.float32 if k.device.type == "mps" else torch.float64
-        x, y = self._tables(k.device, work)
+        y, dy = self._tables(k.device, work)
         kw = k.to(work)
         positive = kw > 0.0
-        lnk = torch.log(torch.where(positive, kw, torch.ones_like(kw)))
-        i = (torch.searchsorted(x, lnk.contiguous()) - 1).clamp(0, x.numel() - 2)
-        x0, x1, y0, y1 = x[i], x[i + 1], y[i], y[i + 1]
-        p = torch.exp(y0 + (lnk - x0) / (x1 - x0) * (y1 - y0))
+        # The dense ln k grid is uniform: the segment index is computed, not searched (one pass over k).
+        u = torch.log(torch.where(positive, kw, torch.ones_like(kw)))
+        u = u.sub_(self._lnk0).mul_(self._inv_dlnk)  # position on the grid, in cells
+        i = u.floor().clamp_(0, y.numel() - 2).long()
+        t = u.sub_(i)
+        p = torch.take(dy, i).mul_(t).add_(torch.take(y, i)).exp_()
         return torch.where(positive, p, torch.zeros_like(p)).to(k.dtype)
 
     def __repr__(self) -> str:

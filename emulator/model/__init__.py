@@ -1,11 +1,13 @@
 """The emulator network (pure torch): a style-conditioned 3D U-Net with valid convolutions, and box inference.
 
-See docs/architecture.md, "Emulator model conventions".
+See docs/architecture.md, "Emulator model conventions". The names below are loaded on first use, so that
+torch-free submodules (:mod:`emulator.model.header`, read by ``emulator info``) do not import torch.
 """
 
-from .layers import ModulatedConv3d, StyledResBlock, StyleMapping, center_crop, make_activation
-from .tiling import periodic_crop, predict_box, tile_origins
-from .unet import StyledUNet
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "StyledUNet",
@@ -18,3 +20,27 @@ __all__ = [
     "center_crop",
     "make_activation",
 ]
+
+_HOME = {
+    "ModulatedConv3d": "layers",
+    "StyledResBlock": "layers",
+    "StyleMapping": "layers",
+    "center_crop": "layers",
+    "make_activation": "layers",
+    "periodic_crop": "tiling",
+    "predict_box": "tiling",
+    "tile_origins": "tiling",
+    "StyledUNet": "unet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

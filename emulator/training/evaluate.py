@@ -88,16 +88,8 @@ def evaluate_model(model: EmulatorModel, path: str, split: str = "test", device:
 
 def table(summary: dict, every: int = 1) -> str:
     """Markdown table up to k_Nyq/2: mean over samples of the P ratio and r(k) for 2LPT and the emulator, and
-    the emulator's worst sample (largest |P ratio - 1|, smallest r) in each bin."""
-    k = np.array(summary["k"])
-    lines = ["| k [h/Mpc] | P ratio 2LPT | P ratio emulator | worst emulator | r 2LPT | r emulator | worst r emulator |",
-             "|---|---|---|---|---|---|---|"]
-    for i in range(0, len(k), every):
-        if k[i] > summary["k_nyquist"] / 2 + 1e-9:
-            break
-        lines.append(
-            f"| {k[i]:.3f} | {summary['2lpt']['ratio_mean'][i]:.4f} | {summary['emulator']['ratio_mean'][i]:.4f} "
-            f"| {summary['emulator']['ratio_worst'][i]:.4f} | {summary['2lpt']['r_mean'][i]:.4f} "
-            f"| {summary['emulator']['r_mean'][i]:.4f} | {summary['emulator']['r_worst'][i]:.4f} |"
-        )
-    return "\n".join(lines)
+    the emulator's worst sample (largest |P ratio - 1|, smallest r) in each bin
+    (:func:`emulator.model.header.accuracy_table`, which ``emulator info`` uses without torch)."""
+    from ..model.header import accuracy_table
+
+    return accuracy_table(summary, every)

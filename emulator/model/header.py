@@ -1,0 +1,161 @@
+"""Read a portable model file's header (everything but the weights) without importing torch.
+
+``emulator info`` only needs the plain data of a model file (network settings, hull, cell size, metadata); loading
+torch for that costs more than a second. A model file (:mod:`emulator.model.portable`) is torch's zip format: a
+pickle ``<folder>/data.pkl`` whose tensors refer to separate storage records. :func:`read_header` unpickles it with
+a restricted unpickler that knows only torch's tensor-rebuild function, its storage types and ``OrderedDict``;
+every tensor becomes a :class:`TensorStub` (its shape only, no data is read) and any other global refuses the
+file with a one-line ``ValueError``, as :func:`~emulator.model.portable.load_model` does; nothing is executed.
+
+The accuracy table printed from a model's ``validation`` metadata (:func:`accuracy_table`) also lives here, free
+of torch; it is the same text as :func:`emulator.training.evaluate.table`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ModelHeader", "TensorStub", "read_header", "unet_halo", "accuracy_table"]
+
+_FORMAT = "cosmo-emulator-model"
+_PARAMETER_NAMES = ("Omega_m", "Omega_b", "h", "n_s", "sigma8")  # emulator.core.cosmology.PARAMETER_NAMES
+_RESBLOCK_HALO = 2  # emulator.model.layers.StyledResBlock.halo: cells lost per side by one residual block
+
+
+@dataclass(frozen=True)
+class TensorStub:
+    """A tensor of a model file seen without torch: its shape only."""
+
+    shape: tuple[int, ...]
+
+
+class _Storage:
+    """Placeholder for a torch storage type or record (never read)."""
+
+
+def _rebuild_tensor(storage: Any, offset: int, size: Any, *args: Any) -> TensorStub:
+    return TensorStub(tuple(int(s) for s in size))
+
+
+def _rebuild_parameter(data: Any, *args: Any) -> Any:
+    return data
+
+
+class _HeaderUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return _rebuild_parameter
+        if module == "torch" and name.endswith("Storage"):
+            return _Storage
+        if module == "collections" and name == "OrderedDict":
+            return OrderedDict
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Storage()
+
+
+@dataclass
+class ModelHeader:
+    """The plain data of a model file: what ``emulator info`` shows (see :class:`EmulatorModel` for the fields)."""
+
+    network: dict
+    style_low: tuple[float, ...]
+    style_high: tuple[float, ...]
+    cell_size: float  # Mpc/h
+    metadata: dict = field(default_factory=dict)
+    path: str = ""
+    sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", Path(self.path).stem or "model"))
+
+    @property
+    def halo(self) -> int:
+        """Cells lost per side by the network (``StyledUNet(**network).halo``)."""
+        return unet_halo(int(self.network.get("depth", 2)), int(self.network.get("blocks", 1)))
+
+    def hull(self) -> dict[str, tuple[float, float]]:
+        """Training prior of each parameter and the redshift range."""
+        names = [*_PARAMETER_NAMES, "redshift"]
+        return {k: (float(lo), float(hi)) for k, lo, hi in zip(names, self.style_low, self.style_high)}
+
+
+def unet_halo(depth: int, blocks: int) -> int:
+    """``StyledUNet(depth=depth, blocks=blocks).halo`` by the same size bookkeeping, without building it."""
+    loss = blocks * _RESBLOCK_HALO
+    dec_extra = [-loss % 2 ** (depth - level - 1) for level in range(depth)]
+    size = c = 2**depth
+    for level in range(depth):
+        size = (size + 2 * (loss + dec_extra[level])) // 2
+    size += 2 * loss
+    for _ in range(depth):
+        size = 2 * size + 2 * loss
+    return (size - c) // 2
+
+
+def _bad(path: Path) -> ValueError:
+    return ValueError(f"{path}: not a cosmo-emulator model file (not a torch file of tensors and plain data; "
+                      "model files are only read weights-only)")
+
+
+def read_header(path: str | Path | None = None) -> ModelHeader:
+    """The header of a model file (default: the embedded model), read without torch and without the weights.
+
+    Raises ``FileNotFoundError`` for a missing file and a one-line ``ValueError`` naming the file for anything
+    that is not a cosmo-emulator model file.
+    """
+    from ..core.provenance import sha256_file
+
+    if path is None:
+        path = Path(__file__).resolve().parents[1] / "models" / "default.pt"  # portable.DEFAULT_MODEL_PATH
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(names) != 1:
+                raise _bad(path)
+            with zf.open(names[0]) as fh:
+                payload = _HeaderUnpickler(fh).load()
+    except Exception:  # noqa: BLE001 - any failure of the restricted reader is a bad file
+        raise _bad(path) from None
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"{path}: not a cosmo-emulator model file")
+    try:
+        return ModelHeader(
+            network=dict(payload["network"]),
+            style_low=tuple(float(v) for v in payload["style_low"]),
+            style_high=tuple(float(v) for v in payload["style_high"]),
+            cell_size=float(payload["cell_size"]),
+            metadata=payload.get("metadata", {}),
+            path=str(path),
+            sha256=sha256_file(path),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: not a cosmo-emulator model file (incomplete header)") from None
+
+
+def accuracy_table(summary: dict, every: int = 1) -> str:
+    """Markdown table up to k_Nyq/2 of a validation summary (same text as ``emulator.training.evaluate.table``)."""
+    k = [float(v) for v in summary["k"]]
+    lines = ["| k [h/Mpc] | P ratio 2LPT | P ratio emulator | worst emulator | r 2LPT | r emulator "
+             "| worst r emulator |", "|---|---|---|---|---|---|---|"]
+    for i in range(0, len(k), every):
+        if k[i] > summary["k_nyquist"] / 2 + 1e-9:
+            break
+        lines.append(
+            f"| {k[i]:.3f} | {summary['2lpt']['ratio_mean'][i]:.4f} | {summary['emulator']['ratio_mean'][i]:.4f} "
+            f"| {summary['emulator']['ratio_worst'][i]:.4f} | {summary['2lpt']['r_mean'][i]:.4f} "
+            f"| {summary['emulator']['r_mean'][i]:.4f} | {summary['emulator']['r_worst'][i]:.4f} |"
+        )
+    return "\n".join(lines)
