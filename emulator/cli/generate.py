@@ -164,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         randoms_seed=args.randoms_seed,
     )
     kept = set(paths.skipped)
-    for p in paths:
+    from ..core.distributed import rank_world
+
+    for p in paths if rank_world()[0] == 0 else ():  # torchrun: rank 0 lists every rank's files
         print(f"{p}  (already there with the same parameters: kept)" if p in kept else p)
     return 0

@@ -17,11 +17,13 @@ from typing import Any, Sequence
 
 from ..core.checks import check_box_size
 from ..core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
+from ..core.distributed import (all_gather_objects, barrier, init_if_needed, launched_by_torchrun, rank_device,
+                                rank_world, shard)
 from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
 from .catalogs import MockOptions, check_hod, check_tracer_count, make_catalogs
-from .outputs import Target, reserve_outputs
+from .outputs import Target, reserve_outputs, write_manifest
 
 __all__ = ["generate_mocks", "resolve_cosmology", "MockPaths"]
 
@@ -144,7 +146,7 @@ def generate_mocks(
     if not math.isfinite(redshift) or redshift < 0:  # a plain error: never extrapolation advice
         raise ValueError(f"redshift must be finite and >= 0, got {redshift}")
     seeds = _seeds(seeds, n_realizations, base_seed)
-    device = str(check_device(device))
+    device = str(check_device(rank_device(str(device))))  # cuda -> cuda:LOCAL_RANK under torchrun
     if not isinstance(model, EmulatorModel):
         model = load_model(model, device=device)
     outside = model.check_domain(cosmo, redshift)
@@ -164,8 +166,10 @@ def generate_mocks(
     fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
     run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256}
     targets = [Target(Path(out_dir) / f"mock_{seed:06d}{suffix}", {**fixed, "seed": seed, **run}) for seed in seeds]
-    with reserve_outputs(out_dir, targets, overwrite) as targets:
-        todo = [t for t in targets if t.compute]
+    init_if_needed(device)  # torchrun with WORLD_SIZE > 1: each rank reserves and computes its own seeds
+    rank, world = rank_world()
+    with reserve_outputs(out_dir, shard(targets, rank, world), overwrite) as mine:
+        todo = [t for t in mine if t.compute]
         for target in tqdm(todo, desc="mocks", unit="mock", disable=not progress):
             seed = target.identity["seed"]
             t0 = time.perf_counter()
@@ -195,4 +199,11 @@ def generate_mocks(
                 **extra,
             }
             write_mock_files(target.path, catalogs, attrs, format=format)  # survey companions, then the mock
+    kept = {p for part in all_gather_objects([str(t.path) for t in mine if not t.compute]) for p in part}
+    for t in targets:
+        t.compute = str(t.path) not in kept
+    if launched_by_torchrun():  # one manifest of every rank's files, by rank 0 (a plain call writes none)
+        if rank == 0:
+            write_manifest(out_dir, targets)
+        barrier()
     return MockPaths([t.path for t in targets], [t.path for t in targets if not t.compute])

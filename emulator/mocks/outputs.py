@@ -50,10 +50,14 @@ from typing import Any, Iterator
 from ..core.locks import LOCKS_AVAILABLE, release_lock, take_lock
 from .io import read_file_attrs
 
-__all__ = ["IDENTITY_ATTRS", "FOLDER_LOCK", "Target", "reserve_outputs", "lock_path", "max_file_locks"]
+__all__ = ["IDENTITY_ATTRS", "FOLDER_LOCK", "MANIFEST", "Target", "reserve_outputs", "lock_path", "max_file_locks",
+           "write_manifest"]
 
 #: The folder lock (held shared by every run, exclusively by runs of more than :func:`max_file_locks` files).
 FOLDER_LOCK = ".emulator-generate.lock"
+
+#: The manifest of a ``torchrun`` run, in ``out_dir`` (:func:`write_manifest`).
+MANIFEST = "manifest.json"
 
 #: File attrs that must match for an existing file to count as the requested one.
 IDENTITY_ATTRS = ("Omega_m", "Omega_b", "h", "n_s", "sigma8", "redshift", "BoxSize", "Nmesh", "seed", "tracer",
@@ -88,6 +92,8 @@ def _make_dirs(out_dir: Path) -> list[Path]:
     for d in reversed(missing):
         try:
             d.mkdir()
+        except FileExistsError:  # made meanwhile by another rank of a torchrun run: not ours to remove
+            continue
         except OSError as exc:
             _remove_dirs(created)
             raise ValueError(f"out_dir (--out) {out_dir}: cannot create folder {d} ({exc.strerror or exc})") from None
@@ -242,3 +248,34 @@ def reserve_outputs(out_dir: str | os.PathLike, targets: list[Target], overwrite
         for t in targets:
             _release(t)
         release_lock(out_dir / FOLDER_LOCK, folder_fd)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(out_dir: str | os.PathLike, targets: list[Target]) -> Path:
+    """Write ``<out_dir>/manifest.json`` (atomically): one entry per target, in the given (seed) order.
+
+    Each entry has the file name, ``seed``, ``size`` (bytes), ``sha256`` and ``kept`` (true when the file was
+    already there and not recomputed); ``identity`` holds the attrs shared by every file (:data:`IDENTITY_ATTRS`
+    less the seed). Used by ``torchrun`` runs of :func:`emulator.mocks.api.generate_mocks` (rank 0, after every
+    rank has written its files).
+    """
+    from ..core.atomic import atomic_open
+
+    out_dir = Path(out_dir)
+    files = [{"file": t.path.name, "seed": t.identity.get("seed"), "size": t.path.stat().st_size,
+              "sha256": _sha256(t.path), "kept": not t.compute} for t in targets]
+    shared = {k: v for k, v in (targets[0].identity.items() if targets else ()) if k != "seed"}
+    text = json.dumps({"identity": shared, "n_files": len(files), "files": files}, indent=1, default=str)
+    path = out_dir / MANIFEST
+    with atomic_open(path, "w") as fh:
+        fh.write(text + "\n")
+    return path
