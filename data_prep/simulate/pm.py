@@ -40,8 +40,13 @@ a ``32^3`` lattice perturbed by a tiny plane wave, ratio of the PM force to the 
   power. Force ratios: ``0`` -> (1.0001, 1.0008, 1.0055, 0.9967, 0.9823); ``1`` -> (1.0032, 1.0127, 1.0488,
   0.9992, 0.9905); ``2`` -> (1.0093, 1.0349, 1.1218, 1.0030, 1.0008). In full runs (``32^3`` particles,
   256 Mpc/h, z = 0, paired-fixed ICs, 10 steps) ``P(k)/P_halofit`` at ``k <= k_Nyq/4`` of the particle grid is
-  within 0.5% for ``1``, down to 0.97 for ``0`` and up to 1.05 for ``2``; at 2 Mpc/h resolution the choice
-  changes P(k) by < 1% (see ``tests/test_simulate.py``).
+  within 0.5% for ``1``, down to 0.97 for ``0`` and up to 1.05 for ``2``. At 2 Mpc/h resolution the choice
+  matters beyond ``k_Nyq/4``: 64^3 particles in 128 Mpc/h, z = 0, 12 steps from z = 12, fixed-amplitude ICs,
+  ``P(deconvolve=1) / P(deconvolve=0)`` = 1.008, 1.018, 1.031 at k = 0.3, 0.5, 0.8 h/Mpc (issue 11 measured
+  1.4% / 2.7% at k = 0.5 / 0.8 in another setting, and in the deep linear regime an over-growth of modes at
+  k = 0.5 / 0.8 by ~2.6% / 4% with one power on a 2x mesh, an under-growth on a 4x mesh from particle-lattice
+  discreteness): the particle lattice, not the force mesh, limits such runs; see the mass refinement of
+  :mod:`data_prep.simulate.refine`.
 
 Integrator (:func:`kdk`)
 ------------------------

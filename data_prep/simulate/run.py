@@ -9,6 +9,12 @@ displacement at ``a_init = 1/(1+z_init)`` is ``s = D1 psi1 + D2 psi2`` and the m
 :func:`emulator.core.lpt.lpt_velocity`. Particle ``id = i n^2 + j n + k`` sits at ``q = (i, j, k) L / n``; every
 output keeps that (C) order.
 
+Mass refinement (``refine = r > 1``, :mod:`data_prep.simulate.refine`): the run uses ``(r n)^3`` particles whose
+white noise carries ``white_noise(seed, n)`` on every mode strictly inside the coarse Nyquist frequency (same
+universe, finer sampling), 2LPT on the fine grid, a force mesh of ``force_factor r n`` points a side, and keeps
+in every output (the IC included) only the particles on the coarse Lagrangian grid, with the coarse ids: the
+outputs have the shapes of a ``refine = 1`` run. ``refine = 1`` is bit-identical to the unrefined simulator.
+
 Determinism: a given configuration gives bit-identical outputs on the CPU. On CUDA, painting uses atomic
 additions whose order varies, so repeated runs agree only to float rounding.
 
@@ -31,7 +37,6 @@ import numpy as np
 import torch
 
 from emulator.core.cosmology import Cosmology
-from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.fourier import check_box_size, check_mesh_size
 from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import (
@@ -43,6 +48,7 @@ from emulator.core.lpt import (
 from emulator.core.power import LinearPower
 
 from .pm import GRADIENTS, SPACINGS, PMForce, kdk, step_schedule
+from .refine import check_refine, coarse_lattice_index, initial_density_k
 
 __all__ = ["SIMULATOR_VERSION", "ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
 
@@ -121,6 +127,7 @@ def run_simulation(
     z_init: float = 9.0,
     steps: int = 10,
     force_factor: int = 2,
+    refine: int = 1,
     spacing: str = "linear",
     lpt_order: int = 2,
     deconvolve: int = 1,
@@ -153,7 +160,9 @@ def run_simulation(
         Steps from ``z_init`` to the lowest output redshift, evenly spaced in ``a`` (or ``ln a``); output epochs
         that do not fall on a boundary add a step each.
     force_factor : int
-        Force mesh of ``force_factor * ngrid`` points per side (``>= 2``; 1 allowed for experiments).
+        Force mesh of ``force_factor * refine * ngrid`` points per side (``>= 2``; 1 allowed for experiments).
+    refine : int
+        Particles per axis per output particle (mass refinement, see the module notes); 1: no refinement.
     spacing : {"linear", "log"}
         Step spacing in ``a`` or ``ln a``.
     lpt_order : {1, 2}
@@ -185,6 +194,7 @@ def run_simulation(
     box = check_box_size(box_size)
     if isinstance(force_factor, bool) or not isinstance(force_factor, int) or force_factor < 1:
         raise ValueError(f"force_factor must be a positive integer, got {force_factor!r}")
+    refine = check_refine(refine)
     if lpt_order not in (1, 2):
         raise ValueError(f"lpt_order must be 1 or 2, got {lpt_order!r}")
     if spacing not in SPACINGS:
@@ -207,10 +217,10 @@ def run_simulation(
     a_init = 1.0 / (1.0 + z_init)
     out_a = [1.0 / (1.0 + z) for z in zs]
     # --- initial conditions -------------------------------------------------------------------------------
-    noise = white_noise(seed, n, dtype=dtype, device=device)
+    fine = refine * n
     pk = power if power is not None else LinearPower(cosmology, 0.0)
-    delta_k = linear_density_k(noise, box, pk, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase)
-    del noise
+    delta_k = initial_density_k(seed, n, box, pk, refine, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase,
+                                dtype=dtype, device=device)
     psi1 = vector_field_to_particles(za_displacement(delta_k, box)).contiguous()
     disp = float(growth.D1(a_init)) * psi1
     mom = float(growth.gp(a_init)) * psi1
@@ -221,9 +231,16 @@ def run_simulation(
         mom.add_(psi2, alpha=float(growth.gp2(a_init)))
         del psi2
     del delta_k
-    q = lagrangian_grid(n, box, dtype=dtype, device=device)
+    q = lagrangian_grid(fine, box, dtype=dtype, device=device)
     ids = torch.arange(n**3, dtype=torch.int64, device=q.device)
-    ic = _state(q, disp, mom, ids, a_init, box)
+    keep = None if refine == 1 else coarse_lattice_index(n, refine, device=q.device)
+
+    def state(s: torch.Tensor, p: torch.Tensor, a: float) -> ParticleState:
+        if keep is None:
+            return _state(q, s, p, ids, a, box)
+        return _state(q[keep], s[keep], p[keep], ids, a, box)
+
+    ic = state(disp, mom, a_init)
 
     # --- time stepping -------------------------------------------------------------------------------------
     outputs: list[ParticleState | None] = [ic if a == a_init else None for a in out_a]
@@ -231,17 +248,18 @@ def run_simulation(
     boundaries = np.array([a_init])
     if todo:
         boundaries = step_schedule(a_init, max(todo), steps, todo, spacing)
-        solver = PMForce(force_factor * n, box, cosmology.Omega_m, deconvolve=deconvolve, gradient=gradient,
+        solver = PMForce(force_factor * fine, box, cosmology.Omega_m, deconvolve=deconvolve, gradient=gradient,
                          shift=mesh_shift, dtype=dtype, device=q.device)
 
         def record(a: float, s: torch.Tensor, p: torch.Tensor) -> None:
             for i, ai in enumerate(out_a):
                 if outputs[i] is None and ai == a:
-                    outputs[i] = _state(q, s, p, ids, a, box)
+                    outputs[i] = state(s, p, a)
 
         kdk(q, disp, mom, boundaries, growth, solver, box, spacing=spacing, callback=record, progress=progress)
     config = {
-        "output_redshifts": zs, "z_init": z_init, "steps": steps, "force_factor": force_factor, "spacing": spacing,
+        "output_redshifts": zs, "z_init": z_init, "steps": steps, "force_factor": force_factor, "refine": refine,
+        "spacing": spacing,
         "lpt_order": lpt_order, "deconvolve": deconvolve, "gradient": gradient, "mesh_shift": mesh_shift,
         "fixed_amplitude": fixed_amplitude, "invert_phase": invert_phase, "custom_power": power is not None,
         "dtype": str(dtype).replace("torch.", ""),

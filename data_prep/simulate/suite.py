@@ -17,6 +17,7 @@ unless ``force=True`` (``--force``), which redoes those simulations. One run at 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import time
@@ -34,13 +35,15 @@ from emulator.core.provenance import code_version, utc_now
 
 from ..fingerprint import differing_keys, digest, summarise_keys
 from emulator.core.locks import exclusive_lock
+from emulator.core.distributed import all_gather_objects, barrier, init_if_needed, rank_device, rank_world, shard
+from .explicit import explicit_design
 from .run import SIMULATOR_VERSION, run_simulation
 
 __all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config", "simulation_inputs"]
 
 _SIM_KEYS = {
     "z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient",
-    "mesh_shift",
+    "mesh_shift", "refine",
 }
 
 
@@ -60,6 +63,7 @@ class SuiteConfig:
     simulation: dict[str, Any] = field(default_factory=dict)
     num_files: int = 1
     device: str = "auto"
+    cosmologies: list[dict] | None = None  # explicit points with seeds (data_prep.simulate.explicit)
 
     def __post_init__(self) -> None:
         missing = [k for k in PARAMETER_NAMES if k not in self.prior]
@@ -71,8 +75,10 @@ class SuiteConfig:
         check_box_size(self.box_size)
         if isinstance(self.ngrid, bool) or not isinstance(self.ngrid, int) or self.ngrid < 1:
             raise ValueError(f"ngrid must be a positive integer (particles per side), got {self.ngrid!r}")
-        if self.n_cosmologies < 1 or self.seeds_per_cosmology < 1:
-            raise ValueError("n_cosmologies and seeds_per_cosmology must be >= 1")
+        if self.n_cosmologies < (0 if self.cosmologies else 1) or self.seeds_per_cosmology < 1:
+            raise ValueError("n_cosmologies and seeds_per_cosmology must be >= 1 (n_cosmologies 0 with cosmologies)")
+        if self.cosmologies is not None:
+            explicit_design(self.cosmologies)  # validates: one-line error naming the entry
         unknown = set(self.simulation) - _SIM_KEYS
         if unknown:
             raise ValueError(f"unknown simulation option(s) {sorted(unknown)}; known: {sorted(_SIM_KEYS)}")
@@ -107,14 +113,14 @@ def latin_hypercube(n: int, low: np.ndarray, high: np.ndarray, seed: int) -> np.
 
 
 def _design(cfg: SuiteConfig) -> list[dict]:
-    points = latin_hypercube(cfg.n_cosmologies, cfg.low, cfg.high, cfg.design_seed)
+    points = latin_hypercube(cfg.n_cosmologies, cfg.low, cfg.high, cfg.design_seed) if cfg.n_cosmologies else []
     sims = []
     for i, p in enumerate(points):
         cosmo = Cosmology.from_array(p)
         for s in range(cfg.seeds_per_cosmology):
             sid = f"sim_{i:04d}" if cfg.seeds_per_cosmology == 1 else f"sim_{i:04d}_s{s}"
             sims.append({"sim_id": sid, "cosmology": cosmo.to_dict(), "seed": cfg.base_seed + len(sims)})
-    return sims
+    return sims + explicit_design(cfg.cosmologies or [])
 
 
 def simulation_inputs(cfg: SuiteConfig, sim: dict) -> dict:
@@ -131,6 +137,8 @@ def simulation_inputs(cfg: SuiteConfig, sim: dict) -> dict:
     for key in sorted(_SIM_KEYS):
         default = params[key].default
         value = cfg.simulation.get(key, default)
+        if key == "refine" and value == 1:
+            continue  # unrefined runs keep the fingerprint of suites made before refinement existed
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if key == "output_redshifts" and isinstance(value, (list, tuple)):
@@ -200,7 +208,8 @@ def _simulate(cfg: SuiteConfig, out: Path, sim: dict, inputs: dict, device: str)
     res = run_simulation(cosmo, sim["seed"], cfg.ngrid, cfg.box_size, device=device, **cfg.simulation)
     mass = particle_mass_from_cosmology(cosmo.Omega_m, cfg.box_size, cfg.ngrid**3)
     prov = {"seed": sim["seed"], "code_version": code_version(), "suite": cfg.name, "sim_id": sim["sim_id"],
-            "simulation": cfg.simulation, "ngrid": cfg.ngrid, "simulator_version": SIMULATOR_VERSION}
+            "simulation": cfg.simulation, "ngrid": cfg.ngrid, "simulator_version": SIMULATOR_VERSION,
+            "recipe": {k: res.config[k] for k in ("refine", "steps", "force_factor", "z_init")}}
     snaps = []
     for k, state in enumerate([res.ic, *res.outputs]):
         write_gadget4_hdf5(
@@ -245,22 +254,42 @@ def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = No
     design = _design(cfg)
     expected = {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design}
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    out.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(out / "simulate.lock", f"another data-prep simulate is writing {out}"):
-        done, stale = _finished(out, design, expected)
-        if stale and not force:
-            keys = sorted({k for v in stale.values() for k in v})
-            raise ValueError(f"{out}: {len(stale)} finished simulation(s) ({summarise_keys(sorted(stale), 3)}) were "
-                             f"made with other inputs than this config (differing: {summarise_keys(keys)}); pass "
-                             "--force to redo them, or use another --out-dir")
-        for folder in [out, *(out / sim["sim_id"] for sim in design)]:
-            remove_stale_temporaries(folder)
-        for sid in stale:
-            _redo(out / sid)
+    rank, world = rank_world()  # torchrun: rank 0 holds the lock and checks, each rank runs its shard
+    device = rank_device(device)
+    init_if_needed(device)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    barrier()
+    lock = (exclusive_lock(out / "simulate.lock", f"another data-prep simulate is writing {out}") if rank == 0
+            else contextlib.nullcontext())
+    with lock:
+        problem = None
+        if rank == 0:
+            done, stale = _finished(out, design, expected)
+            if stale and not force:
+                keys = sorted({k for v in stale.values() for k in v})
+                problem = (f"{out}: {len(stale)} finished simulation(s) ({summarise_keys(sorted(stale), 3)}) were "
+                           f"made with other inputs than this config (differing: {summarise_keys(keys)}); pass "
+                           "--force to redo them, or use another --out-dir")
+            else:
+                for folder in [out, *(out / sim["sim_id"] for sim in design)]:
+                    remove_stale_temporaries(folder)
+                for sid in stale:
+                    _redo(out / sid)
+        problem = all_gather_objects(problem)[0]
+        if problem:
+            raise ValueError(problem)
+        if world > 1:
+            done, _ = _finished(out, design, expected)  # after rank 0's clean-up
         todo = [sim for sim in design if sim["sim_id"] not in done][:limit]
         title = f"suite {cfg.name} ({len(done)} of {len(design)} done before)"
-        for sim in tqdm(todo, desc=title, unit="sim", disable=not progress):
+        for sim in tqdm(shard(todo, rank, world), desc=title, unit="sim", disable=not progress):
             done[sim["sim_id"]] = _simulate(cfg, out, sim, expected[sim["sim_id"]], device)
+            if world == 1:
+                _write_manifest(cfg, out, [done[s["sim_id"]] for s in design if s["sim_id"] in done])
+        for part in all_gather_objects(done if world > 1 else {}):
+            done.update(part)
+        if rank == 0:
             _write_manifest(cfg, out, [done[s["sim_id"]] for s in design if s["sim_id"] in done])
-        _write_manifest(cfg, out, [done[s["sim_id"]] for s in design if s["sim_id"] in done])
+        barrier()
     return out / "manifest.json"

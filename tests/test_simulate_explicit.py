@@ -1,0 +1,148 @@
+"""Explicit cosmologies for ``data-prep simulate`` (YAML list and single-run flags), the refinement's fingerprint,
+and the converged suites (issue 11 §1): seeds as ``emulator generate``, disjoint suites, corners in the test suite."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from data_prep.cli import main
+from data_prep.simulate.explicit import parse_cosmologies
+from data_prep.simulate.suite import SuiteConfig, _design, load_suite_config, simulation_inputs
+from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
+from emulator.core.fields import linear_density_k, white_noise
+from emulator.core.fourier import k_magnitude, to_fourier
+from emulator.core.lpt import lagrangian_grid, particles_to_vector_field, za_displacement
+from emulator.core.growth import GrowthHistory
+from emulator.core.power import LinearPower
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+POINT = {"Omega_m": 0.31, "Omega_b": 0.049, "h": 0.67, "n_s": 0.96, "sigma8": 0.81}
+PRIOR = {k: [v, v] for k, v in POINT.items()}
+
+
+def _flags(point=POINT):
+    names = {"Omega_m": "--omega-m", "Omega_b": "--omega-b", "h": "--h", "n_s": "--n-s", "sigma8": "--sigma8"}
+    return [a for k, v in point.items() for a in (names[k], str(v))]
+
+
+def test_single_run_flags_reproduce_the_generators_initial_conditions(tmp_path, capsys):
+    """`data-prep simulate --omega-m ... --seed 5` (refine 1): the IC snapshot is the ZA+2LPT of white_noise(5, n),
+    the 2LPT input of `emulator generate --seed 5`; the recipe is recorded in done.json and the HDF5 attrs."""
+    n, box, seed, z_init = 16, 32.0, 5, 12.0
+    argv = ["simulate", *_flags(), "--seed", str(seed), "--redshifts", "0", "0.5", "--out", str(tmp_path / "one"),
+            "--ngrid", str(n), "--box-size", str(box), "--refine", "1", "--steps", "3", "--pm-factor", "2",
+            "--z-init", str(z_init), "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    (sim,) = manifest["simulations"]
+    assert sim["sim_id"] == "single" and sim["seed"] == seed and sim["cosmology"] == POINT
+    assert "refine" not in sim["inputs"]["simulation"]  # refine 1: the fingerprint of pre-refinement suites
+    assert sim["inputs"]["simulation"]["steps"] == 3 and sim["inputs"]["simulation"]["output_redshifts"] == [0.5, 0.0]
+    with h5py.File(tmp_path / "one" / sim["ic"], "r") as fh:
+        pos = np.asarray(fh["PartType1/Coordinates"], dtype=np.float64)
+        ids = np.asarray(fh["PartType1/ParticleIDs"])
+        recipe = json.loads(fh["Parameters"].attrs["recipe"])
+    assert recipe == {"refine": 1, "steps": 3, "force_factor": 2, "z_init": z_init}
+    cosmo = Cosmology.from_mapping(POINT)
+    delta_k = linear_density_k(white_noise(seed, n, dtype=torch.float64), box, LinearPower(cosmo))
+    q = lagrangian_grid(n, box, dtype=torch.float64).numpy()
+    za = particles_to_vector_field(torch.as_tensor(pos[np.argsort(ids)] - q), n).numpy()
+    za = (za + box / 2) % box - box / 2  # minimum image
+    want = GrowthHistory(cosmo).D1(1 / (1 + z_init)) * za_displacement(delta_k, box).numpy()
+    # the 2LPT term is ~1% of the ZA one at z = 12 and the positions are float32: 3% of the rms
+    assert np.sqrt(np.mean((za - want) ** 2)) < 0.03 * np.sqrt(np.mean(want**2))
+
+
+def test_refined_single_run_shares_the_generators_large_scales(tmp_path):
+    """Refine 2: 16^3 outputs whose IC displacement correlates with the generator's ZA field at k < k_Nyq/2."""
+    n, box, seed = 16, 32.0, 8
+    argv = ["simulate", *_flags(), "--seed", str(seed), "--redshifts", "12", "--out", str(tmp_path / "r2"),
+            "--ngrid", str(n), "--box-size", str(box), "--refine", "2", "--z-init", "12", "--no-progress",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    (sim,) = json.loads((tmp_path / "r2" / "manifest.json").read_text())["simulations"]
+    assert sim["inputs"]["simulation"]["refine"] == 2
+    with h5py.File(tmp_path / "r2" / sim["ic"], "r") as fh:
+        pos = np.asarray(fh["PartType1/Coordinates"], dtype=np.float64)
+    assert pos.shape == (n**3, 3)
+    s = pos - lagrangian_grid(n, box, dtype=torch.float64).numpy()
+    s = torch.as_tensor((s + box / 2) % box - box / 2)
+    got = to_fourier(particles_to_vector_field(s, n))
+    delta_k = linear_density_k(white_noise(seed, n, dtype=torch.float64), box, LinearPower(Cosmology.from_mapping(POINT)))
+    want = to_fourier(za_displacement(delta_k, box))
+    k = k_magnitude(n, box, dtype=torch.float64)
+    low = (k > 0) & (k < 0.5 * np.pi * n / box)
+    a, b = got[:, low], want[:, low]
+    r = (a * b.conj()).real.sum() / torch.sqrt(a.abs().square().sum() * b.abs().square().sum())
+    assert r > 0.99
+
+
+def test_yaml_list_and_errors():
+    entries = [{**POINT, "seed": 3, "name": "fid"}, {**POINT, "sigma8": 0.7, "seed": 3}]
+    cfg = SuiteConfig(name="x", out_dir="x", box_size=32.0, ngrid=8, n_cosmologies=2,
+                      prior=load_suite_config(CONFIGS / "suite_default.yaml").prior, cosmologies=entries)
+    design = _design(cfg)
+    assert [d["sim_id"] for d in design] == ["sim_0000", "sim_0001", "fid", "cosmo_0001"]
+    assert design[2]["seed"] == design[3]["seed"] == 3 and design[3]["cosmology"]["sigma8"] == 0.7
+    bad = [({**POINT}, "seed is required"), ({**POINT, "seed": -1}, "seed"), ({**POINT, "seed": 1, "w0": -1},
+           "unknown key"), ({"Omega_m": 0.3, "seed": 1}, "missing parameter"), ({**POINT, "seed": 1, "name": "a/b"},
+           "name"), ({**POINT, "seed": 1.5}, "seed")]
+    for entry, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            parse_cosmologies([entry])
+    with pytest.raises(ValueError, match="used twice"):
+        parse_cosmologies([{**POINT, "seed": 1, "name": "a"}, {**POINT, "seed": 2, "name": "a"}])
+
+
+def test_single_run_needs_every_flag(capsys):
+    assert main(["simulate", "--omega-m", "0.3", "--seed", "1", "--out", "x"]) != 0
+    err = capsys.readouterr().err
+    assert "--omega-b" in err and len(err.strip().splitlines()) == 1
+
+
+def test_refine_enters_the_fingerprint_only_when_used():
+    base = dict(name="x", out_dir="x", box_size=32.0, ngrid=8, n_cosmologies=1, prior=PRIOR)
+    sim = {"sim_id": "sim_0000", "cosmology": POINT, "seed": 1}
+    old = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12}), sim)
+    one = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12, "refine": 1}), sim)
+    two = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12, "refine": 2}), sim)
+    assert old == one and "refine" not in old["simulation"] and two["simulation"]["refine"] == 2
+
+
+def _suites():
+    return {name: load_suite_config(CONFIGS / f"{name}.yaml")
+            for name in ("suite_converged", "suite_converged_val", "suite_converged_test")}
+
+
+def test_converged_suites_are_disjoint_and_the_test_suite_holds_corners():
+    suites = _suites()
+    train, val, test = (_design(c) for c in suites.values())
+    assert len(train) >= 96 and len(val) >= 8 and len(test) >= 8
+    for cfg in suites.values():
+        assert cfg.simulation["refine"] == 2 and cfg.simulation["steps"] >= 20
+        assert {0.0, 0.5, 1.0, 2.0} <= set(cfg.simulation["output_redshifts"])
+        assert (cfg.box_size, cfg.ngrid) == (128.0, 64)
+    low, high = suites["suite_converged"].low, suites["suite_converged"].high
+    for cfg in suites.values():
+        assert np.array_equal(cfg.low, low) and np.array_equal(cfg.high, high)
+    for a, b in itertools.combinations((train, val, test), 2):
+        assert not {d["seed"] for d in a} & {d["seed"] for d in b}
+        pa = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in a])
+        pb = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in b])
+        dist = np.abs((pa[:, None] - pb[None]) / (high - low)).max(axis=-1)
+        assert dist.min() > 1e-3  # no cosmology is shared
+    points = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in test])
+    assert np.all(points >= low - 1e-12) and np.all(points <= high + 1e-12)
+    at_bound = np.isclose(points, low) | np.isclose(points, high)
+    assert at_bound.all(axis=1).sum() >= 2  # full corners of the 5-d hull
+    om, s8 = PARAMETER_NAMES.index("Omega_m"), PARAMETER_NAMES.index("sigma8")
+    corners = {(bool(np.isclose(p[om], high[om])), bool(np.isclose(p[s8], high[s8])))
+               for p, b in zip(points, at_bound) if b[om] and b[s8]}
+    assert len(corners) == 4  # all four (Omega_m, sigma8) corners, high sigma8 with low Omega_m included
