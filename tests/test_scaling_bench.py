@@ -1,0 +1,52 @@
+"""The speed-scaling benchmark (``benchmarks/scaling.py``): config checks, the skip rule and the derived columns."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from benchmarks.scaling import DEFAULT_CONFIG, _predicted, load_config, run_scaling, scaling_table
+
+
+def _write(tmp_path, **changes):
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    cfg.update(changes)
+    path = tmp_path / "scaling.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_committed_config_is_valid_and_fixes_threads():
+    cfg = load_config()
+    assert int(cfg["threads"]) >= 1 and int(cfg["repeats"]) >= 3
+    assert {"generator", "2lpt", "pm_few"} <= set(cfg["methods"]) and {64, 128, 256} <= set(cfg["ngrids"])
+
+
+@pytest.mark.parametrize("changes, word", [({"repeats": 2}, "repeats"), ({"threads": None}, "threads"),
+                                           ({"typo": 1}, "typo")])
+def test_bad_configs_name_the_key(tmp_path, changes, word):
+    with pytest.raises(ValueError, match=word):
+        load_config(_write(tmp_path, **changes))
+
+
+def test_prediction_is_n_log_n():
+    prev = {"ngrid": 64, "median_seconds": 2.0}
+    expect = 2.0 * 8 * math.log(128**3) / math.log(64**3)
+    assert _predicted(prev, 128) == pytest.approx(expect)
+    assert _predicted(None, 128) == 0.0
+
+
+def test_run_measures_then_skips_what_would_exceed_the_cap(tmp_path):
+    cfg = load_config(_write(tmp_path, ngrids=[16, 64], methods=["2lpt"], max_seconds=1e-4))
+    res = run_scaling(cfg, log=lambda m: None)
+    first, second = res["rows"]
+    assert first["ngrid"] == 16 and len(first["seconds"]) == 3 and first["threads"] == 1
+    assert first["median_seconds"] == pytest.approx(sorted(first["seconds"])[1])
+    assert first["us_per_particle"] == pytest.approx(1e6 * first["median_seconds"] / 16**3)
+    assert first["mocks_per_hour_per_core"] == pytest.approx(3600.0 / first["median_seconds"])
+    assert first["peak_rss_mb"] >= first["baseline_rss_mb"] > 0
+    assert second["ngrid"] == 64 and "skipped" in second  # 64^3 predicted above the 1e-4 s cap
+    table = scaling_table(res)
+    assert "| 2lpt | 16³ |" in table and "skipped" not in table.split("| 2lpt | 64³ |")[0] and "predicted" in table
