@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelHeader", "TensorStub", "read_header", "unet_halo", "accuracy_table"]
+from ..core.cosmology import PARAMETER_NAMES
 
-_FORMAT = "cosmo-emulator-model"
-_PARAMETER_NAMES = ("Omega_m", "Omega_b", "h", "n_s", "sigma8")  # emulator.core.cosmology.PARAMETER_NAMES
+__all__ = ["FORMAT", "ModelIdentity", "ModelHeader", "TensorStub", "read_header", "unet_halo", "unet_input_size",
+           "decoder_extra_crops", "accuracy_table"]
+
+FORMAT = "cosmo-emulator-model"  # the ``format`` entry of every model file
 _RESBLOCK_HALO = 2  # emulator.model.layers.StyledResBlock.halo: cells lost per side by one residual block
 
 
@@ -62,8 +64,27 @@ class _HeaderUnpickler(pickle.Unpickler):
         return _Storage()
 
 
+class ModelIdentity:
+    """Name and hull of a model, shared by :class:`ModelHeader` and :class:`~emulator.model.portable.EmulatorModel`
+    (both have ``metadata``, ``path``, ``style_low`` and ``style_high``)."""
+
+    metadata: dict
+    path: str
+    style_low: Any
+    style_high: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", Path(self.path).stem or "model"))
+
+    def hull(self) -> dict[str, tuple[float, float]]:
+        """Training prior of each parameter and the redshift range."""
+        names = [*PARAMETER_NAMES, "redshift"]
+        return {k: (float(lo), float(hi)) for k, lo, hi in zip(names, self.style_low, self.style_high)}
+
+
 @dataclass
-class ModelHeader:
+class ModelHeader(ModelIdentity):
     """The plain data of a model file: what ``emulator info`` shows (see :class:`EmulatorModel` for the fields)."""
 
     network: dict
@@ -75,31 +96,39 @@ class ModelHeader:
     sha256: str = ""
 
     @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", Path(self.path).stem or "model"))
-
-    @property
     def halo(self) -> int:
         """Cells lost per side by the network (``StyledUNet(**network).halo``)."""
         return unet_halo(int(self.network.get("depth", 2)), int(self.network.get("blocks", 1)))
 
-    def hull(self) -> dict[str, tuple[float, float]]:
-        """Training prior of each parameter and the redshift range."""
-        names = [*_PARAMETER_NAMES, "redshift"]
-        return {k: (float(lo), float(hi)) for k, lo, hi in zip(names, self.style_low, self.style_high)}
+
+def decoder_extra_crops(depth: int, level_loss: int) -> list[int]:
+    """Extra crop (cells per side) after each up-sampling of a U-Net of ``depth`` levels losing ``level_loss``
+    cells per side per level, so that the decoder loss at level ``l`` is a multiple of ``2^(depth-l-1)``."""
+    return [-level_loss % 2 ** (depth - level - 1) for level in range(depth)]
+
+
+def unet_input_size(output_size: int, depth: int, level_loss: int) -> int:
+    """Input crop (cells per side) giving ``output_size`` cells (a multiple of ``2^depth``) out of the U-Net.
+
+    The size bookkeeping of :class:`~emulator.model.unet.StyledUNet`, which calls it; one-line ``ValueError`` for
+    an output size the architecture cannot produce.
+    """
+    size, extra = output_size, decoder_extra_crops(depth, level_loss)
+    for level in range(depth):  # decoder, top down: blocks, extra crop, transposed conv (doubling)
+        size += 2 * (level_loss + extra[level])
+        if size % 2:
+            raise ValueError(f"output_size {output_size} is incompatible with the architecture")
+        size //= 2
+    size += 2 * level_loss  # bottom
+    for _ in range(depth):  # encoder, bottom up: stride-2 conv (exact halving) then blocks
+        size = 2 * size + 2 * level_loss
+    return size
 
 
 def unet_halo(depth: int, blocks: int) -> int:
     """``StyledUNet(depth=depth, blocks=blocks).halo`` by the same size bookkeeping, without building it."""
-    loss = blocks * _RESBLOCK_HALO
-    dec_extra = [-loss % 2 ** (depth - level - 1) for level in range(depth)]
-    size = c = 2**depth
-    for level in range(depth):
-        size = (size + 2 * (loss + dec_extra[level])) // 2
-    size += 2 * loss
-    for _ in range(depth):
-        size = 2 * size + 2 * loss
-    return (size - c) // 2
+    c = 2**depth
+    return (unet_input_size(c, depth, blocks * _RESBLOCK_HALO) - c) // 2
 
 
 def _bad(path: Path) -> ValueError:
@@ -129,7 +158,7 @@ def read_header(path: str | Path | None = None) -> ModelHeader:
                 payload = _HeaderUnpickler(fh).load()
     except Exception:  # noqa: BLE001 - any failure of the restricted reader is a bad file
         raise _bad(path) from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a cosmo-emulator model file")
     try:
         return ModelHeader(

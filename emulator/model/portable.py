@@ -20,15 +20,15 @@ import numpy as np
 import torch
 
 from ..core.atomic import atomic_path
-from ..core.cosmology import PARAMETER_NAMES, Cosmology
+from ..core.cosmology import Cosmology
 from ..core.provenance import sha256_file
+from .header import FORMAT, ModelIdentity
 from .style import normalise_style
 from .unet import StyledUNet
 
 __all__ = ["EmulatorModel", "export_checkpoint", "load_model", "check_device", "DEFAULT_MODEL_PATH",
            "ExtrapolationError"]
 
-FORMAT = "cosmo-emulator-model"
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "default.pt"  # emulator/models/
 
 
@@ -37,8 +37,9 @@ class ExtrapolationError(ValueError):
 
 
 @dataclass
-class EmulatorModel:
-    """A loaded emulator: the network plus everything needed to use it correctly."""
+class EmulatorModel(ModelIdentity):
+    """A loaded emulator: the network plus everything needed to use it correctly (``name`` and ``hull()`` from
+    :class:`~emulator.model.header.ModelIdentity`)."""
 
     net: StyledUNet
     style_low: np.ndarray
@@ -49,17 +50,8 @@ class EmulatorModel:
     sha256: str = ""
 
     @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", Path(self.path).stem or "model"))
-
-    @property
     def redshift_range(self) -> tuple[float, float]:
         return float(self.style_low[5]), float(self.style_high[5])
-
-    def hull(self) -> dict[str, tuple[float, float]]:
-        """Training prior of each parameter and the redshift range."""
-        names = [*PARAMETER_NAMES, "redshift"]
-        return {k: (float(lo), float(hi)) for k, lo, hi in zip(names, self.style_low, self.style_high)}
 
     def check_domain(self, cosmo: Cosmology, redshift: float, tol: float = 1e-9) -> list[str]:
         """Names of the parameters outside the hull, as ``"name=value not in [lo, hi]"`` strings."""

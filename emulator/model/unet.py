@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .header import decoder_extra_crops, unet_input_size
 from .layers import ModulatedConv3d, StyledResBlock, StyleMapping, center_crop, make_activation
 
 __all__ = ["StyledUNet"]
@@ -160,7 +161,7 @@ class StyledUNet(nn.Module):
         # Extra crop (cells per side) right after each up-sampling, so that the decoder loss at level l is a
         # multiple of 2^(depth-l-1): then every output size c that is a multiple of 2^depth is valid.
         loss = self._level_loss
-        self._dec_extra = [-loss % 2 ** (depth - l - 1) for l in range(depth)]
+        self._dec_extra = decoder_extra_crops(depth, loss)
         self.size_multiple = 2**depth
         self.halo = (self.input_size(self.size_multiple) - self.size_multiple) // 2
 
@@ -174,16 +175,7 @@ class StyledUNet(nn.Module):
         c = _positive_int("output_size", output_size)
         if c % (2**self.depth):
             raise ValueError(f"output_size must be a multiple of size_multiple={2**self.depth}, got {c}")
-        size, loss = c, self._level_loss
-        for level in range(self.depth):  # decoder, top down: blocks, extra crop, transposed conv (doubling)
-            size += 2 * (loss + self._dec_extra[level])
-            if size % 2:
-                raise ValueError(f"output_size {c} is incompatible with the architecture")
-            size //= 2
-        size += 2 * loss  # bottom
-        for _ in range(self.depth):  # encoder, bottom up: stride-2 conv (exact halving) then blocks
-            size = 2 * size + 2 * loss
-        return size
+        return unet_input_size(c, self.depth, self._level_loss)
 
     def output_size(self, input_size: int) -> int:
         """Output size for an input crop of ``input_size`` cells per side (``ValueError`` if not valid)."""
