@@ -17,7 +17,7 @@ from emulator.mocks.cutsky import box_to_sky
 from emulator.mocks.distance import DistanceRedshift
 from emulator.model.emulate import emulate_fields
 
-hp = pytest.importorskip("healpy")
+import healpy as hp  # a dependency: a missing install must fail, not skip
 COSMO = get_preset("planck18")
 BOX, NGRID, NSIDE = 256.0, 64, 256  # pixel window at l <= 96: < 2% in power at nside 256, ignored
 CHI = (80.0, 110.0)  # Mpc/h: inside the box seen from its centre, so no replica is needed

@@ -17,7 +17,7 @@ from emulator.mocks.mask import load_footprint
 from emulator.mocks.nz import TargetNZ, read_nz
 from emulator.mocks.survey import make_randoms, select_survey
 
-hp = pytest.importorskip("healpy")
+import healpy as hp  # a dependency: a missing install must fail, not skip
 
 COSMO = Cosmology(Omega_m=0.31, Omega_b=0.049, h=0.68, n_s=0.965, sigma8=0.81)
 ASTRO = FlatLambdaCDM(H0=68.0, Om0=0.31)

@@ -58,7 +58,7 @@ class Footprint:
             return np.ones(np.broadcast(ra, dec).shape)
         if self.kind == "rect":
             return in_footprint(ra, dec, self.rect).astype(np.float64)
-        import healpy as hp
+        hp = _healpy()
 
         return self.map[hp.ang2pix(self.nside, ra, dec, nest=self.nest, lonlat=True)]
 
@@ -101,7 +101,7 @@ class Footprint:
             ra = wrap360(ra0 + width * rng.random(n))
             s0, s1 = math.sin(math.radians(d0)), math.sin(math.radians(d1))
             return ra, np.degrees(np.arcsin(np.clip(s0 + (s1 - s0) * rng.random(n), -1.0, 1.0)))
-        import healpy as hp
+        hp = _healpy()
 
         weights = self.map / self.map.sum()
         pix = rng.choice(self.map.size, size=n, p=weights)
@@ -126,8 +126,18 @@ class Footprint:
         return ra, dec
 
 
+def _healpy() -> Any:
+    """healpy, or a one-line error saying how to install it (HEALPix footprints need it)."""
+    try:
+        import healpy
+    except ImportError:
+        raise ImportError("HEALPix footprints need healpy: pip install healpy (a dependency of cosmo-emulator; "
+                          "re-run bash scripts/setup.sh)") from None
+    return healpy
+
+
 def _check_map(values: np.ndarray, where: str) -> np.ndarray:
-    import healpy as hp
+    hp = _healpy()
 
     values = np.asarray(values, dtype=np.float64).ravel()
     if not hp.isnpixok(values.size):
@@ -142,7 +152,7 @@ def _check_map(values: np.ndarray, where: str) -> np.ndarray:
 
 
 def _read_map(path: Any) -> tuple[np.ndarray, bool]:
-    import healpy as hp
+    hp = _healpy()
     from astropy.io import fits
 
     path = Path(path)
@@ -158,7 +168,7 @@ def _read_map(path: Any) -> tuple[np.ndarray, bool]:
 
 
 def _polygons(polys: Any, nside: Any) -> np.ndarray:
-    import healpy as hp
+    hp = _healpy()
 
     if isinstance(nside, bool) or not isinstance(nside, (int, np.integer)) or not hp.isnsideok(int(nside)):
         raise ValueError(f"footprint nside must be a power of 2, got {nside!r}")
