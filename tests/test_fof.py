@@ -146,12 +146,11 @@ def union_find_groups(pos: np.ndarray, b: float, box: float = L) -> list[set[int
 
 
 @pytest.mark.parametrize("min_members", [1, 5])
-@pytest.mark.parametrize("chunk_size", [37, 10**6])
-def test_matches_brute_force_union_find(min_members, chunk_size):
+def test_matches_brute_force_union_find(min_members):
     rng = np.random.default_rng(3)
     blobs = [rng.normal(c, 3.0, (40, 3)) for c in ([10, 10, 10], [50, 50, 99], [80, 20, 50])]
     pos = np.mod(np.concatenate(blobs + [rng.random((180, 3)) * L]), L)
-    halos = friends_of_friends(torch.from_numpy(pos), L, 0.4, min_members=min_members, chunk_size=chunk_size)
+    halos = friends_of_friends(torch.from_numpy(pos), L, 0.4, min_members=min_members)
     truth = {frozenset(g) for g in union_find_groups(pos, halos.linking_length) if len(g) >= min_members}
     assert partition(halos.labels) == truth
     sizes = sorted(len(g) for g in union_find_groups(pos, halos.linking_length))
@@ -159,14 +158,12 @@ def test_matches_brute_force_union_find(min_members, chunk_size):
     assert np.all(np.diff(halos.n_members) <= 0)
 
 
-def test_chunked_equals_single_pass_and_torch_input():
+def test_torch_input_equals_numpy_input():
     pos, vel, *_ = planted()
     ref = friends_of_friends(pos, L, min_members=5, velocities=vel)
-    for chunk in (500, 1234):
-        alt = friends_of_friends(torch.tensor(pos, dtype=torch.float64), L, min_members=5,
-                                 velocities=torch.tensor(vel), chunk_size=chunk)
-        np.testing.assert_array_equal(alt.labels, ref.labels)
-        np.testing.assert_array_equal(alt.position, ref.position)
+    alt = friends_of_friends(torch.tensor(pos, dtype=torch.float64), L, min_members=5, velocities=torch.tensor(vel))
+    np.testing.assert_array_equal(alt.labels, ref.labels)
+    np.testing.assert_array_equal(alt.position, ref.position)
 
 
 def test_particle_mass_matches_astropy_critical_density():
