@@ -93,3 +93,25 @@ def test_generate_refuses_an_unresolved_hod_before_computing(tmp_path, monkeypat
         generate_mocks("planck18", box_size=64.0, out_dir=tmp_path / "m", progress=False, tracer="galaxies",
                        hod="zheng07_mr20")
     assert not (tmp_path / "m").exists()
+
+
+def test_lightcone_checks_the_hod_at_every_ladder_redshift(tmp_path, monkeypatch):
+    """A galaxy lightcone is checked (before anything is computed) at the ladder redshift where the most galaxies
+    are unresolved, not only at ``redshift``: here the deep end of the cone is refused while z = 0 alone passes."""
+    from emulator.mocks.lightcone import default_ladder
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a mock was computed")
+
+    monkeypatch.setattr(api, "emulate_fields", refuse)
+    pmass = particle_mass_from_cosmology(COSMO.Omega_m, 128.0, 64**3)
+    hod = hod_preset("zheng07_mr21p5")
+    ladder = default_ladder(0.0, 0.7)
+    fracs = [unresolved_fraction(hod, COSMO, z, 40 * pmass) for z in ladder]
+    worst = ladder[int(np.argmax(fracs))]
+    assert fracs[0] < 0.5 < max(fracs) and worst > 0.3  # z = 0 passes, the deep end is refused
+    with pytest.raises(HODResolutionError, match=rf"z={worst:g}\)"):
+        generate_mocks("planck18", redshift=0.0, box_size=128.0, out_dir=tmp_path / "m", progress=False,
+                       tracer="galaxies", hod="zheng07_mr21p5", min_members=40,
+                       cutsky={"redshift_range": [0.0, 0.7], "lightcone": True})
+    assert not (tmp_path / "m").exists()

@@ -149,3 +149,28 @@ def test_bad_survey_inputs(tmp_path):
     (tmp_path / "nz.txt").write_text("0.2 1e-4\n0.1 1e-4\n")
     with pytest.raises(ValueError, match="strictly increasing"):
         read_nz(tmp_path / "nz.txt")
+
+
+def test_ids_are_unique_and_an_overflowing_packing_is_refused():
+    from emulator.mocks.survey import _ids
+
+    rng = np.random.default_rng(0)
+    n_box = 1000
+    index = rng.integers(0, n_box, 5000)
+    replica = rng.integers(-3, 4, (5000, 3))
+    snapshot = rng.integers(0, 5, 5000)
+    ids = _ids(index, replica, n_box, snapshot)
+    key = {(int(i), *map(int, r), int(s)) for i, r, s in zip(index, replica, snapshot)}
+    assert len(np.unique(ids)) == len(key)  # one ID per (row, replica, snapshot), none shared
+    assert ids.min() >= 0
+    # 2^27 objects per box (512^3 particles) and a ladder of 64 snapshots use IDs up to exactly 2^63 - 1 ...
+    big = 2**27
+    top = _ids(np.array([big - 1]), np.array([[511, 511, 511]]), big, np.array([63]))
+    assert top[0] == np.iinfo(np.int64).max
+    # ... one object more, or a 65th snapshot, would wrap around: refused
+    with pytest.raises(ValueError, match="overflow int64"):
+        _ids(np.array([0]), np.array([[0, 0, 0]]), big + 1, np.array([63]))
+    with pytest.raises(ValueError, match="overflow int64"):
+        _ids(np.array([0]), np.array([[0, 0, 0]]), big, np.array([64]))
+    with pytest.raises(ValueError, match="replica offsets"):
+        _ids(np.array([0]), np.array([[512, 0, 0]]), 10)

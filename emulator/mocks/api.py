@@ -157,11 +157,12 @@ def generate_mocks(
     box = check_box_size(box_size)
     ngrid = resolve_grid(box, model.cell_size, max(2, model.net.size_multiple))
     check_tracer_count(opts, ngrid, box)
-    check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
-    if opts.cutsky is not None and opts.cutsky.get("lightcone"):
+    if opts.cutsky is not None and opts.cutsky.get("lightcone"):  # galaxies: the HOD is checked at every ladder z
         from .lightcone_mocks import check_lightcone_request
 
-        check_lightcone_request(opts, model, cosmo, allow_extrapolation)
+        check_lightcone_request(opts, model, cosmo, allow_extrapolation, box, ngrid)
+    else:
+        check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
     suffix = ".hdf5" if format == "hdf5" else ".fits"
     fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
     run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256}

@@ -104,8 +104,11 @@ def lightcone_mock(emulate: Callable[[float], Any], opts: MockOptions) -> tuple[
     return f0, catalogs, attrs
 
 
-def check_lightcone_request(opts: MockOptions, model, cosmology, allow_extrapolation: bool) -> None:
-    """Before anything is computed: the ladder covers the range and lies in the model's hull."""
+def check_lightcone_request(opts: MockOptions, model, cosmology, allow_extrapolation: bool,
+                            box_size: float | None = None, ngrid: int | None = None) -> None:
+    """Before anything is computed: the ladder covers the range and lies in the model's hull, and (galaxies, with
+    ``box_size`` and ``ngrid``) the HOD resolution check holds at every ladder redshift: the redshift with the
+    largest unresolved fraction is the one checked (warned about or refused)."""
     if opts.cutsky is None or not opts.cutsky.get("lightcone"):
         return
     from ..model.portable import ExtrapolationError
@@ -117,3 +120,10 @@ def check_lightcone_request(opts: MockOptions, model, cosmology, allow_extrapola
     if outside and not allow_extrapolation:
         raise ExtrapolationError(f"lightcone ladder {ladder} outside the model's training hull: "
                                  + "; ".join(outside) + " (use --allow-extrapolation)")
+    if opts.tracer == "galaxies" and box_size is not None and ngrid is not None:
+        from .catalogs import check_hod, resolved_mass
+        from .massfunction import unresolved_fraction
+
+        mmin = resolved_mass(opts, cosmology, box_size, ngrid)
+        worst = max(ladder, key=lambda z: unresolved_fraction(opts.hod_params(), cosmology, z, mmin))
+        check_hod(opts, cosmology, worst, box_size, ngrid)

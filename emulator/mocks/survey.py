@@ -72,10 +72,21 @@ def check_survey(cs: Mapping[str, Any]) -> tuple[Footprint, TargetNZ | None]:
 
 
 def _ids(index: np.ndarray, replica: np.ndarray, n_box: int, snapshot: np.ndarray | None = None) -> np.ndarray:
+    """Unique int64 IDs ``index + n_box * code``; a packing that cannot hold the input is refused, not wrapped."""
+    replica = np.asarray(replica, dtype=np.int64)
+    if replica.size and (replica.min() < -512 or replica.max() > 511):
+        raise ValueError(f"ID packing: box replica offsets must lie in [-512, 511], got [{replica.min()}, "
+                         f"{replica.max()}] (a cone deeper than 511 boxes)")
     code = ((replica[:, 0] + 512) << 20) | ((replica[:, 1] + 512) << 10) | (replica[:, 2] + 512)
+    top = (1 << 30) - 1
     if snapshot is not None:  # lightcone shells: one box catalog per ladder snapshot
-        code = code + (snapshot.astype(np.int64) << 30)
-    return index.astype(np.int64) + np.int64(n_box) * code.astype(np.int64)
+        snapshot = np.asarray(snapshot, dtype=np.int64)
+        code = code + (snapshot << 30)
+        top += (int(snapshot.max()) << 30) if snapshot.size else 0
+    if int(n_box) * (top + 1) - 1 > np.iinfo(np.int64).max:  # exact (Python integers): the largest ID
+        raise ValueError(f"ID packing would overflow int64: {n_box} objects per box x {top + 1} replica/snapshot "
+                         "codes; use fewer objects per box (smaller box or sparser tracer) or fewer ladder snapshots")
+    return np.asarray(index, dtype=np.int64) + np.int64(n_box) * code
 
 
 def _nz_function(target, data_z, edges, table, fp):
