@@ -295,3 +295,30 @@ def test_cuda_matches_cpu_with_cpu_box():
     gpu = predict_box(gpu_model, field, style, tile=8, tile_batch=4)  # box stays on the CPU
     assert gpu.device.type == "cpu"
     assert float((gpu - cpu).abs().max()) < 1e-4 * float(cpu.abs().max())
+
+
+@pytest.mark.parametrize("depth, blocks", [(0, 1), (1, 1), (2, 1), (2, 2), (3, 1), (1, 3)])
+def test_periodic_mode_equals_the_halo_path(depth, blocks):
+    """A whole periodic box through circular-padded convolutions (no halo) gives the halo path's output: exactly
+    in float64 on this CPU, to rounding in general; any other roll than ``periodic_shift`` breaks it for depth 2."""
+    torch.manual_seed(depth * 10 + blocks)
+    net = StyledUNet(base_channels=4, depth=depth, blocks=blocks, style_hidden=8, out_init_scale=1.0).double().eval()
+    n = 24 if depth == 3 else 16
+    x = torch.randn(2, 3, n, n, n, dtype=torch.float64)
+    style = torch.randn(2, 6, dtype=torch.float64)
+    ref = predict_box(net, x, style, periodic=False)
+    out = predict_box(net, x, style)  # whole box: the periodic mode
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    if depth == 2 and blocks == 1:
+        r = net.periodic_shift
+        assert r == 2
+        with torch.no_grad():
+            wrong = torch.roll(net(torch.roll(x, (1 - r,) * 3, (2, 3, 4)), style, periodic=True), (r - 1,) * 3,
+                               (2, 3, 4))
+        assert float((wrong - ref).abs().max()) > 1e-3  # the grid alignment is what makes it exact
+
+
+def test_periodic_mode_refuses_a_box_off_the_size_multiple():
+    net = StyledUNet(base_channels=4, depth=2, blocks=1, style_hidden=8)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        net(torch.zeros(1, 3, 18, 18, 18), torch.zeros(1, 6), periodic=True)

@@ -187,7 +187,10 @@ class StyledResBlock(nn.Module):
         self.act = make_activation(activation)
         self.skip = None if in_channels == out_channels else nn.Conv3d(in_channels, out_channels, 1, bias=False)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        y = self.act(self.conv2(self.act(self.conv1(x, w)), w))
+    def forward(self, x: torch.Tensor, w: torch.Tensor, periodic: bool = False) -> torch.Tensor:
+        """``periodic``: ``x`` is a whole periodic box; each convolution reads a one-cell circular pad, so the
+        output keeps the input's size and equals the valid result on the box's periodic extension."""
+        pad = (lambda t: F.pad(t, (1,) * 6, mode="circular")) if periodic else (lambda t: t)
+        y = self.act(self.conv2(pad(self.act(self.conv1(pad(x), w))), w))
         s = x if self.skip is None else self.skip(x)
         return (y + center_crop(s, y.shape[-1])) * (1.0 / math.sqrt(2.0))

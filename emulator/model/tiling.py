@@ -6,6 +6,11 @@ halo straight from the periodic box). Tile origins are multiples of ``model.size
 is computed from the same inputs with the same alignment to the down-sampling grid as in the whole-box pass, and
 the two agree to float rounding. When ``tile`` does not divide the box, the last tile along an axis is shifted
 back to end at the box edge (overlapping its neighbour; the overlap is computed twice, identically).
+
+A whole-box pass of a network with a periodic mode (:class:`~emulator.model.unet.StyledUNet`) needs no halo at
+all: the box, rolled to align the stride-2 grids, goes through circular-padded convolutions, which equal the
+valid ones on the periodic extension. That pass costs what the unpadded box costs (64^3: 0.58 -> 0.22 s, 128^3:
+3.7 -> 1.2 s on one CPU thread); tiles (bounded memory) still read halos.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ def predict_box(
     tile: int | None = None,
     tile_batch: int = 1,
     enable_grad: bool = False,
+    periodic: bool | None = None,
 ) -> torch.Tensor:
     """Run ``model`` over a whole periodic box.
 
@@ -70,6 +76,10 @@ def predict_box(
         Number of tiles stacked into one forward pass (each repeats its sample's style).
     enable_grad : bool
         Keep the autograd graph (default: run under ``torch.no_grad``).
+    periodic : bool or None
+        For a whole-box pass (``tile`` ``None`` or ``n``): run the network in its periodic mode (circular pads, no
+        halo: the cost of the unpadded box; same output to float rounding) when it has one
+        (``model.periodic_shift``). ``None``: whenever possible; ``False``: always the halo path.
 
     Returns
     -------
@@ -92,6 +102,11 @@ def predict_box(
         device = field.device
     style = style.to(device)
     origins = list(itertools.product(starts, repeat=3))
+    if len(origins) == 1 and periodic is not False and hasattr(model, "periodic_shift"):
+        r, dims = int(model.periodic_shift), (2, 3, 4)
+        with torch.set_grad_enabled(enable_grad and torch.is_grad_enabled()):
+            x = torch.roll(field.to(device), (-r,) * 3, dims)
+            return torch.roll(model(x, style, periodic=True), (r,) * 3, dims).to(field.device)
 
     with torch.set_grad_enabled(enable_grad and torch.is_grad_enabled()):
         out: torch.Tensor | None = None

@@ -54,9 +54,9 @@ class _Stage(nn.Module):
             StyledResBlock(in_channels if i == 0 else channels, channels, w_dim, activation) for i in range(blocks)
         )
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, periodic: bool = False) -> torch.Tensor:
         for block in self.blocks:
-            x = block(x, w)
+            x = block(x, w, periodic)
         return x
 
 
@@ -164,11 +164,28 @@ class StyledUNet(nn.Module):
         self._dec_extra = decoder_extra_crops(depth, loss)
         self.size_multiple = 2**depth
         self.halo = (self.input_size(self.size_multiple) - self.size_multiple) // 2
+        self.periodic_shift = self._periodic_shift()
 
     # -- size bookkeeping -------------------------------------------------------------------------------------
     @property
     def _level_loss(self) -> int:
         return self.blocks * StyledResBlock.halo
+
+    def _periodic_shift(self) -> int:
+        """Roll ``r`` (cells) that aligns the stride-2 grids of a whole periodic box with those of the halo path.
+
+        With an output origin at 0 the halo path's input starts at ``-halo``, and its level-``l`` stride-2 blocks
+        (``2^(l+1)`` input cells wide) start at ``s_l = -halo + L (2^(l+1) - 1)`` (``L`` cells lost per level).
+        Rolling the box by ``-r`` with ``r = s_l mod 2^(l+1)`` for every ``l`` puts them at index 0.
+        """
+        start, r = -self.halo, 0
+        for level in range(self.depth):
+            start += self._level_loss * 2**level
+            width = 2 ** (level + 1)
+            if (start - r) % width:
+                r += (start - r) % width  # keeps r mod the finer widths: they divide the step taken
+            assert (start - r) % width == 0
+        return r % self.size_multiple
 
     def input_size(self, output_size: int) -> int:
         """Input crop size (cells per side) that yields an output of ``output_size`` cells per side."""
@@ -189,8 +206,8 @@ class StyledUNet(nn.Module):
         return c
 
     # -- forward ----------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """Residual prediction for a batch of crops.
+    def forward(self, x: torch.Tensor, style: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
+        """Residual prediction for a batch of crops, or (``periodic``) of whole periodic boxes.
 
         Parameters
         ----------
@@ -198,6 +215,12 @@ class StyledUNet(nn.Module):
             ``(B, C_in, c + 2 halo, c + 2 halo, c + 2 halo)`` input crops (2LPT displacement in cell units).
         style : torch.Tensor
             ``(B, S)`` conditioning vectors (dimensionless, normalised).
+        periodic : bool
+            ``x`` is ``(B, C_in, n, n, n)``, a whole periodic box (``n`` a multiple of ``size_multiple``) already
+            rolled by ``-periodic_shift`` cells per axis; every 3^3 convolution reads a circular pad instead of a
+            halo and nothing is cropped, so the output is ``(B, C_out, n, n, n)`` (roll it back by
+            ``+periodic_shift``) and equals the halo path's to float rounding, at the cost of the unpadded box
+            (see :func:`emulator.model.tiling.predict_box`).
 
         Returns
         -------
@@ -210,19 +233,22 @@ class StyledUNet(nn.Module):
             )
         if style.ndim != 2 or style.shape[0] != x.shape[0] or style.shape[1] != self.style_dim:
             raise ValueError(f"style must have shape ({x.shape[0]}, {self.style_dim}), got {tuple(style.shape)}")
-        c = self.output_size(x.shape[-1])
+        if periodic and x.shape[-1] % self.size_multiple:
+            raise ValueError(f"a periodic box must be a multiple of {self.size_multiple} cells, got {x.shape[-1]}")
+        c = x.shape[-1] if periodic else self.output_size(x.shape[-1])
         w = self.mapping(style)
         skips = []
         for enc, down in zip(self.enc, self.down):
-            x = enc(x, w)
+            x = enc(x, w, periodic)
             skips.append(x)
             x = down(x, w)
-        x = self.bottom(x, w)
+        x = self.bottom(x, w, periodic)
         for level in reversed(range(self.depth)):
             x = self.up[level](x, w)
-            x = center_crop(x, x.shape[-1] - 2 * self._dec_extra[level])
+            if not periodic:
+                x = center_crop(x, x.shape[-1] - 2 * self._dec_extra[level])
             x = torch.cat([center_crop(skips[level], x.shape[-1]), x], dim=1)
-            x = self.dec[level](x, w)
+            x = self.dec[level](x, w, periodic)
         out = self.head(x)
         assert out.shape[-1] == c
         return out
