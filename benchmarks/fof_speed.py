@@ -92,6 +92,9 @@ def run(ngrids=(64, 128), repeats: int = 3, threads: int = 1, seed: int = 1, log
 
 
 def main(argv: list[str] | None = None) -> int:
+    from emulator.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the emulator and data-prep commands do (emulator.core.allocator)
     p = argparse.ArgumentParser(prog="python -m benchmarks.fof_speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--ngrids", type=int, nargs="+", default=[64, 128], help="particles per side (box 2 Mpc/h per particle)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per finder (median; >= 3)")

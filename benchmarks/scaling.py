@@ -136,6 +136,9 @@ def _plot(result: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m benchmarks.scaling [--config F] [--out-dir D] [--ngrids 64 128]``."""
+    from emulator.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the emulator and data-prep commands do (emulator.core.allocator)
     from .env import write_json
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.split("\n\n")[0])

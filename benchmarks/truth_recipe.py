@@ -146,6 +146,9 @@ def table(results: dict[tuple[str, str], list[dict]], cfg: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from emulator.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the emulator and data-prep commands do (emulator.core.allocator)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.truth_recipe", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="study YAML (default %(default)s)")
     parser.add_argument("--out-dir", default=None, help="override the config's out_dir")

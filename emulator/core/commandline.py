@@ -65,6 +65,9 @@ def run_cli(
         return int(importlib.import_module(passthrough[argv[0]]).main(argv) or 0)
     chosen = _chosen(argv, subcommands)
     args = _build_parser(prog, description, subcommands, chosen if chosen is not None else "").parse_args(argv)
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()  # large tensors reuse freed pages (see emulator.core.allocator)
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
