@@ -3,15 +3,18 @@
 By default glibc serves every allocation above a threshold (128 KB, growing to at most 32 MB) with a new ``mmap``
 and returns it to the system on ``free``; torch's CPU allocator does not cache. A network pass or a PM step then
 allocates its large activations and meshes afresh each time and the kernel zero-fills every page on first touch:
-on the 2-core development machine that is half of a 128^3 network pass (2.9 -> 1.5 s) and a quarter of 256^3
-tiled generation (32.6 -> 25 s). :func:`keep_freed_memory` raises the ``mmap`` threshold (to 1 GiB) and the trim
-threshold (to 2 GiB), so freed blocks are reused. The peak memory is unchanged; the resident memory stays near the
-peak until the process ends (what a mock-generation or simulation process wants). The PyTorch CPU tuning guide
+on the 2-core development machine that is most of the cost of a mock. :func:`keep_freed_memory` raises the
+``mmap`` threshold (to 128 MiB) and the trim threshold (to 2 GiB), so freed blocks below 128 MiB are reused; the
+resident memory stays near the peak until the process ends (what a mock-generation or simulation process wants).
+Measured with ``python -m benchmarks.scaling`` (one thread, median of 3): generator 64^3 0.51 -> 0.32 s,
+128^3 3.55 -> 1.99 s, 256^3 44.2 -> 29.4 s with peak RSS 2.19 -> 2.51 GB; 2LPT 256^3 6.96 -> 4.25 s. A 1 GiB
+threshold is a little faster (128^3 1.65 s) but fragments the heap: 3.4 GB at 256^3, over the 3 GB target. The PyTorch CPU tuning guide
 recommends the same effect through jemalloc or TCMalloc; this needs no extra library.
 
 The command-line entry points (``emulator``, ``data-prep``, ``python -m benchmarks`` and its timing subprocesses)
 call it, so contenders are timed alike; Python users may call it themselves. ``COSMO_EMULATOR_MALLOC=system``
-leaves the allocator alone. Elsewhere than Linux with glibc it does nothing.
+leaves the allocator alone; ``COSMO_EMULATOR_MALLOC=<MiB>`` sets another ``mmap`` threshold. Elsewhere than Linux
+with glibc it does nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ _M_MMAP_THRESHOLD = -3
 _done: bool | None = None
 
 
-def keep_freed_memory(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 31) -> bool:
+def keep_freed_memory(mmap_threshold: int = 128 << 20, trim_threshold: int = 1 << 31) -> bool:
     """Set glibc's ``mmap`` and trim thresholds (bytes) once per process; return whether they are set.
 
     ``False`` when not on Linux/glibc, when ``COSMO_EMULATOR_MALLOC=system``, or when ``mallopt`` refuses.
@@ -36,8 +39,14 @@ def keep_freed_memory(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 
     if _done is not None:
         return _done
     _done = False
-    if os.environ.get("COSMO_EMULATOR_MALLOC", "").strip().lower() == "system" or not sys.platform.startswith("linux"):
+    env = os.environ.get("COSMO_EMULATOR_MALLOC", "").strip().lower()
+    if env == "system" or not sys.platform.startswith("linux"):
         return _done
+    if env:
+        try:
+            mmap_threshold = int(float(env) * 2**20)  # MiB
+        except ValueError:
+            raise ValueError(f"COSMO_EMULATOR_MALLOC must be 'system' or an mmap threshold in MiB, got {env!r}") from None
     try:
         libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
