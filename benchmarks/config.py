@@ -40,8 +40,9 @@ DEFAULTS: dict[str, Any] = {
         "allow_extrapolation": True,  # outside the hull: run anyway and record a note
     },
     "truth": {
-        "source": "simulate",  # "simulate", "trainingset", or "auto" (trainingset when path exists)
+        "source": "simulate",  # "simulate" (cosmologies below), "suite" (a suite YAML) or "trainingset" (path)
         "path": None,  # training-set HDF5 for source=trainingset
+        "suite": None,  # suite YAML for source=suite (relative paths: to the repository root)
         "split": "test",
         "max_sims": 4,
         "cosmologies": ["planck18"],  # presets or {Omega_m: .., ...} mappings (source=simulate)
@@ -50,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
                        "deconvolve": 1},
     },
     "pm_few": {"steps": 4},
+    # PM contenders at the model's particle number: name -> settings over pm_base (steps and force mesh at least)
+    "pm_base": {"z_init": 12.0, "force_factor": 2, "gradient": "fd4", "mesh_shift": 0.5, "deconvolve": 1},
+    "pm": {},
     "statistics": {
         "window": "cic",
         "interlace": True,
@@ -62,7 +66,8 @@ DEFAULTS: dict[str, Any] = {
         "halos": {"linking_length": 0.2, "min_members": 20, "min_halos": 20, "mass_bins": 5, "pk_nbins": 5},
         "rsd": {"los": "z"},
     },
-    "covariance": {"cosmology": 0, "realizations": 4, "base_seed": 9000, "nbins": 4, "kmax": 0.5},
+    "covariance": {"cosmology": 0, "realizations": 4, "base_seed": 9000, "nbins": 4, "kmax": 0.5,
+                   "simulation": None},  # truth recipe of the covariance realizations; None: the truth's
     "speed": {"enabled": True, "isolate": True, "ngrid": 32, "repeats": 2,
               "methods": ["generator", "2lpt", "za", "lognormal", "pm_few", "pm"]},
     "report": {"figures": True},
@@ -74,7 +79,7 @@ def _merge(base: dict, override: dict, where: str = "") -> dict:
     for key, value in override.items():
         if key not in base:
             raise ValueError(f"config: unknown key {where + key!r}")
-        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("fallback_prior",):
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("fallback_prior", "pm"):
             out[key] = _merge(base[key], value, f"{where}{key}.")
         else:
             out[key] = copy.deepcopy(value)
@@ -106,16 +111,42 @@ def load_config(tier: str, path: str | Path | None = None, overrides: dict | Non
     cfg = _merge(DEFAULTS, data)
     if overrides:
         cfg = _merge(cfg, overrides)
-    unknown = [c for c in cfg["contenders"] if c not in CONTENDERS]
+    for name, settings in cfg["pm"].items():
+        if name in CONTENDERS or name in ("pm", "truth") or not isinstance(settings, dict) or "steps" not in settings:
+            raise ValueError(f"{file}: pm.{name} must be a new name mapping to PM settings with 'steps' "
+                             f"(over pm_base), got {settings!r}")
+    unknown = [c for c in cfg["contenders"] if c not in CONTENDERS and c not in cfg["pm"]]
     if unknown:
-        raise ValueError(f"contenders: unknown {unknown}; choose from {', '.join(CONTENDERS)}")
-    if cfg["truth"]["source"] not in ("simulate", "trainingset", "auto"):
-        raise ValueError(f"truth.source must be 'simulate', 'trainingset' or 'auto', got {cfg['truth']['source']!r}")
+        raise ValueError(f"contenders: unknown {unknown}; choose from {', '.join(CONTENDERS)} or a key of pm")
+    source = cfg["truth"]["source"]
+    if source not in ("simulate", "suite", "trainingset"):
+        raise ValueError(f"{file}: truth.source must be 'simulate', 'suite' or 'trainingset' (no silent fallback "
+                         f"between them), got {source!r}")
+    if source == "suite" and not cfg["truth"]["suite"]:
+        raise ValueError(f"{file}: truth.source=suite needs truth.suite (a suite YAML)")
+    if source == "trainingset" and not (cfg["truth"]["path"] and Path(cfg["truth"]["path"]).is_file()):
+        raise ValueError(f"{file}: truth.source=trainingset needs truth.path, an existing training-set file; got "
+                         f"{cfg['truth']['path']!r}")
     if int(cfg["covariance"]["realizations"]) < 2:
         raise ValueError("covariance.realizations must be at least 2")
     cfg["tier"] = tier
     cfg["config_file"] = str(file)
     return cfg
+
+
+def pm_settings(cfg: dict, name: str) -> dict | None:
+    """Full ``run_simulation`` settings of the named PM contender ``name`` (``None`` if it is not one)."""
+    if name not in cfg["pm"]:
+        return None
+    return {**cfg["pm_base"], **cfg["pm"][name]}
+
+
+def resolve_repo_path(path: str | Path) -> Path:
+    """``path`` as given when it exists or is absolute, else relative to the repository root."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    return CONFIG_DIR.parent.parent / path
 
 
 def parse_cosmology(spec: Any) -> Cosmology:

@@ -3,10 +3,10 @@
 Every contender starts from the white noise of the same seed and size as the truth (the phase convention of
 :mod:`emulator.core.fields`), so field-level comparisons (``r(k)``, density slices) are meaningful.
 
-The model: :func:`resolve_model` loads ``--model`` or the embedded default; when neither exists it writes an
-*identity-over-2LPT* stand-in (an untrained :class:`~emulator.model.StyledUNet` whose output head is exactly zero,
-so the generator returns 2LPT) in the model-file format of :mod:`emulator.model.portable`, and says so in a note. The
-stand-in makes the plumbing honest; its numbers are 2LPT's.
+The model: :func:`resolve_model` loads ``--model`` or the embedded default; when neither exists the run stops
+with an error (no stand-in is substituted). :func:`write_identity_model` writes an *identity-over-2LPT* model (an
+untrained :class:`~emulator.model.StyledUNet` whose output head is exactly zero, so the generator returns 2LPT) for
+tests of the plumbing; a run given it with ``--model`` says so in a note.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def write_identity_model(
 
 
 def resolve_model(path: str | Path | None, model_cfg: dict, workdir: str | Path, *, device="cpu"):
-    """Load ``path``, else the embedded default, else write and load the identity stand-in.
+    """Load ``path``, else the embedded default; neither is an error (nothing is substituted).
 
     Returns
     -------
@@ -87,20 +87,17 @@ def resolve_model(path: str | Path | None, model_cfg: dict, workdir: str | Path,
         ``path, sha256, name, cell_size, hull, fallback`` (bool) and ``note``.
     """
     note = ""
-    fallback = False
     if path is not None:
         model = load_model(path, device=device)
     elif DEFAULT_MODEL_PATH.is_file():
         model = load_model(None, device=device)
     else:
-        fallback = True
-        stand_in = write_identity_model(
-            Path(workdir) / f"{IDENTITY_NAME}.pt", model_cfg["fallback_cell_size"], model_cfg["fallback_prior"],
-            tuple(model_cfg["fallback_redshift_range"]),
-        )
-        model = load_model(stand_in, device=device)
-        note = (f"No embedded model at {DEFAULT_MODEL_PATH} and no --model given: the 'generator' is an "
-                f"identity-over-2LPT stand-in (zero network output), so its numbers are 2LPT's, not the emulator's.")
+        raise ValueError(f"no embedded model at {DEFAULT_MODEL_PATH} and no --model given: the 'generator' "
+                         "contender needs a model (no stand-in is substituted)")
+    fallback = model.name == IDENTITY_NAME
+    if fallback:
+        note = ("the 'generator' is the identity-over-2LPT model given with --model (zero network output): its "
+                "numbers are 2LPT's, not the emulator's")
     info = {
         "path": model.path, "sha256": model.sha256, "name": model.name, "cell_size": model.cell_size,
         "hull": model.hull(), "fallback": fallback, "note": note, "metadata": _jsonable(model.metadata),
@@ -134,6 +131,7 @@ def make_contender(
     target: tuple | None = None,
     allow_extrapolation: bool = True,
     device: str | torch.device = "cpu",
+    pm: dict | None = None,
 ) -> Mock:
     """One realization of contender ``name`` on the truth's seed, size and cosmology.
 
@@ -144,11 +142,14 @@ def make_contender(
         Needed by ``"generator"``.
     simulation : dict
         ``run_simulation`` keywords of the truth (``z_init``, ``force_factor``, ...), for ``"pm_few"``, whose
-        ``steps`` is replaced by ``pm_steps``.
+        ``steps`` is replaced by ``pm_steps`` and which never refines (it runs at the model's particle number).
     target : (k, P)
         Binned target power for ``"lognormal"`` (h/Mpc, (Mpc/h)^3).
     allow_extrapolation : bool
         Let the generator run outside its training hull (with a note) instead of failing.
+    pm : dict, optional
+        A named PM contender (``name`` is any other string): its full ``run_simulation`` settings
+        (:func:`benchmarks.config.pm_settings`).
     """
     synchronize(device)
     t0 = time.perf_counter()
@@ -166,8 +167,11 @@ def make_contender(
     elif name == "pm_few":
         if simulation is None:
             raise ValueError("contender 'pm_few' needs the truth's simulation settings")
-        sim = {**simulation, "steps": int(pm_steps)}
+        sim = {k: v for k, v in simulation.items() if k != "refine"}  # PM at the model's particle number
+        sim["steps"] = int(pm_steps)
         mock = simulate_truth(cosmology, seed, ngrid, box_size, redshift, sim, name="pm_few", device=device)
+    elif pm is not None:
+        mock = simulate_truth(cosmology, seed, ngrid, box_size, redshift, dict(pm), name=name, device=device)
     elif name == "lognormal":
         if target is None:
             raise ValueError("contender 'lognormal' needs a target power spectrum (k, P)")
@@ -180,7 +184,8 @@ def make_contender(
         mock = Mock(name=name, cosmology=cosmology, redshift=redshift, box_size=box_size, ngrid=ngrid, seed=seed,
                     density=field.delta)
     else:
-        raise ValueError(f"contender must be one of generator, 2lpt, za, pm_few, lognormal; got {name!r}")
+        raise ValueError(f"contender must be one of generator, 2lpt, za, pm_few, lognormal or a named PM setting; "
+                         f"got {name!r}")
     synchronize(device)
     mock.seconds = time.perf_counter() - t0
     mock.notes.extend(notes)

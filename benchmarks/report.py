@@ -6,11 +6,35 @@ from pathlib import Path
 
 import numpy as np
 
+from .frontier import frontier_figure, frontier_table, quiet_minor_ticks
+
 __all__ = ["write_report", "summary_table"]
 
 COLORS = {"truth": "k", "generator": "C3", "2lpt": "C0", "za": "C2", "pm_few": "C1", "lognormal": "C4"}
 LABELS = {"generator": "generator", "2lpt": "2LPT", "za": "ZA", "pm_few": "PM few steps", "lognormal": "lognormal",
           "truth": "truth (PM)", "pm": "truth PM"}
+
+
+_PM_COLORS = ("C5", "C6", "C7", "C8", "C9", "0.45")
+
+
+def _pm(res) -> dict:
+    return ((res or {}).get("setup") or {}).get("pm_contenders") or {}
+
+
+def _label(res, name: str) -> str:
+    """Display name; a named PM contender shows its steps and force mesh."""
+    pm = _pm(res).get(name)
+    if pm is not None:
+        return f"PM {pm['steps']} steps, {pm.get('force_factor', 2)}x mesh"
+    return LABELS.get(name, name)
+
+
+def _color(res, name: str) -> str:
+    if name in COLORS:
+        return COLORS[name]
+    names = list(_pm(res))
+    return _PM_COLORS[names.index(name) % len(_PM_COLORS)] if name in names else "0.4"
 
 
 def _a(x) -> np.ndarray:
@@ -29,14 +53,16 @@ def summary_table(res: dict) -> str:
     lines = [head]
     for name, s in res["summary"].items():
         lines.append(
-            f"| {LABELS.get(name, name)} | {_fmt(s['max_abs_pk_ratio_minus_1'])} | "
+            f"| {_label(res, name)} | {_fmt(s['max_abs_pk_ratio_minus_1'])} | "
             f"{_fmt(s['max_abs_mean_pk_ratio_minus_1'])} | {_fmt(s['max_one_minus_r'])} | "
             f"{_fmt(s['max_abs_dQ'])} | {_fmt(s['max_pdf_l1'])} | {_fmt(s['max_abs_p0_ratio_minus_1'])} | "
             f"{_fmt(s['cov_diag_mean_abs_rel_err'])} | {_fmt(s['corr_frobenius'])} | {_fmt(s['seconds_per_mock'])} | "
             f"{_fmt(s['speedup_vs_pm'])} |")
     pm = (res.get("speed") or {}).get("pm", {})
     if "seconds_per_mock" in pm:
-        lines.append(f"| {LABELS['pm']} ({res['setup']['simulation'].get('steps')} steps) | 0 | 0 | 0 | 0 | 0 | 0 | "
+        sim = res["setup"]["simulation"]
+        recipe = f"{sim.get('steps')} steps" + (f", refine {sim['refine']}" if sim.get("refine", 1) != 1 else "")
+        lines.append(f"| {LABELS['pm']} ({recipe}) | 0 | 0 | 0 | 0 | 0 | 0 | "
                      f"0 | 0 | {_fmt(pm['seconds_per_mock'])} | 1 |")
     return "\n".join(lines)
 
@@ -47,17 +73,17 @@ def speed_table(res: dict) -> str:
     if not sp:
         return "(speed not measured)"
     t2, tpm = sp.get("2lpt", {}).get("seconds_per_mock"), sp.get("pm", {}).get("seconds_per_mock")
-    lines = ["| method | s / mock (best) | median | peak RSS [MiB] | baseline RSS [MiB] | peak CUDA [MiB] | "
+    lines = ["| method | s / mock (median) | fastest | peak RSS [MiB] | baseline RSS [MiB] | peak CUDA [MiB] | "
              "time / 2LPT | PM time / time |", "|---|---|---|---|---|---|---|---|"]
     for name, v in sp.items():
         t = v["seconds_per_mock"]
-        lines.append(f"| {LABELS.get(name, name)} | {t:.3g} | {_fmt(v.get('median_seconds'))} | "
+        lines.append(f"| {_label(res, name)} | {t:.3g} | {_fmt(v.get('fastest_seconds'))} | "
                      f"{_fmt(v.get('peak_rss_mb'), '.0f')} | {_fmt(v.get('baseline_rss_mb'), '.0f')} | "
                      f"{_fmt(v.get('peak_cuda_mb'), '.0f')} | {_fmt(t / t2 if t2 else None)} | "
                      f"{_fmt(tpm / t if tpm else None)} |")
     for name, v in (res.get("speed") or {}).items():
         if "error" in v:
-            lines.append(f"| {LABELS.get(name, name)} | failed: {v['error']} | | | | | | |")
+            lines.append(f"| {_label(res, name)} | failed: {v['error']} | | | | | | |")
     return "\n".join(lines)
 
 
@@ -71,13 +97,21 @@ def _save(fig, path: Path) -> str:
 
 
 def _per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None):
+    """One panel per contender, one line per cosmology (named in a shared legend)."""
     import matplotlib.pyplot as plt
 
     st = res["setup"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    if band is not None:
-        ax.axhspan(band[0], band[1], color="0.85", label="±1%")
-    for name in res["contenders"]:
+    names = [n for n in res["contenders"] if any(key in e["contenders"][n]["compare"] for e in res["per_cosmology"])]
+    if not names:
+        return None
+    ncol = min(4, len(names))
+    nrow = -(-len(names) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol + 1.8, 2.7 * nrow + 0.4), sharex=True, sharey=True,
+                             squeeze=False)
+    cmap = plt.get_cmap("tab10" if len(res["per_cosmology"]) <= 10 else "viridis")
+    for ax, name in zip(axes.flat, names):
+        if band is not None:
+            ax.axhspan(band[0], band[1], color="0.88")
         for i, e in enumerate(res["per_cosmology"]):
             c = e["contenders"][name]["compare"]
             if key not in c:
@@ -85,19 +119,29 @@ def _per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None)
             y = _a(c[key])
             y = transform(y) if transform else y
             k = _a(e["truth"]["k"]) if key != "xi_ratio" else _a(e["truth"]["rsep"])
-            ax.plot(k, y, color=COLORS[name], alpha=1.0 if i == 0 else 0.4, lw=1.5 if i == 0 else 0.8,
-                    label=LABELS[name] if i == 0 else None)
-    if key != "xi_ratio":
-        ax.axvline(st["summary_kmax"], color="0.5", ls="--", lw=0.8)
-        ax.set_xlabel("k [h/Mpc]")
-        ax.set_xscale("log")
-    else:
-        ax.set_xlabel("r [Mpc/h]")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+            colour = cmap(i % 10) if len(res["per_cosmology"]) <= 10 else cmap(i / max(1, len(res["per_cosmology"]) - 1))
+            ax.plot(k, y, color=colour, lw=1.0, label=e.get("label") or f"cosmology {i}")
+        if key != "xi_ratio":
+            ax.axvline(st["summary_kmax"], color="0.5", ls="--", lw=0.8)
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        quiet_minor_ticks(ax)
+        ax.set_title(_label(res, name), fontsize=9, color=_color(res, name))
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("k [h/Mpc]" if key != "xi_ratio" else "r [Mpc/h]", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False, title="truth cosmology",
+               title_fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.3 * ncol + 1.8), 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
 
 
 def _bispectrum_figure(res, path):
@@ -110,8 +154,8 @@ def _bispectrum_figure(res, path):
     a2.plot(_a(st["thetas"]) / np.pi, _a(e["truth"]["q_iso"]), "k-o", label="truth")
     for name in res["contenders"]:
         m = e["contenders"][name]["measured"]
-        a1.plot(_a(st["k_equilateral"]) / kf, _a(m["q_eq"]), "-o", ms=3, color=COLORS[name], label=LABELS[name])
-        a2.plot(_a(st["thetas"]) / np.pi, _a(m["q_iso"]), "-o", ms=3, color=COLORS[name])
+        a1.plot(_a(st["k_equilateral"]) / kf, _a(m["q_eq"]), "-o", ms=3, color=_color(res, name), label=_label(res, name))
+        a2.plot(_a(st["thetas"]) / np.pi, _a(m["q_iso"]), "-o", ms=3, color=_color(res, name))
     a1.set(xlabel="k / k_f (equilateral)", ylabel="Q")
     a2.set(xlabel=f"theta / pi (k1 = k2 = {st['k_isosceles'] / kf:g} k_f)", ylabel="Q")
     a1.legend(fontsize=8)
@@ -129,35 +173,56 @@ def _pdf_figure(res, path):
         x = 0.5 * (edges[1:] + edges[:-1])
         ax.plot(x, _a(e["truth"]["pdf"][j]), "k-", lw=2, label="truth")
         for name in res["contenders"]:
-            ax.plot(x, _a(e["contenders"][name]["measured"]["pdf"][j]), color=COLORS[name], label=LABELS[name])
+            ax.plot(x, _a(e["contenders"][name]["measured"]["pdf"][j]), color=_color(res, name), label=_label(res, name))
         ax.set(xlabel="1 + delta", ylabel="PDF", title=f"Gaussian R = {radius:.3g} Mpc/h", yscale="log")
     axes[0][0].legend(fontsize=8)
     return _save(fig, path)
 
 
 def _halo_figure(res, path):
+    """Mass function ratio and halo P(k) ratio to the truth, every cosmology (thin) and their mean (thick);
+    a contender without halos is listed, not drawn at an arbitrary floor."""
     import matplotlib.pyplot as plt
 
-    e = res["per_cosmology"][0]
-    th = e["truth"].get("halos")
-    if not th or "mass_centres" not in th:
+    per = [e for e in res["per_cosmology"] if "mass_centres" in (e["truth"].get("halos") or {})]
+    if not per:
         return None
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
-    a1.loglog(_a(th["mass_centres"]), _a(th["dndlog10m"]), "k-o", label="truth")
+    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(13, 3.9))
+    th = per[0]["truth"]["halos"]
+    a0.loglog(_a(th["mass_centres"]), _a(th["dndlog10m"]), "k-o", ms=3, label=f"truth ({per[0].get('label', '')})")
+    none = []
     for name in res["contenders"]:
-        h = e["contenders"][name]["measured"].get("halos") or {}
-        if "mass_centres" in h:
-            a1.loglog(_a(h["mass_centres"]), np.clip(_a(h["dndlog10m"]), 1e-12, None), "-o", ms=3,
-                      color=COLORS[name], label=LABELS[name])
-        c = e["contenders"][name]["compare"]
-        if "halo_pk_ratio" in c:
+        ratios, pks = [], []
+        for e in per:
+            h, t = e["contenders"][name]["measured"].get("halos") or {}, e["truth"]["halos"]
+            if "mass_centres" in h and np.nansum(_a(h["dndlog10m"])) > 0:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratios.append(_a(h["dndlog10m"]) / _a(t["dndlog10m"]))
+            c = e["contenders"][name]["compare"]
+            if "halo_pk_ratio" in c:
+                pks.append(_a(c["halo_pk_ratio"]))
+        if not ratios or np.nanmean(ratios) < 0.1:  # (almost) no halos: their halo P(k) is shot noise
+            none.append(_label(res, name))
+            continue
+        h0 = per[0]["contenders"][name]["measured"]["halos"]
+        a0.loglog(_a(h0["mass_centres"]), np.where(_a(h0["dndlog10m"]) > 0, _a(h0["dndlog10m"]), np.nan), "-",
+                  color=_color(res, name), lw=1)
+        m = _a(th["mass_centres"])
+        for r in ratios:
+            a1.plot(m, r, color=_color(res, name), lw=0.5, alpha=0.35)
+        a1.plot(m, np.nanmean(ratios, 0), "-o", ms=3, color=_color(res, name), lw=1.6, label=_label(res, name))
+        if pks:
             edges = _a(res["setup"].get("halo_edges", []))
-            x = np.arange(len(c["halo_pk_ratio"])) if edges.size == 0 else np.sqrt(edges[1:] * edges[:-1])
-            a2.plot(x, _a(c["halo_pk_ratio"]), "-o", ms=3, color=COLORS[name])
-    a1.set(xlabel="M [Msun/h]", ylabel="dn/dlog10 M [(h/Mpc)^3]")
-    a2.set(xlabel="k [h/Mpc]", ylabel="P_halo / P_halo,truth")
+            x = np.arange(len(pks[0])) if edges.size == 0 else np.sqrt(edges[1:] * edges[:-1])
+            a2.plot(x, np.nanmean(pks, 0), "-o", ms=3, color=_color(res, name), lw=1.6)
+    a0.set(xlabel="M [Msun/h]", ylabel="dn/dlog10 M [(h/Mpc)^3]", title="first cosmology")
+    a1.set(xscale="log", xlabel="M [Msun/h]", ylabel="n(M) / n_truth(M)", title="all cosmologies (mean thick)")
+    a1.axhline(1, color="0.5", lw=0.8)
+    a2.set(xlabel="k [h/Mpc]", ylabel="P_halo / P_halo,truth", title="mean over cosmologies")
     a2.axhline(1, color="0.5", lw=0.8)
-    a1.legend(fontsize=8)
+    for ax in (a0, a1):
+        quiet_minor_ticks(ax)
+    a1.legend(fontsize=7, title=("< 10% of the halos: " + ", ".join(none)) if none else None, title_fontsize=7)
     return _save(fig, path)
 
 
@@ -168,7 +233,7 @@ def _covariance_figure(res, path):
     names = [n for n in res["contenders"]]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     other = "generator" if "generator" in names else names[0]
-    for ax, (title, corr) in zip(axes[:2], [("truth", cov["truth"]["corr"]), (LABELS[other],
+    for ax, (title, corr) in zip(axes[:2], [("truth", cov["truth"]["corr"]), (_label(res, other),
                                                                               cov["contenders"][other]["corr"])]):
         im = ax.imshow(np.array(corr, dtype=float), vmin=-1, vmax=1, cmap="RdBu_r", origin="lower")
         ax.set_title(f"P(k) correlation: {title}")
@@ -176,8 +241,8 @@ def _covariance_figure(res, path):
     fig.colorbar(im, ax=axes[:2], shrink=0.8)
     k = _a(cov["k"])
     for name in names:
-        axes[2].plot(k, _a(cov["contenders"][name]["diag_rel_err"]), "-o", ms=3, color=COLORS[name],
-                     label=LABELS[name])
+        axes[2].plot(k, _a(cov["contenders"][name]["diag_rel_err"]), "-o", ms=3, color=_color(res, name),
+                     label=_label(res, name))
     axes[2].axhspan(-cov["noise_floor_diag"], cov["noise_floor_diag"], color="0.9", label="sampling noise")
     axes[2].set(xscale="log", xlabel="k [h/Mpc]", ylabel="Var_c / Var_truth - 1")
     axes[2].legend(fontsize=7)
@@ -210,13 +275,13 @@ def _speed_figure(res, path):
         return None
     names = list(sp)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    a1.bar(range(len(names)), [sp[n]["seconds_per_mock"] for n in names], color=[COLORS.get(n, "0.4") for n in names])
+    a1.bar(range(len(names)), [sp[n]["seconds_per_mock"] for n in names], color=[_color(res, n) for n in names])
     a1.set(yscale="log", ylabel="seconds per mock")
     peak = [(sp[n].get("peak_rss_mb") or 0) - (sp[n].get("baseline_rss_mb") or 0) for n in names]
-    a2.bar(range(len(names)), peak, color=[COLORS.get(n, "0.4") for n in names])
+    a2.bar(range(len(names)), peak, color=[_color(res, n) for n in names])
     a2.set(ylabel="peak RSS above baseline [MiB]")
     for ax in (a1, a2):
-        ax.set_xticks(range(len(names)), [LABELS.get(n, n) for n in names], rotation=30, fontsize=8)
+        ax.set_xticks(range(len(names)), [_label(res, n) for n in names], rotation=30, fontsize=8)
     return _save(fig, path)
 
 
@@ -244,6 +309,7 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         "Covariance": _covariance_figure(res, figdir / "covariance.png"),
         "Density slices": _slices_figure(slices, figdir / "slices.png"),
         "Speed and memory": _speed_figure(res, figdir / "speed.png"),
+        "Cost-accuracy frontier": frontier_figure(res, figdir / "frontier.png", _label, _color),
     }
     st, hw, model = res["setup"], res["hardware"], res.get("model") or {}
     lines = [
@@ -264,6 +330,8 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         f"{res['covariance']['noise_floor_diag']:.2f}). Time per mock from the isolated speed runs at "
         f"{(res['config']['speed'] or {}).get('ngrid')}^3 when measured.", "",
         summary_table(res), "",
+        "### Cost and accuracy (the generator is worth running where no cheaper PM setting is more accurate)", "",
+        frontier_table(res, _label), "",
         f"### Speed and memory per mock ({(res['config']['speed'] or {}).get('ngrid')}^3 particles, same cell)", "",
         speed_table(res), "",
     ]
@@ -285,8 +353,8 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         "truth has too few; redshift space moves particles along z by v_z (1+z)/(100 E(z)). The covariance compares "
         "N realizations of each method on the same N seeds as the truth ensemble.", "",
         "Speed: each method runs in a fresh process (unless speed.isolate is false): set-up (imports, CAMB table, "
-        "model) is excluded; after one warm-up mock, `repeats` mocks with new seeds are timed and the fastest is "
-        "reported (the median too). Peak RSS is the process's VmHWM, reset after set-up where the kernel allows; "
+        "model) is excluded; after one warm-up mock, `repeats` mocks with new seeds are timed and their median is "
+        "reported (the fastest too). Peak RSS is the process's VmHWM, reset after set-up where the kernel allows; "
         "the baseline is the resident set after set-up. A mock is particles with velocities, or the lognormal "
         "density mesh (its target: CAMB halofit at the redshift).", "",
     ]

@@ -23,7 +23,7 @@ from emulator.core.fourier import to_real
 from emulator.core.power import LinearPower
 from emulator.core.stats import covariance, power_spectrum_k
 
-from .config import TIERS, load_config, parse_cosmology
+from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_repo_path
 from .contenders import make_contender, resolve_model
 from .env import hardware, jsonify, resolve_device, utc_now, versions, write_json
 from .lognormal import realization_factor
@@ -53,7 +53,9 @@ def _slab(delta_k: torch.Tensor, n: int) -> np.ndarray:
 def _compare_one(truth, cfg, b: Binning, model, sim, device, slices: dict | None) -> dict:
     stats, n = cfg["statistics"], b.n
     tm = measure(truth, b, stats)
-    entry = {"cosmology": truth.cosmology.to_dict(), "seed": truth.seed, "truth_seconds": truth.seconds,
+    c = truth.cosmology
+    label = truth.label or f"Ωm {c.Omega_m:.3g}, σ8 {c.sigma8:.3g}"
+    entry = {"label": label, "cosmology": c.to_dict(), "seed": truth.seed, "truth_seconds": truth.seconds,
              "truth": _public(tm), "pdf_edges": tm["pdf_edges"], "notes": truth.notes + tm["notes"],
              "contenders": {}}
     if slices is not None:
@@ -65,7 +67,8 @@ def _compare_one(truth, cfg, b: Binning, model, sim, device, slices: dict | None
             target = (tm["k"], tm["pk"] / factor)
         mock = make_contender(name, truth.cosmology, truth.redshift, b.box_size, n, truth.seed, model=model,
                               simulation=sim, pm_steps=cfg["pm_few"]["steps"], target=target,
-                              allow_extrapolation=cfg["model"]["allow_extrapolation"], device=device)
+                              allow_extrapolation=cfg["model"]["allow_extrapolation"], device=device,
+                              pm=pm_settings(cfg, name))
         m = measure(mock, b, stats, ref=tm)
         entry["contenders"][name] = {"seconds": mock.seconds, "notes": mock.notes + m["notes"],
                                      "measured": _public(m), "compare": compare(tm, m, b)}
@@ -94,7 +97,8 @@ def _covariance(cfg, b: Binning, cosmo, model, sim, device, log) -> dict:
         for s in seeds:
             mock = make_contender(name, cosmo, z, b.box_size, n, s, model=model, simulation=sim,
                                   pm_steps=cfg["pm_few"]["steps"], target=(fine.k, mean_fine),
-                                  allow_extrapolation=cfg["model"]["allow_extrapolation"], device=device)
+                                  allow_extrapolation=cfg["model"]["allow_extrapolation"], device=device,
+                                  pm=pm_settings(cfg, name))
             rows.append(power_for_covariance(mock_delta_k(mock, stats), b))
         samples[name] = torch.stack(rows)
     cov_t, corr_t = covariance(samples["truth"])
@@ -172,10 +176,6 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         notes.append(minfo["note"])
     tcfg, z, sim = cfg["truth"], float(cfg["redshift"]), dict(cfg["truth"]["simulation"])
     source = tcfg["source"]
-    if source == "auto":
-        source = "trainingset" if tcfg["path"] and Path(tcfg["path"]).is_file() else "simulate"
-        notes.append(f"truth.source=auto: {source}" + ("" if source == "trainingset" else
-                     f" (no training set at truth.path={tcfg['path']}); held-out cosmologies from the config"))
     if source == "trainingset":
         if not tcfg["path"]:
             raise ValueError("truth.path: a training-set file is required for truth.source=trainingset")
@@ -183,12 +183,22 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         notes += tnotes
         n, box = truths[0].ngrid, truths[0].box_size
         plan = [(t.cosmology, t.seed, t) for t in truths]
+    elif source == "suite":
+        from .suite_truth import suite_recipe, suite_truth
+
+        truths, scfg_suite, tnotes = suite_truth(resolve_repo_path(tcfg["suite"]), z, ngrid=int(cfg["ngrid"]),
+                                                 box_size=cfg["box_size"], device=dev, log=log)
+        notes += tnotes
+        sim = suite_recipe(scfg_suite)
+        n, box = scfg_suite.ngrid, scfg_suite.box_size
+        plan = [(t.cosmology, t.seed, t) for t in truths]
     else:
         n = int(cfg["ngrid"])
         cell = mdl.cell_size if mdl is not None else float(cfg["model"]["fallback_cell_size"])
         box = float(cfg["box_size"]) if cfg["box_size"] else n * cell
         seeds = tcfg["seeds"]
         plan = [(parse_cosmology(c), int(seeds[i % len(seeds)]), None) for i, c in enumerate(tcfg["cosmologies"])]
+    cov_sim = dict(cfg["covariance"]["simulation"] or sim)
     if mdl is not None and abs(box / n - mdl.cell_size) > 1e-6 * mdl.cell_size:
         raise ValueError(f"box_size/ngrid = {box / n:g} Mpc/h differs from the model's cell size {mdl.cell_size:g}")
     b = make_binning(n, box, cfg["statistics"], cfg["covariance"])
@@ -204,7 +214,7 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
     if not 0 <= ci < len(plan):
         raise ValueError(f"covariance.cosmology={ci} is not an index of the {len(plan)} cosmologies")
     log(f"covariance: {cfg['covariance']['realizations']} realizations at cosmology {ci}")
-    cov = _covariance(cfg, b, plan[ci][0], mdl, sim, dev, log)
+    cov = _covariance(cfg, b, plan[ci][0], mdl, cov_sim, dev, log)
     speed = None
     if scfg["enabled"]:
         ns = int(scfg["ngrid"])
@@ -212,6 +222,7 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         speed = measure_speed(scfg["methods"], ngrid=ns, box_size=sbox, redshift=z, cosmology=plan[0][0],
                               model_path=minfo["path"] if minfo else None, simulation=sim,
                               pm_steps=cfg["pm_few"]["steps"], repeats=int(scfg["repeats"]), device=str(dev),
+                              pm={name: pm_settings(cfg, name) for name in cfg["pm"]},
                               threads=cfg["threads"], isolate=bool(scfg["isolate"]), log=log)
     results = {
         "schema": "cosmo-emulator-benchmark", "schema_version": 1, "tier": tier, "created": utc_now(),
@@ -220,8 +231,9 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
                   "summary_kmax": float(cfg["statistics"]["summary_kmax"]) * b.knyq, "kedges": b.kedges,
                   "k_equilateral": b.k_eq, "k_isosceles": b.k_iso, "thetas": b.thetas, "dk": b.dk,
                   "halo_edges": b.halo_edges, "smoothing_radii": list(b.radii), "truth_source": source,
-                  "simulation": sim,
-                  "pm_few_steps": int(cfg["pm_few"]["steps"])},
+                  "simulation": sim, "covariance_simulation": cov_sim,
+                  "pm_few_steps": int(cfg["pm_few"]["steps"]),
+                  "pm_contenders": {name: pm_settings(cfg, name) for name in cfg["pm"]}},
         "contenders": list(cfg["contenders"]),
         "summary": summarize(per_cosmo, cov, speed, b, cfg),
         "per_cosmology": per_cosmo, "covariance": cov, "speed": speed, "notes": notes,
@@ -239,11 +251,14 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m benchmarks``)."""
+    from emulator.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the emulator and data-prep commands do (emulator.core.allocator)
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--tier", required=True, help=f"one of {', '.join(TIERS)}")
     parser.add_argument("--config", help="YAML file replacing configs/benchmarks/<tier>.yaml")
     parser.add_argument("--out", help="output folder (default runs/benchmarks/<tier>)")
-    parser.add_argument("--model", help="model file (default: the embedded model, else an identity stand-in)")
+    parser.add_argument("--model", help="model file (default: the embedded model)")
     parser.add_argument("--device", help="auto, cpu or cuda (default: the config's)")
     args = parser.parse_args(argv)
     if args.tier not in TIERS:

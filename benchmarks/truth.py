@@ -37,6 +37,8 @@ class Mock:
         Wall time to make this realization (linear-power tables already cached).
     notes : list of str
         Caveats to carry into the report.
+    label : str
+        Name of the truth's cosmology in figures (a suite's ``sim_id``; empty: made from the parameters).
     """
 
     name: str
@@ -50,6 +52,7 @@ class Mock:
     density: torch.Tensor | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    label: str = ""
 
     @property
     def has_particles(self) -> bool:

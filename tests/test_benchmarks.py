@@ -174,11 +174,12 @@ def test_run_tier_writes_results_and_report(tmp_path):
     cfg.write_text(
         "ngrid: 16\nredshift: 1.0\ndevice: cpu\n"
         "truth: {cosmologies: [planck18], seeds: [5], simulation: {z_init: 9.0, steps: 6, force_factor: 2}}\n"
-        "pm_few: {steps: 2}\n"
+        "pm_few: {steps: 2}\npm: {pm3_3x: {steps: 3, force_factor: 3}}\n"
+        "contenders: [generator, 2lpt, za, pm_few, pm3_3x, lognormal]\n"
         "statistics: {bispectrum: {dk: 1.0, equilateral: [2.0, 3.0], isosceles_k: 3.0, isosceles_thetas: [0.6, 0.8]},"
         " pdf: {smoothing_cells: [1.5, 3.0], nbins: 10}}\n"
         "covariance: {realizations: 2, nbins: 3}\n"
-        "speed: {isolate: false, ngrid: 16, repeats: 1, methods: [2lpt, lognormal]}\n"
+        "speed: {isolate: false, ngrid: 16, repeats: 1, methods: [2lpt, lognormal, pm3_3x]}\n"
     )
     res = run_tier("smoke", config=cfg, out=tmp_path / "out", model=model, log=lambda m: None)
     data = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -190,7 +191,9 @@ def test_run_tier_writes_results_and_report(tmp_path):
     assert {"cpu_model", "device", "torch_threads"} <= set(data["hardware"]) and data["versions"]["torch"]
     summary_keys = {"max_abs_pk_ratio_minus_1", "max_abs_mean_pk_ratio_minus_1", "max_one_minus_r", "max_abs_dQ",
                     "max_pdf_l1", "cov_diag_mean_abs_rel_err", "corr_frobenius", "seconds_per_mock"}
-    assert set(data["summary"]) == set(DEFAULTS["contenders"])
+    assert set(data["summary"]) == set(DEFAULTS["contenders"]) | {"pm3_3x"}
+    assert data["setup"]["pm_contenders"]["pm3_3x"] == {**DEFAULTS["pm_base"], "steps": 3, "force_factor": 3}
+    assert data["speed"]["pm3_3x"]["seconds_per_mock"] > 0
     for name, s in data["summary"].items():
         assert summary_keys <= set(s), name
         assert s["max_one_minus_r"] is not None and s["seconds_per_mock"] > 0
@@ -201,7 +204,9 @@ def test_run_tier_writes_results_and_report(tmp_path):
     report = (tmp_path / "out" / "report.md").read_text()
     assert report.startswith("# Benchmark report") and "| contender |" in report
     figs = sorted(p.name for p in (tmp_path / "out" / "figures").glob("*.png"))
-    for name in ("pk_ratio.png", "rk.png", "bispectrum.png", "pdf.png", "covariance.png", "slices.png", "speed.png"):
+    assert "PM 3 steps, 3x mesh" in report and "no cheaper PM is more accurate" in report
+    for name in ("pk_ratio.png", "rk.png", "bispectrum.png", "pdf.png", "covariance.png", "slices.png", "speed.png",
+                 "frontier.png"):
         assert name in figs and f"figures/{name}" in report
         assert (tmp_path / "out" / "figures" / name).read_bytes()[:4] == b"\x89PNG"
 
@@ -226,13 +231,26 @@ def test_config_errors(tmp_path):
         load_config("smoke", tmp_path / "missing.yaml")
 
 
-def test_model_fallback_is_noted(tmp_path, monkeypatch):
+def test_a_missing_model_is_an_error_and_the_identity_model_is_noted(tmp_path, monkeypatch):
     import benchmarks.contenders as contenders
 
     monkeypatch.setattr(contenders, "DEFAULT_MODEL_PATH", tmp_path / "absent.pt")
-    model, info = resolve_model(None, DEFAULTS["model"], tmp_path)
+    with pytest.raises(ValueError, match=r"no embedded model .*\(no stand-in is substituted\)"):
+        resolve_model(None, DEFAULTS["model"], tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing was written in its place
+    path = write_identity_model(tmp_path / "identity.pt", 4.0, DEFAULTS["model"]["fallback_prior"])
+    model, info = resolve_model(path, DEFAULTS["model"], tmp_path)
     assert info["fallback"] and info["name"] == IDENTITY_NAME and "identity-over-2LPT" in info["note"]
-    assert model.cell_size == DEFAULTS["model"]["fallback_cell_size"]
+
+
+@pytest.mark.parametrize("truth, match", [
+    ({"source": "auto"}, "no silent fallback"),
+    ({"source": "suite"}, "needs truth.suite"),
+    ({"source": "trainingset", "path": "runs/absent_train.h5"}, "existing training-set file"),
+])
+def test_a_truth_source_that_could_substitute_is_refused(truth, match):
+    with pytest.raises(ValueError, match=match):
+        load_config("smoke", overrides={"truth": truth})
 
 
 def test_speed_in_a_fresh_process(tmp_path):
@@ -266,3 +284,26 @@ def test_trainingset_truth_layout(tmp_path, synthetic_training_set):
     # a training set whose linear fields come from IC snapshots has no seeds: a clear error
     with pytest.raises(ValueError, match="lack a seed"):
         trainingset_truth(str(synthetic_training_set), "test")
+
+
+def test_frontier_verdicts_and_pm_name_checks():
+    from benchmarks.frontier import frontier_table
+
+    def s(sec, pk, r, h):
+        return {"seconds_per_mock": sec, "max_abs_pk_ratio_minus_1": pk, "max_one_minus_r": r,
+                "max_abs_hmf_ratio_minus_1": h}
+
+    res = {"setup": {"pm_contenders": {"pm6": {"steps": 6}}},
+           "summary": {"generator": s(1.0, 0.05, 0.02, 0.5), "pm_few": s(0.8, 0.20, 0.01, 0.2),
+                       "pm6": s(2.0, 0.01, 0.001, 0.05), "2lpt": s(0.1, 0.5, 0.2, None)}}
+    table = frontier_table(res, lambda r, n: n)
+    gen = next(line for line in table.splitlines() if line.startswith("| generator"))
+    assert gen.endswith("| yes, no, no |")  # pm_few (cheaper) has better r and halos, worse P(k); pm6 costs more
+    lpt = next(line for line in table.splitlines() if line.startswith("| 2lpt"))
+    assert lpt.endswith("| yes, yes, – |")  # nothing cheaper than 2LPT
+    with pytest.raises(ValueError, match="pm.pm_few must be a new name"):
+        load_config("smoke", overrides={"pm": {"pm_few": {"steps": 3}}})
+    with pytest.raises(ValueError, match="with 'steps'"):
+        load_config("smoke", overrides={"pm": {"pm9": {"force_factor": 3}}})
+    with pytest.raises(ValueError, match="contenders: unknown"):
+        load_config("smoke", overrides={"contenders": ["pm9"]})

@@ -1,0 +1,96 @@
+"""Held-out truth from a simulation-suite config: made by ``data-prep simulate``'s own code, or reused.
+
+``truth.source: suite`` names a suite YAML (e.g. ``configs/suite_converged_test.yaml``: explicit test cosmologies,
+their seeds and the converged recipe). :func:`suite_truth` runs :func:`data_prep.simulate.suite.run_suite` on it,
+which simulates only what is missing in the suite's ``out_dir`` and reuses finished simulations whose recorded
+inputs (cosmology, seed, box, particle number, every recipe option and the simulator version) match the config, and
+refuses (one-line error) simulations made with other inputs. That folder is the benchmark's cache, keyed by
+config and simulator version; nothing else is read. The snapshot at the benchmark's redshift of each simulation is
+returned as a :class:`~benchmarks.truth.Mock` in Lagrangian (particle-ID) order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from data_prep.readers import read_snapshot
+from data_prep.simulate.suite import SuiteConfig, load_suite_config, run_suite
+from emulator.core.cosmology import Cosmology
+
+from .truth import Mock
+
+__all__ = ["suite_truth", "suite_recipe"]
+
+
+def suite_recipe(cfg: SuiteConfig) -> dict:
+    """The suite's simulation options without its output redshifts (what ``truth.simulation`` would hold)."""
+    return {k: v for k, v in cfg.simulation.items() if k != "output_redshifts"}
+
+
+def _check(cfg: SuiteConfig, path: Path, redshift: float, ngrid: int | None, box_size: float | None) -> None:
+    zs = [float(z) for z in cfg.simulation.get("output_redshifts", [])]
+    if not any(abs(z - redshift) < 1e-6 for z in zs):
+        raise ValueError(f"truth.suite {path}: no output at the benchmark redshift {redshift:g} "
+                         f"(simulation.output_redshifts = {zs})")
+    if ngrid is not None and int(ngrid) != cfg.ngrid:
+        raise ValueError(f"truth.suite {path}: ngrid {cfg.ngrid} differs from the benchmark's ngrid {ngrid}")
+    if box_size is not None and abs(float(box_size) - cfg.box_size) > 1e-9 * cfg.box_size:
+        raise ValueError(f"truth.suite {path}: box_size {cfg.box_size:g} Mpc/h differs from the benchmark's "
+                         f"{box_size:g} Mpc/h")
+
+
+def suite_truth(
+    path: str | Path, redshift: float, *, ngrid: int | None = None, box_size: float | None = None,
+    device: str | torch.device = "cpu", log: Callable[[str], None] = print,
+) -> tuple[list[Mock], SuiteConfig, list[str]]:
+    """Make or reuse the suite's simulations; return its snapshots at ``redshift`` as truth mocks.
+
+    Parameters
+    ----------
+    path : str or Path
+        Suite YAML (``data_prep.simulate.suite`` format); relative ``out_dir`` resolves against the working
+        directory, as for ``data-prep simulate``.
+    redshift : float
+        One of the suite's ``output_redshifts``.
+    ngrid, box_size : optional
+        The benchmark's particles per side and box (Mpc/h), checked against the suite's.
+
+    Returns
+    -------
+    mocks : list of Mock
+        One per simulation, in the suite's design order (``seed``, ``cosmology`` from the suite's record).
+    cfg : SuiteConfig
+    notes : list of str
+    """
+    path = Path(path)
+    cfg = load_suite_config(path)
+    _check(cfg, path, float(redshift), ngrid, box_size)
+    manifest = Path(run_suite(cfg, progress=True))
+    out = manifest.parent
+    records = json.loads(manifest.read_text())["simulations"]
+    mocks, notes = [], [f"truth: suite {cfg.name} ({path}), {len(records)} simulations in {out}, "
+                        f"recipe {suite_recipe(cfg)}"]
+    for rec in records:
+        snap = None
+        for name in rec["snapshots"]:
+            s = read_snapshot(out / name)
+            if abs(s.redshift - float(redshift)) < 1e-4:
+                snap = s
+                break
+        if snap is None:
+            raise ValueError(f"{out / rec['sim_id']}: no snapshot at z = {redshift:g}")
+        order = np.argsort(snap.ids, kind="stable")  # Lagrangian C order, as the contenders' particles
+        mock = Mock(name="truth", cosmology=Cosmology.from_mapping(rec["cosmology"]), redshift=float(snap.redshift),
+                    box_size=cfg.box_size, ngrid=cfg.ngrid, seed=int(rec["seed"]), label=str(rec["sim_id"]),
+                    positions=torch.as_tensor(snap.positions[order], dtype=torch.float32, device=device),
+                    velocities=torch.as_tensor(snap.velocities[order], dtype=torch.float32, device=device))
+        mock.positions = torch.where(mock.positions >= cfg.box_size, mock.positions - cfg.box_size, mock.positions)
+        mock.notes.append(f"truth from {out / rec['sim_id']} (z = {snap.redshift:g})")
+        mocks.append(mock)
+        log(f"truth: {rec['sim_id']} seed {rec['seed']} read")
+    return mocks, cfg, notes
