@@ -25,11 +25,13 @@ def _is_pm(res: dict, name: str) -> bool:
 
 
 def quiet_minor_ticks(ax) -> None:
-    """No labels on minor ticks of log axes (they overlap: '3x10^-1 4x10^-1 6x10^-1')."""
+    """No labels on minor ticks of log axes spanning more than a decade (they overlap there:
+    '3x10^-1 4x10^-1 6x10^-1'); call after the data are drawn."""
     from matplotlib.ticker import NullFormatter
 
-    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-        if scale == "log":
+    for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        lo, hi = sorted(lim)
+        if scale == "log" and lo > 0 and hi / lo > 10:  # within a decade the minor labels are the only ones
             axis.set_minor_formatter(NullFormatter())
 
 
