@@ -6,40 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .frontier import frontier_figure, frontier_table, quiet_minor_ticks
+from .frontier import frontier_figure, frontier_table
+from .report_figures import LABELS, halo_figure, per_k_figure
+from .report_figures import as_array as _a
+from .report_figures import color as _color
+from .report_figures import label as _label
+from .report_figures import save as _save
 
 __all__ = ["write_report", "summary_table"]
-
-COLORS = {"truth": "k", "generator": "C3", "2lpt": "C0", "za": "C2", "pm_few": "C1", "lognormal": "C4"}
-LABELS = {"generator": "generator", "2lpt": "2LPT", "za": "ZA", "pm_few": "PM few steps", "lognormal": "lognormal",
-          "truth": "truth (PM)", "pm": "truth PM"}
-
-
-_PM_COLORS = ("C5", "C6", "C7", "C8", "C9", "0.45")
-
-
-def _pm(res) -> dict:
-    return ((res or {}).get("setup") or {}).get("pm_contenders") or {}
-
-
-def _label(res, name: str) -> str:
-    """Display name; a named PM contender shows its steps and force mesh."""
-    pm = _pm(res).get(name)
-    if pm is not None:
-        return f"PM {pm['steps']} steps, {pm.get('force_factor', 2)}x mesh"
-    return LABELS.get(name, name)
-
-
-def _color(res, name: str) -> str:
-    if name in COLORS:
-        return COLORS[name]
-    names = list(_pm(res))
-    return _PM_COLORS[names.index(name) % len(_PM_COLORS)] if name in names else "0.4"
-
-
-def _a(x) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in x], dtype=float) if x is not None else np.array([])
-
 
 def _fmt(v, spec=".3g") -> str:
     return "–" if v is None else format(v, spec)
@@ -87,63 +61,6 @@ def speed_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def _save(fig, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path.name
-
-
-def _per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None):
-    """One panel per contender, one line per cosmology (named in a shared legend)."""
-    import matplotlib.pyplot as plt
-
-    st = res["setup"]
-    names = [n for n in res["contenders"] if any(key in e["contenders"][n]["compare"] for e in res["per_cosmology"])]
-    if not names:
-        return None
-    ncol = min(4, len(names))
-    nrow = -(-len(names) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol + 1.8, 2.7 * nrow + 0.4), sharex=True, sharey=True,
-                             squeeze=False)
-    cmap = plt.get_cmap("tab10" if len(res["per_cosmology"]) <= 10 else "viridis")
-    for ax, name in zip(axes.flat, names):
-        if band is not None:
-            ax.axhspan(band[0], band[1], color="0.88")
-        for i, e in enumerate(res["per_cosmology"]):
-            c = e["contenders"][name]["compare"]
-            if key not in c:
-                continue
-            y = _a(c[key])
-            y = transform(y) if transform else y
-            k = _a(e["truth"]["k"]) if key != "xi_ratio" else _a(e["truth"]["rsep"])
-            colour = cmap(i % 10) if len(res["per_cosmology"]) <= 10 else cmap(i / max(1, len(res["per_cosmology"]) - 1))
-            ax.plot(k, y, color=colour, lw=1.0, label=e.get("label") or f"cosmology {i}")
-        if key != "xi_ratio":
-            ax.axvline(st["summary_kmax"], color="0.5", ls="--", lw=0.8)
-            ax.set_xscale("log")
-        if logy:
-            ax.set_yscale("log")
-        quiet_minor_ticks(ax)
-        ax.set_title(_label(res, name), fontsize=9, color=_color(res, name))
-        ax.tick_params(labelsize=7)
-    for ax in axes.flat[len(names):]:
-        ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("k [h/Mpc]" if key != "xi_ratio" else "r [Mpc/h]", fontsize=8)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(ylabel, fontsize=8)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False, title="truth cosmology",
-               title_fontsize=7)
-    fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.3 * ncol + 1.8), 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
-
-
 def _bispectrum_figure(res, path):
     import matplotlib.pyplot as plt
 
@@ -176,53 +93,6 @@ def _pdf_figure(res, path):
             ax.plot(x, _a(e["contenders"][name]["measured"]["pdf"][j]), color=_color(res, name), label=_label(res, name))
         ax.set(xlabel="1 + delta", ylabel="PDF", title=f"Gaussian R = {radius:.3g} Mpc/h", yscale="log")
     axes[0][0].legend(fontsize=8)
-    return _save(fig, path)
-
-
-def _halo_figure(res, path):
-    """Mass function ratio and halo P(k) ratio to the truth, every cosmology (thin) and their mean (thick);
-    a contender without halos is listed, not drawn at an arbitrary floor."""
-    import matplotlib.pyplot as plt
-
-    per = [e for e in res["per_cosmology"] if "mass_centres" in (e["truth"].get("halos") or {})]
-    if not per:
-        return None
-    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(13, 3.9))
-    th = per[0]["truth"]["halos"]
-    a0.loglog(_a(th["mass_centres"]), _a(th["dndlog10m"]), "k-o", ms=3, label=f"truth ({per[0].get('label', '')})")
-    none = []
-    for name in res["contenders"]:
-        ratios, pks = [], []
-        for e in per:
-            h, t = e["contenders"][name]["measured"].get("halos") or {}, e["truth"]["halos"]
-            if "mass_centres" in h and np.nansum(_a(h["dndlog10m"])) > 0:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratios.append(_a(h["dndlog10m"]) / _a(t["dndlog10m"]))
-            c = e["contenders"][name]["compare"]
-            if "halo_pk_ratio" in c:
-                pks.append(_a(c["halo_pk_ratio"]))
-        if not ratios or np.nanmean(ratios) < 0.1:  # (almost) no halos: their halo P(k) is shot noise
-            none.append(_label(res, name))
-            continue
-        h0 = per[0]["contenders"][name]["measured"]["halos"]
-        a0.loglog(_a(h0["mass_centres"]), np.where(_a(h0["dndlog10m"]) > 0, _a(h0["dndlog10m"]), np.nan), "-",
-                  color=_color(res, name), lw=1)
-        m = _a(th["mass_centres"])
-        for r in ratios:
-            a1.plot(m, r, color=_color(res, name), lw=0.5, alpha=0.35)
-        a1.plot(m, np.nanmean(ratios, 0), "-o", ms=3, color=_color(res, name), lw=1.6, label=_label(res, name))
-        if pks:
-            edges = _a(res["setup"].get("halo_edges", []))
-            x = np.arange(len(pks[0])) if edges.size == 0 else np.sqrt(edges[1:] * edges[:-1])
-            a2.plot(x, np.nanmean(pks, 0), "-o", ms=3, color=_color(res, name), lw=1.6)
-    a0.set(xlabel="M [Msun/h]", ylabel="dn/dlog10 M [(h/Mpc)^3]", title="first cosmology")
-    a1.set(xscale="log", xlabel="M [Msun/h]", ylabel="n(M) / n_truth(M)", title="all cosmologies (mean thick)")
-    a1.axhline(1, color="0.5", lw=0.8)
-    a2.set(xlabel="k [h/Mpc]", ylabel="P_halo / P_halo,truth", title="mean over cosmologies")
-    a2.axhline(1, color="0.5", lw=0.8)
-    for ax in (a0, a1):
-        quiet_minor_ticks(ax)
-    a1.legend(fontsize=7, title=("< 10% of the halos: " + ", ".join(none)) if none else None, title_fontsize=7)
     return _save(fig, path)
 
 
@@ -294,17 +164,17 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
     figdir = out_dir / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     figs = {
-        "P(k) ratio": _per_k_figure(res, "pk_ratio", "P / P_truth", figdir / "pk_ratio.png", band=(0.99, 1.01)),
-        "Cross-correlation": _per_k_figure(res, "r", "1 - r(k)", figdir / "rk.png", logy=True,
+        "P(k) ratio": per_k_figure(res, "pk_ratio", "P / P_truth", figdir / "pk_ratio.png", band=(0.99, 1.01)),
+        "Cross-correlation": per_k_figure(res, "r", "1 - r(k)", figdir / "rk.png", logy=True,
                                            transform=lambda y: np.clip(1 - y, 1e-7, None)),
-        "Correlation function ratio": _per_k_figure(res, "xi_ratio", "xi / xi_truth", figdir / "xi_ratio.png",
+        "Correlation function ratio": per_k_figure(res, "xi_ratio", "xi / xi_truth", figdir / "xi_ratio.png",
                                                     band=(0.99, 1.01)),
         "Reduced bispectrum": _bispectrum_figure(res, figdir / "bispectrum.png"),
         "Density PDF": _pdf_figure(res, figdir / "pdf.png"),
-        "Halos": _halo_figure(res, figdir / "halos.png"),
-        "Redshift-space monopole": _per_k_figure(res, "p0_ratio", "P0 / P0_truth", figdir / "p0_ratio.png",
+        "Halos": halo_figure(res, figdir / "halos.png"),
+        "Redshift-space monopole": per_k_figure(res, "p0_ratio", "P0 / P0_truth", figdir / "p0_ratio.png",
                                                  band=(0.99, 1.01)),
-        "Redshift-space quadrupole": _per_k_figure(res, "dp2_over_p0", "(P2 - P2_truth) / P0_truth",
+        "Redshift-space quadrupole": per_k_figure(res, "dp2_over_p0", "(P2 - P2_truth) / P0_truth",
                                                    figdir / "dp2.png", band=(-0.01, 0.01)),
         "Covariance": _covariance_figure(res, figdir / "covariance.png"),
         "Density slices": _slices_figure(slices, figdir / "slices.png"),
