@@ -77,7 +77,7 @@ def write_identity_model(
     return path
 
 
-def resolve_model(path: str | Path | None, model_cfg: dict, workdir: str | Path, *, device="cpu"):
+def resolve_model(path: str | Path | None, *, device="cpu"):
     """Load ``path``, else the embedded default; neither is an error (nothing is substituted).
 
     Returns

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 
     keep_freed_memory()  # as the emulator and data-prep commands do (emulator.core.allocator)
     p = argparse.ArgumentParser(prog="python -m benchmarks.fof_speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ngrids", type=int, nargs="+", default=[64, 128], help="particles per side (box 2 Mpc/h per particle)")
+    p.add_argument("--ngrids", type=int, nargs="+", default=[64, 128],
+                   help="particles per side (box: 2 Mpc/h per particle)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per finder (median; >= 3)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the finders themselves are serial)")
     p.add_argument("--out-dir", default="runs/benchmarks/fof_speed", help="where fof_speed.json/.md go")
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     res = run(args.ngrids, args.repeats, args.threads)
     out = Path(args.out_dir)
     write_json(out / "fof_speed.json", res)
-    lines = ["| particles | halos (>= 20) | new (s) | previous (s) | speed-up | identical |", "|---|---|---|---|---|---|"]
+    lines = ["| particles | halos (>= 20) | new (s) | previous (s) | speed-up | identical |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {r['ngrid']}^3 | {r['n_halos']} | {r['seconds_new']:.3f} | {r['seconds_reference']:.3f} | "
               f"{r['speedup']:.1f}x | yes |" for r in res["rows"]]
     (out / "fof_speed.md").write_text("\n".join(lines) + "\n")

@@ -75,7 +75,8 @@ def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None):
             y = as_array(c[key])
             y = transform(y) if transform else y
             k = as_array(e["truth"]["k"]) if key != "xi_ratio" else as_array(e["truth"]["rsep"])
-            colour = cmap(i % 10) if len(res["per_cosmology"]) <= 10 else cmap(i / max(1, len(res["per_cosmology"]) - 1))
+            ncos = len(res["per_cosmology"])
+            colour = cmap(i % 10) if ncos <= 10 else cmap(i / max(1, ncos - 1))
             ax.plot(k, y, color=colour, lw=1.0, label=e.get("label") or f"cosmology {i}")
         if key != "xi_ratio":
             ax.axvline(st["summary_kmax"], color="0.5", ls="--", lw=0.8)
@@ -110,7 +111,8 @@ def halo_figure(res, path):
         return None
     fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(13, 3.9))
     th = per[0]["truth"]["halos"]
-    a0.loglog(as_array(th["mass_centres"]), as_array(th["dndlog10m"]), "k-o", ms=3, label=f"truth ({per[0].get('label', '')})")
+    a0.loglog(as_array(th["mass_centres"]), as_array(th["dndlog10m"]), "k-o", ms=3,
+              label=f"truth ({per[0].get('label', '')})")
     none = []
     for name in res["contenders"]:
         ratios, pks = [], []
@@ -126,7 +128,8 @@ def halo_figure(res, path):
             none.append(label(res, name))
             continue
         h0 = per[0]["contenders"][name]["measured"]["halos"]
-        a0.loglog(as_array(h0["mass_centres"]), np.where(as_array(h0["dndlog10m"]) > 0, as_array(h0["dndlog10m"]), np.nan), "-",
+        dn0 = as_array(h0["dndlog10m"])
+        a0.loglog(as_array(h0["mass_centres"]), np.where(dn0 > 0, dn0, np.nan), "-",
                   color=color(res, name), lw=1)
         m = as_array(th["mass_centres"])
         for r in ratios:

@@ -170,15 +170,13 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
     notes: list[str] = []
     scfg = cfg["speed"]
     need_model = "generator" in cfg["contenders"] or (scfg["enabled"] and "generator" in scfg["methods"])
-    mdl, minfo = (resolve_model(model or cfg["model"]["path"], cfg["model"], out_dir, device=dev)
+    mdl, minfo = (resolve_model(model or cfg["model"]["path"], device=dev)
                   if need_model else (None, None))
     if minfo and minfo["note"]:
         notes.append(minfo["note"])
     tcfg, z, sim = cfg["truth"], float(cfg["redshift"]), dict(cfg["truth"]["simulation"])
     source = tcfg["source"]
-    if source == "trainingset":
-        if not tcfg["path"]:
-            raise ValueError("truth.path: a training-set file is required for truth.source=trainingset")
+    if source == "trainingset":  # load_config checked that truth.path is an existing file
         truths, tnotes = trainingset_truth(tcfg["path"], tcfg["split"], z, tcfg["max_sims"], device=dev)
         notes += tnotes
         n, box = truths[0].ngrid, truths[0].box_size
@@ -199,6 +197,7 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         seeds = tcfg["seeds"]
         plan = [(parse_cosmology(c), int(seeds[i % len(seeds)]), None) for i, c in enumerate(tcfg["cosmologies"])]
     cov_sim = dict(cfg["covariance"]["simulation"] or sim)
+    pm_all = {name: pm_settings(cfg, name) for name in cfg["pm"]}
     if mdl is not None and abs(box / n - mdl.cell_size) > 1e-6 * mdl.cell_size:
         raise ValueError(f"box_size/ngrid = {box / n:g} Mpc/h differs from the model's cell size {mdl.cell_size:g}")
     b = make_binning(n, box, cfg["statistics"], cfg["covariance"])
@@ -222,7 +221,7 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         speed = measure_speed(scfg["methods"], ngrid=ns, box_size=sbox, redshift=z, cosmology=plan[0][0],
                               model_path=minfo["path"] if minfo else None, simulation=sim,
                               pm_steps=cfg["pm_few"]["steps"], repeats=int(scfg["repeats"]), device=str(dev),
-                              pm={name: pm_settings(cfg, name) for name in cfg["pm"]},
+                              pm=pm_all,
                               threads=cfg["threads"], isolate=bool(scfg["isolate"]), log=log)
     results = {
         "schema": "cosmo-emulator-benchmark", "schema_version": 1, "tier": tier, "created": utc_now(),
@@ -233,7 +232,7 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
                   "halo_edges": b.halo_edges, "smoothing_radii": list(b.radii), "truth_source": source,
                   "simulation": sim, "covariance_simulation": cov_sim,
                   "pm_few_steps": int(cfg["pm_few"]["steps"]),
-                  "pm_contenders": {name: pm_settings(cfg, name) for name in cfg["pm"]}},
+                  "pm_contenders": pm_all},
         "contenders": list(cfg["contenders"]),
         "summary": summarize(per_cosmo, cov, speed, b, cfg),
         "per_cosmology": per_cosmo, "covariance": cov, "speed": speed, "notes": notes,

@@ -90,7 +90,8 @@ def time_method(spec: dict) -> dict:
         times.append(make_contender(name, cosmo, z, box, n, seed0 + 1 + i, **kw).seconds)
     out = {
         "method": method, "ngrid": n, "box_size": box, "seconds_per_mock": statistics.median(times),
-        "median_seconds": statistics.median(times), "fastest_seconds": min(times), "seconds": times, "baseline_rss_mb": baseline,
+        "median_seconds": statistics.median(times), "fastest_seconds": min(times), "seconds": times,
+        "baseline_rss_mb": baseline,
         "peak_rss_mb": rss_mb("VmHWM"), "peak_reset": reset,
         "device": str(device), "threads": torch.get_num_threads(),
     }

@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from data_prep.readers import read_snapshot
+from data_prep.readers import read_header, read_snapshot
+from data_prep.simulate.run import wrap_positions
 from data_prep.simulate.suite import SuiteConfig, load_suite_config, run_suite
 from emulator.core.cosmology import Cosmology
 
@@ -76,20 +77,16 @@ def suite_truth(
     mocks, notes = [], [f"truth: suite {cfg.name} ({path}), {len(records)} simulations in {out}, "
                         f"recipe {suite_recipe(cfg)}"]
     for rec in records:
-        snap = None
-        for name in rec["snapshots"]:
-            s = read_snapshot(out / name)
-            if abs(s.redshift - float(redshift)) < 1e-4:
-                snap = s
-                break
-        if snap is None:
+        at_z = [name for name in rec["snapshots"] if abs(read_header(out / name).redshift - float(redshift)) < 1e-4]
+        if not at_z:
             raise ValueError(f"{out / rec['sim_id']}: no snapshot at z = {redshift:g}")
+        snap = read_snapshot(out / at_z[0])  # only that one is read in full
         order = np.argsort(snap.ids, kind="stable")  # Lagrangian C order, as the contenders' particles
+        positions = torch.as_tensor(snap.positions[order], dtype=torch.float32, device=device)
         mock = Mock(name="truth", cosmology=Cosmology.from_mapping(rec["cosmology"]), redshift=float(snap.redshift),
                     box_size=cfg.box_size, ngrid=cfg.ngrid, seed=int(rec["seed"]), label=str(rec["sim_id"]),
-                    positions=torch.as_tensor(snap.positions[order], dtype=torch.float32, device=device),
+                    positions=wrap_positions(positions, cfg.box_size),
                     velocities=torch.as_tensor(snap.velocities[order], dtype=torch.float32, device=device))
-        mock.positions = torch.where(mock.positions >= cfg.box_size, mock.positions - cfg.box_size, mock.positions)
         mock.notes.append(f"truth from {out / rec['sim_id']} (z = {snap.redshift:g})")
         mocks.append(mock)
         log(f"truth: {rec['sim_id']} seed {rec['seed']} read")

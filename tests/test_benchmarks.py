@@ -236,10 +236,10 @@ def test_a_missing_model_is_an_error_and_the_identity_model_is_noted(tmp_path, m
 
     monkeypatch.setattr(contenders, "DEFAULT_MODEL_PATH", tmp_path / "absent.pt")
     with pytest.raises(ValueError, match=r"no embedded model .*\(no stand-in is substituted\)"):
-        resolve_model(None, DEFAULTS["model"], tmp_path)
+        resolve_model(None)
     assert not list(tmp_path.iterdir())  # nothing was written in its place
     path = write_identity_model(tmp_path / "identity.pt", 4.0, DEFAULTS["model"]["fallback_prior"])
-    model, info = resolve_model(path, DEFAULTS["model"], tmp_path)
+    model, info = resolve_model(path)
     assert info["fallback"] and info["name"] == IDENTITY_NAME and "identity-over-2LPT" in info["note"]
 
 

@@ -1,10 +1,11 @@
 """The compiled FoF finder against the previous implementation (scipy cKDTree pairs + connected components).
 
 The reference (:func:`benchmarks.fof_speed.reference_labels`) is ``emulator/mocks/fof.py`` as it was before the
-cell-list/union-find rewrite (commit 56565d2): pairs from ``cKDTree.query_pairs`` (periodic), groups from ``scipy.sparse.csgraph.connected_components``,
-halos ordered by member count, then lowest member index. The new finder must give identical groups, order,
-centres and velocities on particle sets that look like what it is used on: the embedded generator's particles
-(z = 0 and 1), a 2LPT field, clustered blobs that straddle the periodic faces, and a linking length so large that
+cell-list/union-find rewrite (commit 56565d2): pairs from ``cKDTree.query_pairs`` (periodic), groups from
+``scipy.sparse.csgraph.connected_components``, halos ordered by member count, then lowest member index. The new
+finder must give identical labels and member counts (so the same halos in the same order; centres and velocities
+follow from them by unchanged code) on particle sets that look like what it is used on: the embedded generator's
+particles (z = 0 and 1), a 2LPT field, clustered blobs that straddle the periodic faces, and a linking length so large that
 the cell grid has fewer than three cells per side.
 """
 

@@ -8,8 +8,8 @@ on the 2-core development machine that is most of the cost of a mock. :func:`kee
 resident memory stays near the peak until the process ends (what a mock-generation or simulation process wants).
 Measured with ``python -m benchmarks.scaling`` (one thread, median of 3): generator 64^3 0.51 -> 0.32 s,
 128^3 3.55 -> 1.99 s, 256^3 44.2 -> 29.4 s with peak RSS 2.19 -> 2.51 GB; 2LPT 256^3 6.96 -> 4.25 s. A 1 GiB
-threshold is a little faster (128^3 1.65 s) but fragments the heap: 3.4 GB at 256^3, over the 3 GB target. The PyTorch CPU tuning guide
-recommends the same effect through jemalloc or TCMalloc; this needs no extra library.
+threshold is a little faster (128^3 1.65 s) but fragments the heap: 3.4 GB at 256^3, over the 3 GB target.
+The PyTorch CPU tuning guide recommends the same effect through jemalloc or TCMalloc; this needs no extra library.
 
 The command-line entry points (``emulator``, ``data-prep``, ``python -m benchmarks`` and its timing subprocesses)
 call it, so contenders are timed alike; Python users may call it themselves. ``COSMO_EMULATOR_MALLOC=system``
@@ -46,7 +46,8 @@ def keep_freed_memory(mmap_threshold: int = 128 << 20, trim_threshold: int = 1 <
         try:
             mmap_threshold = int(float(env) * 2**20)  # MiB
         except ValueError:
-            raise ValueError(f"COSMO_EMULATOR_MALLOC must be 'system' or an mmap threshold in MiB, got {env!r}") from None
+            raise ValueError(f"COSMO_EMULATOR_MALLOC must be 'system' or an mmap threshold in MiB, "
+                             f"got {env!r}") from None
     try:
         libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1

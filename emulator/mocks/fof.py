@@ -10,8 +10,8 @@ Implementation: a periodic column list and a union-find forest compiled with num
 in time and memory (about 80 bytes per particle). It gives the same groups as the connected components of all
 pairs from :meth:`scipy.spatial.cKDTree.query_pairs` (the previous implementation, kept as the reference in
 :func:`benchmarks.fof_speed.reference_labels`) at about 5x its speed on one thread (0.05 s at 64^3, 0.5 s at
-128^3 generator particles: ``python -m benchmarks.fof_speed``). The finder is an I/O-side catalog step, not part of the
-differentiable core: torch or numpy input, numpy output.
+128^3 generator particles: ``python -m benchmarks.fof_speed``). The finder is an I/O-side catalog step, not part
+of the differentiable core: torch or numpy input, numpy output.
 """
 
 from __future__ import annotations
