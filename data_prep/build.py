@@ -38,19 +38,13 @@ import torch
 
 from emulator.core.atomic import remove_stale_temporaries
 from emulator.core.cosmology import PARAMETER_NAMES
-from emulator.core.fields import linear_density_k, white_noise
-from emulator.core.fourier import check_mesh_size, gradient_kernels, to_fourier, to_real
-from emulator.core.growth import GrowthHistory
-from emulator.core.lpt import lagrangian_grid, lpt2_displacement, lpt_velocity, za_displacement
-from emulator.core.mesh import paint
-from emulator.core.power import LinearPower
-from emulator.core.provenance import code_version, sha256_file, utc_now
-
-from .fingerprint import canonical_json, digest
+from emulator.core.fourier import check_mesh_size
 from emulator.core.locks import exclusive_lock
+from emulator.core.provenance import code_version, utc_now
+
+from .build_fields import grid_fields, resolve_device, simulation_fields
+from .fingerprint import canonical_json, digest
 from .manifest import SimulationEntry, check_recorded_fingerprint, load_manifest, trainingset_fingerprint
-from .readers import iter_chunks, read_header
-from .readers.base import SnapshotError
 
 __all__ = ["SimulationEntry", "load_manifest", "grid_fields", "assign_splits", "build_training_set"]
 
@@ -59,62 +53,6 @@ FORMAT_VERSION = 1  # the file layout (docs/architecture.md), checked by the rea
 #: Bump when the builder computes something differently from the same inputs (it is part of the fingerprint, so
 #: existing training sets are then refused until rebuilt).
 BUILDER_VERSION = 1
-
-
-def grid_fields(path: str, ngrid: int, box_size: float, length_unit=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Read a snapshot onto the Lagrangian grid by particle ID, streaming in chunks.
-
-    Returns
-    -------
-    disp : ndarray (3, n, n, n) float32
-        ``x - q`` with the periodic minimum image, Mpc/h.
-    vel : ndarray (3, n, n, n) float32
-        Peculiar velocity, km/s.
-    redshift : float
-    """
-    header = read_header(path, length_unit=length_unit)
-    n = check_mesh_size(ngrid, "ngrid")
-    if int(header.npart_total[1]) != n**3:
-        raise SnapshotError(path, f"has {int(header.npart_total[1])} particles, expected ngrid^3 = {n**3}")
-    if abs(header.box_size / box_size - 1) > 1e-6:
-        raise SnapshotError(path, f"box size {header.box_size} Mpc/h differs from the manifest's {box_size}")
-    # One streaming pass. IDs may start at 0 (our simulator) or 1 (N-GenIC, 2LPTic): slot ``id`` of an
-    # (n^3 + 1)-long grid covers both, and the offset is read off at the end.
-    size = n**3 + 1
-    disp = np.empty((3, size), dtype=np.float32)
-    vel = np.empty((3, size), dtype=np.float32)
-    seen = np.zeros(size, dtype=bool)
-    for chunk in iter_chunks(path, length_unit=length_unit):
-        ids = chunk.ids
-        if ids.min() < 0 or ids.max() >= size:
-            raise SnapshotError(path, f"particle IDs outside [0, {n**3}] cannot map to a {n}^3 Lagrangian grid")
-        if seen[ids].any() or len(np.unique(ids)) != len(ids):
-            raise SnapshotError(path, "duplicate particle IDs")
-        seen[ids] = True
-        disp[:, ids] = chunk.positions.T
-        vel[:, ids] = chunk.velocities.T
-    offset = 0 if seen[0] else 1
-    if seen[offset : offset + n**3].sum() != n**3:
-        missing = n**3 - int(seen[offset : offset + n**3].sum())
-        raise SnapshotError(path, f"{missing} Lagrangian grid points have no particle (missing IDs)")
-    disp, vel = disp[:, offset : offset + n**3], vel[:, offset : offset + n**3]
-    q = lagrangian_grid(n, box_size, dtype=torch.float64).numpy().T  # (3, n^3), C order of (i, j, k)
-    disp = disp.astype(np.float64) - q
-    disp -= box_size * np.round(disp / box_size)
-    return disp.astype(np.float32).reshape(3, n, n, n), vel.reshape(3, n, n, n), float(header.redshift)
-
-
-def _linear_delta_k(entry: SimulationEntry, ngrid: int, box_size: float) -> torch.Tensor:
-    """Linear density (rfft layout, float64) at D1 = 1 from the seed or from the IC snapshot."""
-    if entry.seed is not None:
-        noise = white_noise(entry.seed, ngrid, dtype=torch.float64)
-        return linear_density_k(noise, box_size, LinearPower(entry.cosmology, 0.0))
-    disp, _, z_ic = grid_fields(entry.ic, ngrid, box_size, entry.length_unit)
-    d1 = float(GrowthHistory(entry.cosmology).D1(1.0 / (1.0 + z_ic)))
-    g = gradient_kernels(ngrid, box_size, dtype=torch.float64)
-    psi = torch.from_numpy(disp.astype(np.float64))
-    div_k = sum(1j * gi * to_fourier(psi[a]) for a, gi in enumerate(g))
-    return -div_k / d1
 
 
 def assign_splits(entries: list[SimulationEntry], val_fraction: float, test_fraction: float, seed: int) -> dict:
@@ -146,50 +84,55 @@ def assign_splits(entries: list[SimulationEntry], val_fraction: float, test_frac
     return splits
 
 
-def _write_simulation(f: h5py.File, entry: SimulationEntry, ngrid: int, box_size: float, split: str) -> None:
-    """Compute and write one simulation group, flagged ``complete`` last."""
-    if entry.sim_id in f["sims"]:
-        del f["sims"][entry.sim_id]
-    grp = f["sims"].create_group(entry.sim_id)
-    n, c = ngrid, min(ngrid, 32)
+def _write_simulation(f: h5py.File, fields: dict, split: str) -> None:
+    """Write one simulation group from :func:`data_prep.build_fields.simulation_fields`, flagged ``complete`` last."""
+    sid = fields["sim_id"]
+    if sid in f["sims"]:
+        del f["sims"][sid]
+    grp = f["sims"].create_group(sid)
+    c = min(fields["ngrid"], 32)
     vec_chunks, sca_chunks = (3, c, c, c), (c, c, c)
-    delta_k = _linear_delta_k(entry, n, box_size)
-    grp.create_dataset("linear_delta", data=to_real(delta_k, n).float().numpy(), chunks=sca_chunks)
-    psi1 = za_displacement(delta_k, box_size)
-    psi2 = lpt2_displacement(delta_k, box_size)
-    growth = GrowthHistory(entry.cosmology)
-    q = lagrangian_grid(n, box_size, dtype=torch.float64)
-    sources = list(entry.snapshots) + ([entry.ic] if entry.ic else [])
-    for path in entry.snapshots:
-        disp, vel, z = grid_fields(path, n, box_size, entry.length_unit)
-        a = 1.0 / (1.0 + z)
-        d1, d2, f1, f2, e = (float(getattr(growth, name)(a)) for name in ("D1", "D2", "f1", "f2", "E"))
-        key = f"z_{z:.4f}"
-        if key in grp:
-            raise ValueError(f"{path}: two snapshots of {entry.sim_id} share redshift {z:.4f}")
+    grp.create_dataset("linear_delta", data=fields["linear_delta"], chunks=sca_chunks)
+    for key, attrs, arrays in fields["redshifts"]:
         zg = grp.create_group(key)
-        zg.attrs.update(redshift=z, scale_factor=a, D1=d1, D2=d2, f1=f1, f2=f2, E=e, source=os.path.abspath(path))
-        zg.create_dataset("lpt_disp", data=(d1 * psi1 + d2 * psi2).float().numpy(), chunks=vec_chunks)
-        lpt_v = lpt_velocity(psi1, psi2, a=a, hubble_e=e, d1=d1, f1=f1, d2=d2, f2=f2)
-        zg.create_dataset("lpt_vel", data=lpt_v.float().numpy(), chunks=vec_chunks)
-        zg.create_dataset("disp", data=disp, chunks=vec_chunks)
-        zg.create_dataset("vel", data=vel, chunks=vec_chunks)
-        x = q + torch.from_numpy(disp.reshape(3, -1).T.astype(np.float64))
-        density = paint(x, n, box_size, window="cic") - 1.0  # one particle per cell on average
-        zg.create_dataset("density", data=density.float().numpy(), chunks=sca_chunks)
-    attrs = {k: v for k, v in entry.cosmology.to_dict().items()}
-    attrs.update(
-        seed=-1 if entry.seed is None else entry.seed,
-        box_size=box_size,
-        ngrid=n,
-        split=split,
-        source_files=json.dumps([os.path.abspath(p) for p in sources]),
-        source_sha256=json.dumps([sha256_file(p) for p in sources]),
-        linear_field_from="seed" if entry.seed is not None else "ic",
-    )
-    grp.attrs.update(attrs)
+        zg.attrs.update(attrs)
+        for name in ("lpt_disp", "lpt_vel", "disp", "vel"):
+            zg.create_dataset(name, data=arrays[name], chunks=vec_chunks)
+        zg.create_dataset("density", data=arrays["density"], chunks=sca_chunks)
+    grp.attrs.update(fields["attrs"])
+    grp.attrs["split"] = split
     grp.attrs["complete"] = True
     f.flush()
+
+
+def _fields_in_order(todo, ngrid, box_size, device, workers):
+    """Yield ``(entry, fields)`` in ``todo``'s order, computed here or by ``workers`` processes (a bounded window)."""
+    if workers <= 1 or len(todo) <= 1:
+        for e in todo:
+            yield e, simulation_fields(e, ngrid, box_size, device)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no forked torch/h5py state in the workers
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_one_thread) as pool:
+        window: deque = deque()
+        entries = iter(todo)
+        for e in entries:
+            window.append((e, pool.submit(simulation_fields, e, ngrid, box_size, "cpu")))
+            if len(window) >= 2 * workers:
+                break
+        while window:
+            e, fut = window.popleft()
+            nxt = next(entries, None)
+            if nxt is not None:
+                window.append((nxt, pool.submit(simulation_fields, nxt, ngrid, box_size, "cpu")))
+            yield e, fut.result()
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
 
 
 def build_training_set(
@@ -201,6 +144,8 @@ def build_training_set(
     split_seed: int = 0,
     rebuild: bool = False,
     progress: bool = True,
+    device: str = "cpu",
+    workers: int = 1,
 ) -> Path:
     """Build (or complete) the training set ``out`` from a manifest; return its path.
 
@@ -221,6 +166,12 @@ def build_training_set(
         ``ValueError`` naming the differing keys, before any work.
     progress : bool
         Show a progress bar over simulations.
+    device : str
+        Where the 2LPT fields and painted densities are computed (``"cpu"``, ``"cuda"``, ``"auto"``); snapshots
+        are read and the file is written on the CPU. A GPU agrees with the CPU to float rounding (atomic painting).
+    workers : int
+        With ``workers > 1`` (CPU only), that many processes (one thread each) compute simulations while this one
+        writes them in manifest order; the file is identical to a one-process build.
 
     Raises
     ------
@@ -252,12 +203,17 @@ def build_training_set(
             up_to_date = True
         remove_stale_temporaries(out.parent)  # left by killed builds (and other atomic writers) of this host
         if not up_to_date:
-            _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress)
+            device = resolve_device(device)
+            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+                raise ValueError(f"workers must be a positive integer, got {workers!r}")
+            if workers > 1 and device != "cpu":
+                raise ValueError(f"workers > 1 computes on the CPU; got device {device!r} with workers={workers}")
+            _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress, device, workers)
             os.replace(partial, out)
     return out
 
 
-def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress) -> None:
+def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress, device, workers) -> None:
     """Write (or complete) the partial build: fingerprint first, then every unfinished simulation, then attrs."""
     from tqdm.auto import tqdm
 
@@ -277,8 +233,9 @@ def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_siz
             if g is not None and g.attrs.get("complete") and g.attrs.get("split") == split_of[e.sim_id]:
                 continue
             todo.append(e)
-        for e in tqdm(todo, desc="build", unit="sim", disable=not progress):
-            _write_simulation(f, e, ngrid, box_size, split_of[e.sim_id])
+        stream = _fields_in_order(todo, ngrid, box_size, device, workers)
+        for e, fields in tqdm(stream, total=len(todo), desc="build", unit="sim", disable=not progress):
+            _write_simulation(f, fields, split_of[e.sim_id])
         for stale in set(f["sims"]) - {e.sim_id for e in entries}:
             del f["sims"][stale]
         f.attrs.update(

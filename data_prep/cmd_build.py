@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild", action="store_true",
                         help="build from scratch even if --out (or its interrupted <out>.partial) exists; needed "
                              "when the manifest, its simulations' files or the split options changed since")
+    parser.add_argument("--device", default="cpu",
+                        help="where 2LPT fields and densities are computed: cpu, cuda, cuda:N or auto (a GPU agrees "
+                             "with the CPU to float rounding)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes computing simulations in parallel on the CPU (one thread each); the file "
+                             "is identical to a one-process build")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -44,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         rebuild=args.rebuild,
         progress=not args.no_progress,
+        device=args.device,
+        workers=args.workers,
     )
     if before is not None and _identity(str(out)) == before:
         print(f"{out} is up to date (built from the same manifest, files and options)")

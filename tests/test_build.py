@@ -103,11 +103,11 @@ def test_build_resumes_and_skips_finished(tmp_path, monkeypatch):
     calls = []
     real = build._write_simulation
 
-    def flaky(f, entry, *args):
-        calls.append(entry.sim_id)
+    def flaky(f, fields, *args):
+        calls.append(fields["sim_id"])
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed while writing the second simulation
-        return real(f, entry, *args)
+        return real(f, fields, *args)
 
     monkeypatch.setattr(build, "_write_simulation", flaky)
     out = tmp_path / "train.h5"
@@ -115,7 +115,7 @@ def test_build_resumes_and_skips_finished(tmp_path, monkeypatch):
         build_training_set(manifest, out, val_fraction=0, test_fraction=0, progress=False)
     assert not out.exists()  # no partial output under the final name
     calls.clear()
-    monkeypatch.setattr(build, "_write_simulation", lambda f, e, *a: (calls.append(e.sim_id), real(f, e, *a)))
+    monkeypatch.setattr(build, "_write_simulation", lambda f, e, *a: (calls.append(e["sim_id"]), real(f, e, *a)))
     build_training_set(manifest, out, val_fraction=0, test_fraction=0, progress=False)
     assert calls == ["s1", "s2"]  # s0 was complete and kept
     calls.clear()
@@ -123,6 +123,33 @@ def test_build_resumes_and_skips_finished(tmp_path, monkeypatch):
     assert calls == []  # up to date
     with h5py.File(out, "r") as f:
         assert sorted(f["sims"]) == ["s0", "s1", "s2"] and all(g.attrs["complete"] for g in f["sims"].values())
+
+
+def test_parallel_build_writes_the_same_file(tmp_path):
+    """Worker processes compute simulations, this one writes them in order: every dataset and attribute equal."""
+    write_snapshot(tmp_path / "a.hdf5", 0.0)
+    write_snapshot(tmp_path / "b.hdf5", 1.0)
+    sims = [{"sim_id": f"s{i}", "cosmology": {**COSMO.to_dict(), "sigma8": 0.7 + 0.05 * i}, "seed": SEED + i,
+             "snapshots": ["a.hdf5", "b.hdf5"]} for i in range(3)]
+    manifest = write_manifest(tmp_path, sims)
+    one = build_training_set(manifest, tmp_path / "one.h5", val_fraction=0, test_fraction=0, progress=False)
+    two = build_training_set(manifest, tmp_path / "two.h5", val_fraction=0, test_fraction=0, progress=False,
+                             workers=2)
+    with h5py.File(one, "r") as f1, h5py.File(two, "r") as f2:
+        assert sorted(f1["sims"]) == sorted(f2["sims"]) == ["s0", "s1", "s2"]
+        for sid in f1["sims"]:
+            g1, g2 = f1["sims"][sid], f2["sims"][sid]
+            assert {k: str(v) for k, v in g1.attrs.items()} == {k: str(v) for k, v in g2.attrs.items()}
+            assert sorted(g1) == sorted(g2) == ["linear_delta", "z_0.0000", "z_1.0000"]
+            np.testing.assert_array_equal(g1["linear_delta"][...], g2["linear_delta"][...])
+            for z in ("z_0.0000", "z_1.0000"):
+                for name in ("lpt_disp", "lpt_vel", "disp", "vel", "density"):
+                    np.testing.assert_array_equal(g1[z][name][...], g2[z][name][...])
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        build_training_set(manifest, tmp_path / "x.h5", progress=False, workers=0)
+    with pytest.raises(ValueError, match="device must be"):
+        build_training_set(manifest, tmp_path / "x.h5", progress=False, device="tpu")
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_split_is_by_cosmology():

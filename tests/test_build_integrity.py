@@ -88,11 +88,11 @@ def test_an_interrupted_build_from_other_inputs_is_not_resumed(tmp_path, monkeyp
     real = build._write_simulation
     calls = []
 
-    def killed_at_the_second(f, entry, *args):
-        calls.append(entry.sim_id)
+    def killed_at_the_second(f, fields, *args):
+        calls.append(fields["sim_id"])
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(f, entry, *args)
+        return real(f, fields, *args)
 
     monkeypatch.setattr(build, "_write_simulation", killed_at_the_second)
     with pytest.raises(KeyboardInterrupt):

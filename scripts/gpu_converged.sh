@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Issue 11 on one GPU, in a fixed wall-clock budget: simulate the converged training suite, build the training set,
+# measure the step time, train configs/converged_gpu.yaml so that its schedule ends with the budget, and export
+# the best checkpoint (by the validation split) as a portable model with its learning curve.
+#
+#   bash scripts/gpu_converged.sh OUT_DIR [BUDGET_SECONDS]      (default budget 480 s)
+#
+# Each phase is bounded by its share of the budget; a suite cut short trains on the simulations it finished (the
+# manifest is written after each one) and a rerun resumes it. Environment overrides (for smoke runs on a CPU):
+# SUITE, TRAIN_CFG, DATA, PYTHON, SIM_SHARE (fraction of the budget for simulating, default 0.30), BUILD_SHARE
+# (0.15), BUILD_WORKERS (CPU processes of the build, default cores - 2), RESERVE (seconds kept for the export, default 45), MAX_STEPS_CAP. The test cosmologies are
+# configs/suite_converged_test.yaml (no test split here): evaluate the exported model against them with
+# `python -m benchmarks --tier standard --model OUT_DIR/converged_gpu.pt`. The best checkpoint comes back in 15 MB
+# pieces (`cat OUT_DIR/*.ckpt.part-* > best.ckpt`) for resuming or re-exporting.
+set -uo pipefail
+OUT=${1:?usage: gpu_converged.sh OUT_DIR [BUDGET_SECONDS]}
+BUDGET=${2:-480}
+SUITE=${SUITE:-configs/suite_converged.yaml}
+TRAIN_CFG=${TRAIN_CFG:-configs/converged_gpu.yaml}
+DATA=${DATA:-runs/converged_train.h5}
+PY=${PYTHON:-python3}
+SIM_SHARE=${SIM_SHARE:-0.30}
+BUILD_SHARE=${BUILD_SHARE:-0.15}
+RESERVE=${RESERVE:-45}
+MAX_STEPS_CAP=${MAX_STEPS_CAP:-100000}
+CORES=$(nproc 2>/dev/null || echo 1)
+BUILD_WORKERS=${BUILD_WORKERS:-$(( CORES > 4 ? CORES - 2 : 1 ))}
+export PYTHONUNBUFFERED=1 WANDB_MODE=offline PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # run from the repo root
+mkdir -p "$OUT" "$(dirname "$DATA")"
+t_start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t_start )); }
+left() { echo $(( BUDGET - $(elapsed) )); }
+phase() { echo "[$(elapsed) s] $*" | tee -a "$OUT/phases.txt"; }
+share() { "$PY" -c "print(max(1, int($BUDGET * $1)))"; }
+
+phase "start: budget $BUDGET s, suite $SUITE, config $TRAIN_CFG"
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
+torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee -a "$OUT/phases.txt"
+
+suite_dir=$("$PY" -c "import yaml,sys; print(yaml.safe_load(open('$SUITE'))['out_dir'])")
+timeout "$(share "$SIM_SHARE")" "$PY" -m data_prep.cli simulate --config "$SUITE" --no-progress
+phase "simulate exit $?: $(ls -d "$suite_dir"/sim_* 2>/dev/null | wc -l) simulation folders"
+[ -f "$suite_dir/manifest.json" ] || { phase "no manifest: stop"; exit 1; }
+cp "$suite_dir/manifest.json" "$OUT/suite_manifest.json"
+
+timeout "$(share "$BUILD_SHARE")" "$PY" -m data_prep.cli build --manifest "$suite_dir/manifest.json" --out "$DATA" \
+    --val-fraction 0.1 --test-fraction 0 --workers "$BUILD_WORKERS" --rebuild --no-progress
+rc=$?; phase "build exit $rc"
+[ $rc -eq 0 ] || exit 1
+
+probe=$("$PY" scripts/training_probe.py --config "$TRAIN_CFG" --data "$DATA" --steps 20 | tail -1)
+phase "probe: $probe"
+[ -n "$probe" ] || { phase "probe failed: stop"; exit 1; }
+seconds=$(echo "$probe" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(max(d['seconds_per_step'], d['mean']))")
+train_left=$(( $(left) - RESERVE - 25 ))   # 25 s: start-up, validation passes and checkpoints of the fit
+steps=$("$PY" -c "print(max(50, min($MAX_STEPS_CAP, int(0.92 * $train_left / $seconds))))")
+# validate every 500 (250, or 25 for tiny runs) steps and end on a validation, so the best checkpoint can be the last
+every=$(( steps >= 2000 ? 500 : steps >= 500 ? 250 : 25 ))
+steps=$(( steps / every * every ))
+extra=()
+"$PY" -c "import wandb" 2>/dev/null || extra=(--config configs/csv_logger_only.yaml)
+root=$("$PY" -c "import yaml; print(yaml.safe_load(open('$TRAIN_CFG'))['trainer']['default_root_dir'])")
+soft=$(( $(left) - RESERVE - 10 ))   # Lightning stops by itself (and checkpoints) at max_time; timeout is the backstop
+max_time=$(printf "00:%02d:%02d:%02d" $((soft / 3600)) $((soft % 3600 / 60)) $((soft % 60)))
+phase "fit: $steps steps at $seconds s/step in $train_left s (max_time $max_time)"
+timeout $(( $(left) - RESERVE )) "$PY" -m emulator.cli fit --config "$TRAIN_CFG" "${extra[@]}" --data.path "$DATA" \
+    --trainer.max_steps "$steps" --trainer.val_check_interval "$every" --trainer.max_time "$max_time" 2>&1 | grep -v "it/s\]" | tail -40
+phase "fit exit ${PIPESTATUS[0]}"
+
+ckpt=$(ls -t "$root"/checkpoints/best-*.ckpt 2>/dev/null | head -1)
+[ -n "$ckpt" ] || ckpt="$root/checkpoints/last.ckpt"
+name=$(basename "$TRAIN_CFG" .yaml)
+"$PY" -m emulator.cli export --ckpt "$ckpt" --out "$OUT/$name.pt" --name "$name" \
+    --description "truth $SUITE; $TRAIN_CFG, $steps steps planned, $BUDGET s budget; code ${CODE_COMMIT:-working tree}" \
+    && phase "exported $ckpt -> $OUT/$name.pt" || phase "export failed"
+split -b 15m "$ckpt" "$OUT/best.ckpt.part-"   # whole checkpoint (resume, re-export)
+metrics=$(ls -t "$root"/logs/version_*/metrics.csv 2>/dev/null | head -1)
+[ -n "$metrics" ] && cp "$metrics" "$OUT/metrics.csv"
+phase "done"
