@@ -8,7 +8,8 @@
 # Each phase is bounded by its share of the budget; a suite cut short trains on the simulations it finished (the
 # manifest is written after each one) and a rerun resumes it. Environment overrides (for smoke runs on a CPU):
 # SUITE, TRAIN_CFG, DATA, PYTHON, SIM_SHARE (fraction of the budget for simulating, default 0.30), BUILD_SHARE
-# (0.15), BUILD_WORKERS (CPU processes of the build, default cores - 2), RESERVE (seconds kept for the export, default 45), MAX_STEPS_CAP. The test cosmologies are
+# (0.15), STEP_SECONDS (skip the probe), RESUME_CKPT (continue a checkpoint with ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}
+# for this budget's steps; a warm restart of the cosine schedule), BUILD_WORKERS (CPU processes of the build, default cores - 2), RESERVE (seconds kept for the export, default 45), MAX_STEPS_CAP. The test cosmologies are
 # configs/suite_converged_test.yaml (no test split here): evaluate the exported model against them with
 # `python -m benchmarks --tier standard --model OUT_DIR/converged_gpu.pt`. The best checkpoint comes back in 15 MB
 # pieces (`cat OUT_DIR/*.ckpt.part-* > best.ckpt`) for resuming or re-exporting.
@@ -48,17 +49,28 @@ timeout "$(share "$BUILD_SHARE")" "$PY" -m data_prep.cli build --manifest "$suit
 rc=$?; phase "build exit $rc"
 [ $rc -eq 0 ] || exit 1
 
-probe=$("$PY" scripts/training_probe.py --config "$TRAIN_CFG" --data "$DATA" --steps 20 | tail -1)
-phase "probe: $probe"
-[ -n "$probe" ] || { phase "probe failed: stop"; exit 1; }
-seconds=$(echo "$probe" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(max(d['seconds_per_step'], d['mean']))")
+if [ -n "${STEP_SECONDS:-}" ]; then
+    seconds=$STEP_SECONDS; phase "step time given: $seconds s"
+else
+    probe=$("$PY" scripts/training_probe.py --config "$TRAIN_CFG" --data "$DATA" --steps 20 | tail -1)
+    phase "probe: $probe"
+    [ -n "$probe" ] || { phase "probe failed: stop"; exit 1; }
+    seconds=$(echo "$probe" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(max(d['seconds_per_step'], d['mean']))")
+fi
 train_left=$(( $(left) - RESERVE - 25 ))   # 25 s: start-up, validation passes and checkpoints of the fit
 steps=$("$PY" -c "print(max(50, min($MAX_STEPS_CAP, int(0.92 * $train_left / $seconds))))")
 # validate every 500 (250, or 25 for tiny runs) steps and end on a validation, so the best checkpoint can be the last
 every=$(( steps >= 2000 ? 500 : steps >= 500 ? 250 : 25 ))
 steps=$(( steps / every * every ))
 extra=()
-"$PY" -c "import wandb" 2>/dev/null || extra=(--config configs/csv_logger_only.yaml)
+if [ -n "${RESUME_CKPT:-}" ]; then   # a later run: continue the checkpoint's step count and stream of crops
+    done_steps=$("$PY" -c "from emulator.training.checkpoints import read_checkpoint as r
+print(r('$RESUME_CKPT', 'RESUME_CKPT')['global_step'])") || { phase "unreadable RESUME_CKPT: stop"; exit 1; }
+    steps=$(( done_steps + steps ))
+    extra+=(--config ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml} --ckpt_path "$RESUME_CKPT")
+    phase "resume $RESUME_CKPT at step $done_steps"
+fi
+"$PY" -c "import wandb" 2>/dev/null || extra+=(--config configs/csv_logger_only.yaml)
 root=$("$PY" -c "import yaml; print(yaml.safe_load(open('$TRAIN_CFG'))['trainer']['default_root_dir'])")
 soft=$(( $(left) - RESERVE - 10 ))   # Lightning stops by itself (and checkpoints) at max_time; timeout is the backstop
 max_time=$(printf "00:%02d:%02d:%02d" $((soft / 3600)) $((soft % 3600 / 60)) $((soft % 60)))
