@@ -76,6 +76,11 @@ class FieldEmulator(L.LightningModule):
         Linear warm-up length in optimiser steps.
     log_k_fractions : list of float
         Where to log the validation P(k) ratio and r(k), as fractions of the crop's Nyquist wavenumber.
+    periodic : bool
+        Train on whole periodic boxes (``data.crop = data.val_crop =`` the training set's ``ngrid``,
+        ``data.halo = 0``; each box at a random origin and cube symmetry): every convolution reads a circular pad
+        instead of a halo (:meth:`emulator.model.StyledUNet.forward`), so no context cells are computed and
+        thrown away. The network and its exported file are the same as with crops and a halo.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class FieldEmulator(L.LightningModule):
         lr_floor: float = 0.05,
         warmup_steps: int = 100,
         log_k_fractions: tuple[float, ...] = (0.125, 0.25, 0.5),
+        periodic: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -129,7 +135,15 @@ class FieldEmulator(L.LightningModule):
                     "training set's prior, redshift range or cell size differs from the checkpoint's style bounds "
                     "and cell size (data.path)"
                 )
-        if dm.hparams.halo < self.halo:
+        if self.hparams.periodic:
+            n, hp = dm.read_info().ngrid, dm.hparams
+            if hp.halo != 0 or hp.crop != n or (hp.val_crop or hp.crop) != n:
+                raise ValueError(f"model.periodic trains on whole boxes: set data.crop and data.val_crop to the "
+                                 f"training set's ngrid={n} and data.halo to 0 (got crop={hp.crop}, "
+                                 f"val_crop={hp.val_crop}, halo={hp.halo})")
+            if n % self.net.size_multiple:
+                raise ValueError(f"model.periodic needs ngrid={n} to be a multiple of {self.net.size_multiple}")
+        elif dm.hparams.halo < self.halo:
             raise ValueError(f"data.halo={dm.hparams.halo} is smaller than the network halo {self.halo}")
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -148,8 +162,10 @@ class FieldEmulator(L.LightningModule):
 
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         target, lpt = batch["target"], batch["lpt"]
-        x = self._centre(batch["input"], target.shape[-1])
-        pred = self.net(x, batch["style"])
+        if self.hparams.periodic:
+            pred = self.net(batch["input"], batch["style"], periodic=True)
+        else:
+            pred = self.net(self._centre(batch["input"], target.shape[-1]), batch["style"])
         w = self.weights
         losses = {
             "displacement": lagrangian_loss(pred[:, :3], target[:, :3]),
