@@ -259,11 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder (default runs/benchmarks/<tier>)")
     parser.add_argument("--model", help="model file (default: the embedded model)")
     parser.add_argument("--device", help="auto, cpu or cuda (default: the config's)")
+    parser.add_argument("--redshift", type=float, default=None,
+                        help="redshift of truth and contenders (default: the config's; a suite truth must hold it)")
     args = parser.parse_args(argv)
     if args.tier not in TIERS:
         parser.error(f"--tier must be one of {', '.join(TIERS)}, got {args.tier!r}")
     try:
-        run_tier(args.tier, config=args.config, out=args.out, model=args.model, device=args.device)
+        overrides = {"redshift": args.redshift} if args.redshift is not None else None
+        run_tier(args.tier, config=args.config, out=args.out, model=args.model, device=args.device,
+                 overrides=overrides)
     except (ValueError, FileNotFoundError) as exc:
         print(f"benchmarks: error: {exc}", file=sys.stderr)
         return 2
