@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     "speed": {"enabled": True, "isolate": True, "ngrid": 32, "repeats": 2,
               "methods": ["generator", "2lpt", "za", "lognormal", "pm_few", "pm"]},
     "report": {"figures": True},
+    # Pass/fail thresholds of the report's targets table (issue 11, section 3; benchmarks.targets)
+    "targets": {"pk_worst": 0.03, "pk_median": 0.01, "one_minus_r": 0.005, "halo_count": 0.05, "halo_bias": 0.05,
+                "hmf": 0.10, "bispectrum_eq": 0.03, "speedup_vs_truth": 30.0},
 }
 
 

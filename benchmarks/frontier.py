@@ -20,7 +20,7 @@ METRICS = (("max_abs_pk_ratio_minus_1", "max |P/P_t − 1|"), ("max_one_minus_r"
            ("max_abs_hmf_ratio_minus_1", "max |n_h/n_h,t − 1|"))
 
 
-def _is_pm(res: dict, name: str) -> bool:
+def is_pm(res: dict, name: str) -> bool:
     return name == "pm_few" or name in ((res.get("setup") or {}).get("pm_contenders") or {})
 
 
@@ -39,7 +39,7 @@ def frontier_rows(res: dict) -> list[dict]:
     """One row per contender: seconds per mock, the three accuracy numbers, and whether it is a PM run."""
     rows = []
     for name, s in res["summary"].items():
-        rows.append({"name": name, "seconds": s.get("seconds_per_mock"), "pm": _is_pm(res, name),
+        rows.append({"name": name, "seconds": s.get("seconds_per_mock"), "pm": is_pm(res, name),
                      **{key: s.get(key) for key, _ in METRICS}})
     return rows
 
