@@ -1,0 +1,61 @@
+"""benchmarks.response: central-difference responses against analytic ones (P proportional to sigma8^2)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from benchmarks.response import response_curves, run_response
+
+CENTRE = {"Omega_m": 0.32, "Omega_b": 0.048, "h": 0.68, "n_s": 0.96, "sigma8": 0.80}
+
+
+def _suite(tmp_path) -> str:
+    cosmologies = [{"name": "centre", **CENTRE, "seed": 7}]
+    for p, d in (("sigma8", 0.015), ("Omega_m", 0.01)):
+        cosmologies += [{"name": f"{p}_plus", **CENTRE, p: CENTRE[p] + d, "seed": 7},
+                        {"name": f"{p}_minus", **CENTRE, p: CENTRE[p] - d, "seed": 7}]
+    cfg = {"name": "resp", "out_dir": str(tmp_path / "suite"), "box_size": 128.0, "ngrid": 16, "n_cosmologies": 0,
+           "seeds_per_cosmology": 1, "base_seed": 7, "design_seed": 0,
+           "prior": {"Omega_m": [0.24, 0.40], "Omega_b": [0.040, 0.056], "h": [0.60, 0.76], "n_s": [0.92, 1.00],
+                     "sigma8": [0.70, 0.90]},
+           "cosmologies": cosmologies,
+           "simulation": {"z_init": 12.0, "steps": 6, "force_factor": 2, "output_redshifts": [0.0]},
+           "num_files": 1, "device": "cpu"}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_response_curves_are_central_differences():
+    pk = {"a_plus": np.array([1.1, 2.0]), "a_minus": np.array([0.9, 2.0])}
+    r = response_curves(pk, {"a": ("a_plus", "a_minus", 0.05)})["a"]
+    np.testing.assert_allclose(r, [np.log(1.1 / 0.9) / 0.1, 0.0])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sigma8_response_is_two_over_sigma8_on_large_scales(tmp_path):
+    """P is proportional to sigma8^2 in linear theory: d ln P / d sigma8 = 2 / sigma8 exactly for CAMB's linear
+    P(k) and, on the largest scales (k_f = 0.05 h/Mpc at z = 0), for the simulations too (same phases)."""
+    res = run_response(suite=_suite(tmp_path), redshifts=[0.0], out=tmp_path / "out", contenders=["2lpt", "pm6"],
+                       log=lambda m: None)
+    block = res["redshifts"]["0"]
+    assert set(block["steps"]) == {"sigma8", "Omega_m"} and block["steps"]["sigma8"] == pytest.approx(0.015)
+    want = 2.0 / CENTRE["sigma8"]
+    s8, d = CENTRE["sigma8"], 0.015
+    finite = 2.0 * np.log((s8 + d) / (s8 - d)) / (2 * d)  # the central difference of 2 ln sigma8: 2/sigma8 + O(d^2)
+    np.testing.assert_allclose(block["response"]["linear"]["sigma8"], finite, rtol=1e-9)
+    assert finite == pytest.approx(want, rel=2e-4)
+    for name in ("truth", "pm6"):  # 2LPT is not: its large-scale damping grows with sigma8 (lower response)
+        assert block["response"][name]["sigma8"][0] == pytest.approx(want, rel=0.03), name
+    # nonlinear growth makes the small-scale response steeper than linear theory's, in the truth and halofit
+    assert block["response"]["truth"]["sigma8"][-1] > 1.05 * want
+    assert block["response"]["halofit"]["sigma8"][-1] > 1.05 * want
+    assert block["summary"]["pm6"]["sigma8"]["relative"] < block["summary"]["2lpt"]["sigma8"]["relative"]
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["redshifts"]["0"]["summary"] == block["summary"]  # run_response returns what it wrote
+    assert (tmp_path / "out" / "report.md").read_text().count("d ln P / d sigma8") == 1
+    assert (tmp_path / "out" / "response.png").stat().st_size > 10_000
