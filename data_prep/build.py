@@ -116,7 +116,8 @@ def _fields_in_order(todo, ngrid, box_size, device, workers):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")  # no forked torch/h5py state in the workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_one_thread) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_one_thread)
+    try:
         window: deque = deque()
         entries = iter(todo)
         for e in entries:
@@ -129,6 +130,8 @@ def _fields_in_order(todo, ngrid, box_size, device, workers):
             if nxt is not None:
                 window.append((nxt, pool.submit(simulation_fields, nxt, ngrid, box_size, "cpu")))
             yield e, fut.result()
+    finally:  # also on an error here or in the writer (generator closed): queued simulations are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _one_thread() -> None:
@@ -188,6 +191,11 @@ def build_training_set(
     fingerprint = trainingset_fingerprint(manifest, meta, val_fraction=val_fraction, test_fraction=test_fraction,
                                           split_seed=split_seed, format_version=FORMAT_VERSION,
                                           builder_version=BUILDER_VERSION)
+    device = resolve_device(device)  # bad options are refused before anything is removed or written
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if workers > 1 and device != "cpu":
+        raise ValueError(f"workers > 1 computes on the CPU; got device {device!r} with workers={workers}")
     out = Path(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} (of --out {out}) does not exist")
@@ -203,11 +211,6 @@ def build_training_set(
             up_to_date = True
         remove_stale_temporaries(out.parent)  # left by killed builds (and other atomic writers) of this host
         if not up_to_date:
-            device = resolve_device(device)
-            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-                raise ValueError(f"workers must be a positive integer, got {workers!r}")
-            if workers > 1 and device != "cpu":
-                raise ValueError(f"workers > 1 computes on the CPU; got device {device!r} with workers={workers}")
             _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress, device, workers)
             os.replace(partial, out)
     return out
@@ -234,8 +237,11 @@ def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_siz
                 continue
             todo.append(e)
         stream = _fields_in_order(todo, ngrid, box_size, device, workers)
-        for e, fields in tqdm(stream, total=len(todo), desc="build", unit="sim", disable=not progress):
-            _write_simulation(f, fields, split_of[e.sim_id])
+        try:
+            for e, fields in tqdm(stream, total=len(todo), desc="build", unit="sim", disable=not progress):
+                _write_simulation(f, fields, split_of[e.sim_id])
+        finally:
+            stream.close()  # stops the worker pool before the lock is released
         for stale in set(f["sims"]) - {e.sim_id for e in entries}:
             del f["sims"][stale]
         f.attrs.update(

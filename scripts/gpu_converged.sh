@@ -52,7 +52,8 @@ rc=$?; phase "build exit $rc"
 if [ -n "${STEP_SECONDS:-}" ]; then
     seconds=$STEP_SECONDS; phase "step time given: $seconds s"
 else
-    probe=$("$PY" scripts/training_probe.py --config "$TRAIN_CFG" --data "$DATA" --steps 20 | tail -1)
+    probe=$(timeout $(( $(left) / 3 )) "$PY" scripts/training_probe.py --config "$TRAIN_CFG" --data "$DATA" \
+        --steps 20 | tail -1)
     phase "probe: $probe"
     [ -n "$probe" ] || { phase "probe failed: stop"; exit 1; }
     seconds=$(echo "$probe" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(max(d['seconds_per_step'], d['mean']))")
@@ -66,26 +67,34 @@ extra=()
 if [ -n "${RESUME_CKPT:-}" ]; then   # a later run: continue the checkpoint's step count and stream of crops
     done_steps=$("$PY" -c "from emulator.training.checkpoints import read_checkpoint as r
 print(r('$RESUME_CKPT', 'RESUME_CKPT')['global_step'])") || { phase "unreadable RESUME_CKPT: stop"; exit 1; }
-    steps=$(( done_steps + steps ))
-    extra+=(--config ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml} --ckpt_path "$RESUME_CKPT")
+    steps=$(( (done_steps + steps) / every * every ))   # still ends on a validation
+    [ "$steps" -gt "$done_steps" ] || steps=$(( done_steps + every ))
+    extra+=(--config "${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}" --ckpt_path "$RESUME_CKPT")
     phase "resume $RESUME_CKPT at step $done_steps"
 fi
 "$PY" -c "import wandb" 2>/dev/null || extra+=(--config configs/csv_logger_only.yaml)
 root=$("$PY" -c "import yaml; print(yaml.safe_load(open('$TRAIN_CFG'))['trainer']['default_root_dir'])")
 soft=$(( $(left) - RESERVE - 10 ))   # Lightning stops by itself (and checkpoints) at max_time; timeout is the backstop
+[ "$soft" -ge 30 ] || { phase "only $soft s left for the fit: stop"; exit 1; }
 max_time=$(printf "00:%02d:%02d:%02d" $((soft / 3600)) $((soft % 3600 / 60)) $((soft % 60)))
 phase "fit: $steps steps at $seconds s/step in $train_left s (max_time $max_time)"
-timeout $(( $(left) - RESERVE )) "$PY" -m emulator.cli fit --config "$TRAIN_CFG" "${extra[@]}" --data.path "$DATA" \
+marker="$OUT/.fit_started"; touch "$marker"   # only checkpoints and logs this run writes are taken below
+timeout $(( soft + 10 )) "$PY" -m emulator.cli fit --config "$TRAIN_CFG" ${extra[@]+"${extra[@]}"} --data.path "$DATA" \
     --trainer.max_steps "$steps" --trainer.val_check_interval "$every" --trainer.max_time "$max_time" 2>&1 | grep -v "it/s\]" | tail -40
-phase "fit exit ${PIPESTATUS[0]}"
+rc=${PIPESTATUS[0]}; phase "fit exit $rc"
+[ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || { phase "fit failed: stop"; exit 1; }
 
-ckpt=$(ls -t "$root"/checkpoints/best-*.ckpt 2>/dev/null | head -1)
-[ -n "$ckpt" ] || ckpt="$root/checkpoints/last.ckpt"
+newest() { find "$root/$1" -name "$2" -newer "$marker" -printf "%T@ %p\n" 2>/dev/null | sort -n | tail -1 | cut -d" " -f2-; }
+ckpt=$(newest checkpoints "best-*.ckpt"); [ -n "$ckpt" ] || ckpt=$(newest checkpoints "last.ckpt")
+[ -n "$ckpt" ] || { phase "this run wrote no checkpoint: stop"; exit 1; }
 name=$(basename "$TRAIN_CFG" .yaml)
 "$PY" -m emulator.cli export --ckpt "$ckpt" --out "$OUT/$name.pt" --name "$name" \
     --description "truth $SUITE; $TRAIN_CFG, $steps steps planned, $BUDGET s budget; code ${CODE_COMMIT:-working tree}" \
-    && phase "exported $ckpt -> $OUT/$name.pt" || phase "export failed"
+    || { phase "export failed"; exit 1; }
+phase "exported $ckpt -> $OUT/$name.pt"
+rm -f "$OUT"/best.ckpt.part-*
 split -b 15m "$ckpt" "$OUT/best.ckpt.part-"   # whole checkpoint (resume, re-export)
-metrics=$(ls -t "$root"/logs/version_*/metrics.csv 2>/dev/null | head -1)
+metrics=$(newest logs "metrics.csv")
 [ -n "$metrics" ] && cp "$metrics" "$OUT/metrics.csv"
+rm -f "$marker"
 phase "done"

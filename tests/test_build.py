@@ -137,16 +137,23 @@ def test_parallel_build_writes_the_same_file(tmp_path):
                              workers=2)
     with h5py.File(one, "r") as f1, h5py.File(two, "r") as f2:
         assert sorted(f1["sims"]) == sorted(f2["sims"]) == ["s0", "s1", "s2"]
+        same = lambda a, b: {k: str(v) for k, v in a.items()} == {k: str(v) for k, v in b.items()}  # noqa: E731
+        assert same({k: v for k, v in f1.attrs.items() if k != "created"},
+                    {k: v for k, v in f2.attrs.items() if k != "created"})
+        assert same(f1["splits"].attrs, f2["splits"].attrs) and f1["fingerprint"][()] == f2["fingerprint"][()]
         for sid in f1["sims"]:
             g1, g2 = f1["sims"][sid], f2["sims"][sid]
             assert {k: str(v) for k, v in g1.attrs.items()} == {k: str(v) for k, v in g2.attrs.items()}
             assert sorted(g1) == sorted(g2) == ["linear_delta", "z_0.0000", "z_1.0000"]
             np.testing.assert_array_equal(g1["linear_delta"][...], g2["linear_delta"][...])
             for z in ("z_0.0000", "z_1.0000"):
+                assert same(g1[z].attrs, g2[z].attrs)  # redshift, growth factors, source
                 for name in ("lpt_disp", "lpt_vel", "disp", "vel", "density"):
                     np.testing.assert_array_equal(g1[z][name][...], g2[z][name][...])
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         build_training_set(manifest, tmp_path / "x.h5", progress=False, workers=0)
+    with pytest.raises(ValueError, match="workers must be a positive integer"):  # before an up-to-date answer
+        build_training_set(manifest, one, val_fraction=0, test_fraction=0, progress=False, workers=0)
     with pytest.raises(ValueError, match="device must be"):
         build_training_set(manifest, tmp_path / "x.h5", progress=False, device="tpu")
     assert not (tmp_path / "x.h5").exists()
