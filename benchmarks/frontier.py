@@ -14,10 +14,15 @@ from typing import Callable
 
 import numpy as np
 
+from .config import DEFAULTS
+
 __all__ = ["frontier_rows", "frontier_table", "frontier_figure", "quiet_minor_ticks"]
 
 METRICS = (("max_abs_pk_ratio_minus_1", "max |P/P_t − 1|"), ("max_one_minus_r", "max (1 − r)"),
            ("max_abs_hmf_ratio_minus_1", "max |n_h/n_h,t − 1|"))
+#: The target (benchmarks.targets, the config's ``targets``) drawn in each panel of the frontier figure.
+TARGET_OF = {"max_abs_pk_ratio_minus_1": "pk_worst", "max_one_minus_r": "one_minus_r",
+             "max_abs_hmf_ratio_minus_1": "hmf"}
 
 
 def is_pm(res: dict, name: str) -> bool:
@@ -78,6 +83,7 @@ def frontier_figure(res: dict, path: str | Path, label: Callable[[dict, str], st
     rows = [r for r in frontier_rows(res) if r["seconds"]]
     if not rows:
         return None
+    targets = {**DEFAULTS["targets"], **((res.get("config") or {}).get("targets") or {})}
     fig, axes = plt.subplots(1, len(METRICS), figsize=(12, 3.9))
     for ax, (key, title) in zip(axes, METRICS):
         pts = [r for r in rows if r[key] is not None and r[key] > 0]
@@ -91,6 +97,9 @@ def frontier_figure(res: dict, path: str | Path, label: Callable[[dict, str], st
         truth = ((res.get("speed") or {}).get("pm") or {}).get("seconds_per_mock")
         if truth:
             ax.axvline(truth, color="k", lw=0.8, ls=":", label="truth recipe cost")
+            ax.axvline(truth / targets["speedup_vs_truth"], color="C3", lw=0.8, ls=":",
+                       label=f"target cost (truth / {targets['speedup_vs_truth']:g})")
+        ax.axhline(targets[TARGET_OF[key]], color="C3", lw=0.8, ls="-.", label="accuracy target")
         ax.set(xscale="log", yscale="log", xlabel="seconds per mock", title=title)
         if not pts:
             ax.text(0.5, 0.5, "not measured\n(too few halos)", ha="center", va="center", transform=ax.transAxes,
