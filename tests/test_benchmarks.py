@@ -291,7 +291,7 @@ def test_frontier_verdicts_and_pm_name_checks():
 
     def s(sec, pk, r, h):
         return {"seconds_per_mock": sec, "max_abs_pk_ratio_minus_1": pk, "max_one_minus_r": r,
-                "max_abs_hmf_ratio_minus_1": h}
+                "hmf_populated": h}
 
     res = {"setup": {"pm_contenders": {"pm6": {"steps": 6}}},
            "summary": {"generator": s(1.0, 0.05, 0.02, 0.5), "pm_few": s(0.8, 0.20, 0.01, 0.2),
