@@ -14,23 +14,10 @@ import numpy as np
 import torch
 
 from emulator.core.atomic import atomic_open
+from emulator.core.device import resolve_device  # re-exported: the benchmarks' device choice is the commands'
 from emulator.core.provenance import code_version, package_version, utc_now
 
 __all__ = ["resolve_device", "hardware", "versions", "jsonify", "write_json", "utc_now", "rss_mb"]
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:i]"``; raise ``ValueError`` otherwise."""
-    name = "auto" if name is None else str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 def _cpu_model() -> str:

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import DEFAULTS
+from .targets import target_values, thresholds
 
 __all__ = ["frontier_rows", "frontier_table", "frontier_figure", "quiet_minor_ticks"]
 
@@ -44,8 +44,6 @@ def quiet_minor_ticks(ax) -> None:
 
 def frontier_rows(res: dict) -> list[dict]:
     """One row per contender: seconds per mock, the three accuracy numbers, and whether it is a PM run."""
-    from .targets import target_values
-
     rows = []
     for name, s in res["summary"].items():
         row = {"name": name, "seconds": s.get("seconds_per_mock"), "pm": is_pm(res, name),
@@ -90,7 +88,7 @@ def frontier_figure(res: dict, path: str | Path, label: Callable[[dict, str], st
     rows = [r for r in frontier_rows(res) if r["seconds"]]
     if not rows:
         return None
-    targets = {**DEFAULTS["targets"], **((res.get("config") or {}).get("targets") or {})}
+    targets = thresholds(res)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(12, 3.9))
     for ax, (key, title) in zip(axes, METRICS):
         pts = [r for r in rows if r[key] is not None and r[key] > 0]

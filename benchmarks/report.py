@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULTS
 from .frontier import is_pm, frontier_figure, frontier_table
-from .targets import targets_table
+from .targets import targets_table, thresholds
 from .report_figures import LABELS, halo_figure, per_k_figure
 from .report_figures import as_array as _a
 from .report_figures import color as _color
@@ -205,7 +204,7 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         "### Cost and accuracy (the generator is worth running where no cheaper PM setting is more accurate)", "",
         frontier_table(res, _label), "",
         "### Targets (issue 11, section 3: the generator against the converged truth; PM settings for scale)", "",
-        targets_table(res, {**DEFAULTS["targets"], **(res["config"].get("targets") or {})}, _label,
+        targets_table(res, thresholds(res), _label,
                       [n for n in res["summary"] if n == "generator" or is_pm(res, n)]), "",
         f"### Speed and memory per mock ({(res['config']['speed'] or {}).get('ngrid')}^3 particles, same cell)", "",
         speed_table(res), "",

@@ -12,7 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["target_values", "targets_table"]
+from .config import DEFAULTS
+
+__all__ = ["target_values", "targets_table", "thresholds"]
 
 #: (key, description with the threshold's place as {t}, "max": measured <= t passes / "min": measured >= t)
 TARGETS: tuple[tuple[str, str, str], ...] = (
@@ -27,6 +29,17 @@ TARGETS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def thresholds(res: dict) -> dict[str, float]:
+    """The targets a results dict is judged by: the defaults, updated by its config's ``targets``."""
+    return {**DEFAULTS["targets"], **((res.get("config") or {}).get("targets") or {})}
+
+
+def _first_edge_at_least(halos: dict, min_particles: float) -> tuple[np.ndarray, int]:
+    """Mass-bin edges in particles and the index of the first one at or above ``min_particles``."""
+    edges = np.asarray(halos["mass_edges"]) / float(halos["particle_mass"])
+    return edges, int(np.searchsorted(edges, min_particles * (1 - 1e-9)))
+
+
 def _abs_dev(values) -> np.ndarray:
     return np.abs(np.asarray(values, dtype=float) - 1.0)
 
@@ -35,8 +48,7 @@ def _halo_numbers(truth: dict, got: dict, min_particles: float) -> tuple[float, 
     """(|N(≥ edge)/N_t − 1|, |b/b_t − 1|, max |n(M)/n_t − 1| over populated bins), or None without halos."""
     if not truth or not got or "counts" not in truth or "counts" not in got:
         return None
-    edges = np.asarray(truth["mass_edges"]) / float(truth["particle_mass"])
-    j = int(np.searchsorted(edges, min_particles * (1 - 1e-9)))
+    edges, j = _first_edge_at_least(truth, min_particles)
     if j >= len(edges) - 1:
         return None
     nt, nc = float(np.sum(truth["counts"][j:])), float(np.sum(got["counts"][j:]))
@@ -91,18 +103,18 @@ def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str
 
 
 def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, str], str],
-                  names: list[str] | None = None) -> str:
+                  names: list[str] | None = None, min_particles: float = 40.0) -> str:
     """Markdown table: one row per target, one column per contender, each cell the value and pass/fail."""
     names = names or list(res["summary"])
     cuts = []  # the mass bins are set per cosmology: the cut differs between them
     for e in res["per_cosmology"]:
         h = e["truth"].get("halos") or {}
         if "mass_edges" in h:
-            edges = np.asarray(h["mass_edges"]) / float(h["particle_mass"])
-            cuts.append(float(edges[min(int(np.searchsorted(edges, 40.0 * (1 - 1e-9))), len(edges) - 1)]))
+            edges, j = _first_edge_at_least(h, min_particles)
+            cuts.append(float(edges[min(j, len(edges) - 1)]))
     n40 = "no halos" if not cuts else (f"{min(cuts):.0f}" if round(min(cuts)) == round(max(cuts))
                                        else f"{min(cuts):.0f}–{max(cuts):.0f}") + " particles"
-    values = {name: target_values(res, name) for name in names}
+    values = {name: target_values(res, name, min_particles) for name in names}
     lines = ["| target | " + " | ".join(label(res, nm) for nm in names) + " |", "|" + "---|" * (len(names) + 1)]
     for key, text, sense in TARGETS:
         t = float(targets[key])

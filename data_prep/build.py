@@ -38,11 +38,12 @@ import torch
 
 from emulator.core.atomic import remove_stale_temporaries
 from emulator.core.cosmology import PARAMETER_NAMES
+from emulator.core.device import resolve_device
 from emulator.core.fourier import check_mesh_size
 from emulator.core.locks import exclusive_lock
 from emulator.core.provenance import code_version, utc_now
 
-from .build_fields import grid_fields, resolve_device, simulation_fields
+from .build_fields import grid_fields, simulation_fields
 from .fingerprint import canonical_json, digest
 from .manifest import SimulationEntry, check_recorded_fingerprint, load_manifest, trainingset_fingerprint
 
@@ -194,8 +195,8 @@ def build_training_set(
     device = resolve_device(device)  # bad options are refused before anything is removed or written
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    if workers > 1 and device != "cpu":
-        raise ValueError(f"workers > 1 computes on the CPU; got device {device!r} with workers={workers}")
+    if workers > 1 and device.type != "cpu":
+        raise ValueError(f"workers > 1 computes on the CPU; got device {str(device)!r} with workers={workers}")
     out = Path(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} (of --out {out}) does not exist")

@@ -25,18 +25,7 @@ from .manifest import SimulationEntry
 from .readers import iter_chunks, read_header
 from .readers.base import SnapshotError
 
-__all__ = ["grid_fields", "resolve_device", "simulation_fields"]
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; refuse an unknown or absent device."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str) or device.split(":")[0] not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU")
-    return device
+__all__ = ["grid_fields", "simulation_fields"]
 
 
 def grid_fields(path: str, ngrid: int, box_size: float, length_unit=None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -82,7 +71,7 @@ def grid_fields(path: str, ngrid: int, box_size: float, length_unit=None) -> tup
     return disp.astype(np.float32).reshape(3, n, n, n), vel.reshape(3, n, n, n), float(header.redshift)
 
 
-def _linear_delta_k(entry: SimulationEntry, ngrid: int, box_size: float, device: str = "cpu") -> torch.Tensor:
+def _linear_delta_k(entry: SimulationEntry, ngrid: int, box_size: float, device: str | torch.device = "cpu") -> torch.Tensor:
     """Linear density (rfft layout, float64, on ``device``) at D1 = 1 from the seed or from the IC snapshot."""
     if entry.seed is not None:
         noise = white_noise(entry.seed, ngrid, dtype=torch.float64).to(device)  # drawn on the CPU: same on any device
@@ -95,7 +84,7 @@ def _linear_delta_k(entry: SimulationEntry, ngrid: int, box_size: float, device:
     return -div_k / d1
 
 
-def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, device: str = "cpu") -> dict:
+def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, device: str | torch.device = "cpu") -> dict:
     """Everything the training set holds for one simulation, as NumPy arrays (float32) and attributes.
 
     Parameters
@@ -106,7 +95,7 @@ def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, devic
         Particles per side.
     box_size : float
         Box side, Mpc/h.
-    device : str
+    device : str or torch.device
         Where the 2LPT fields and the painted densities are computed (``"cpu"`` or a CUDA device).
 
     Returns

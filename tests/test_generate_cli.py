@@ -87,6 +87,14 @@ def test_bad_devices_are_one_line_errors_before_computing(tmp_path, capsys, no_c
         assert "CUDA" in err and "use device 'cpu'" in err
     assert not out.exists()
     assert check_device("cpu") == torch.device("cpu")
+    # the commands' "auto" (data-prep simulate/build, benchmarks) is the visible GPU, else the CPU, then checked
+    from emulator.core.device import resolve_device
+
+    auto = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("auto") == resolve_device(None) == auto and resolve_device("cpu") == torch.device("cpu")
+    for device in bad:
+        with pytest.raises(ValueError, match="device"):
+            resolve_device(device)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -245,15 +245,16 @@ def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = No
     emulator.core.locks.BusyError
         Another run holds the suite folder's lock.
     """
-    import torch
     from tqdm.auto import tqdm
+
+    from emulator.core.device import resolve_device  # imports torch: here, not at start-up
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
     out = Path(cfg.out_dir)
     design = _design(cfg)
     expected = {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design}
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    device = str(resolve_device(cfg.device))
     rank, world = rank_world()  # torchrun: rank 0 holds the lock and checks, each rank runs its shard
     device = rank_device(device)
     init_if_needed(device)

@@ -21,7 +21,7 @@ import itertools
 import torch
 from torch import nn
 
-__all__ = ["tile_origins", "periodic_crop", "predict_box"]
+__all__ = ["tile_origins", "periodic_crop", "periodic_forward", "predict_box"]
 
 
 def tile_origins(n: int, tile: int, multiple: int) -> list[int]:
@@ -46,6 +46,18 @@ def periodic_crop(field: torch.Tensor, origin: tuple[int, int, int], size: int) 
     n = field.shape[-1]
     idx = [torch.remainder(torch.arange(o, o + size, device=field.device), n) for o in origin]
     return field[..., idx[0][:, None, None], idx[1][None, :, None], idx[2][None, None, :]]
+
+
+def periodic_forward(model: nn.Module, box: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """The network on whole periodic boxes ``(B, C, n, n, n)``: circular pads, no halo, aligned as the halo path.
+
+    The box is rolled by ``-model.periodic_shift`` so the stride-2 grids line up as in the halo path, run with
+    ``periodic=True`` and rolled back: the output ``(B, C_out, n, n, n)`` sits on the input's cells.
+    """
+    r, dims = int(model.periodic_shift), (2, 3, 4)
+    x = torch.roll(box, (-r,) * 3, dims) if r else box
+    out = model(x, style, periodic=True)
+    return torch.roll(out, (r,) * 3, dims) if r else out
 
 
 def predict_box(
@@ -104,10 +116,8 @@ def predict_box(
     style = style.to(device)
     origins = list(itertools.product(starts, repeat=3))
     if len(origins) == 1 and periodic is not False and hasattr(model, "periodic_shift"):
-        r, dims = int(model.periodic_shift), (2, 3, 4)
         with torch.set_grad_enabled(enable_grad and torch.is_grad_enabled()):
-            x = torch.roll(field.to(device), (-r,) * 3, dims)
-            return torch.roll(model(x, style, periodic=True), (r,) * 3, dims).to(field.device)
+            return periodic_forward(model, field.to(device), style).to(field.device)
 
     with torch.set_grad_enabled(enable_grad and torch.is_grad_enabled()):
         out: torch.Tensor | None = None

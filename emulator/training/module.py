@@ -15,7 +15,7 @@ import torch
 from torchmetrics import Metric
 
 from .losses import eulerian_loss, lagrangian_loss, painted_overdensity, power_loss, xi_loss
-from ..model import StyledUNet
+from ..model import StyledUNet, periodic_forward
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
 
@@ -162,11 +162,8 @@ class FieldEmulator(L.LightningModule):
 
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         target, lpt = batch["target"], batch["lpt"]
-        if self.hparams.periodic:  # aligned as inference does it (emulator.model.tiling.predict_box)
-            r, dims = int(self.net.periodic_shift), (2, 3, 4)
-            x = torch.roll(batch["input"], (-r,) * 3, dims=dims) if r else batch["input"]
-            pred = self.net(x, batch["style"], periodic=True)
-            pred = torch.roll(pred, (r,) * 3, dims=dims) if r else pred
+        if self.hparams.periodic:  # aligned as inference does it (emulator.model.predict_box)
+            pred = periodic_forward(self.net, batch["input"], batch["style"])
         else:
             pred = self.net(self._centre(batch["input"], target.shape[-1]), batch["style"])
         w = self.weights
