@@ -1,8 +1,11 @@
 """Reference catalogs for the byte-identity regression test (``tests/test_catalog_regression.py``).
 
-``python tests/catalog_regression.py`` regenerates ``tests/data/catalog_regression.json``: the SHA-256 of every
-column of small mock catalogs (embedded model, one thread) written and read back through the public API. Only
-regenerate it on purpose, when a change is meant to alter catalogs, and say so in the commit.
+``python tests/catalog_regression.py`` records, for the environment it runs in (torch, numpy, Python, machine and
+the CPU capability torch dispatches to: AVX2 and AVX512 kernels round differently), the SHA-256 of every column of
+small mock catalogs (embedded model, one thread) written and read back through the public API, in
+``tests/data/catalog_regression.json`` (one reference per environment). Only record it on purpose: for a new
+environment from unchanged code, or when a change is meant to alter catalogs (then drop the other environments'
+references) and say so in the commit.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def environment() -> dict[str, str]:
     import torch
 
     return {"torch": torch.__version__, "numpy": np.__version__, "machine": platform.machine(),
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}"}
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}  # the SIMD kernels torch dispatches to
 
 
 def column_digests(path: Path) -> dict[str, dict[str, str]]:
@@ -80,9 +84,19 @@ def make_digests(workdir: Path) -> dict[str, dict]:
         torch.set_num_threads(old)
 
 
+def reference_for(env: dict) -> dict | None:
+    """The recorded digests whose environment equals ``env`` (None if there are none)."""
+    refs = json.loads(REFERENCE.read_text())["references"] if REFERENCE.exists() else []
+    return next((r for r in refs if r["environment"] == env), None)
+
+
 if __name__ == "__main__":
+    env = environment()
     with tempfile.TemporaryDirectory() as tmp:
-        payload = {"environment": environment(), "seed": SEED, "box_size": BOX, "digests": make_digests(Path(tmp))}
+        entry = {"environment": env, "digests": make_digests(Path(tmp))}
+    refs = json.loads(REFERENCE.read_text())["references"] if REFERENCE.exists() else []
+    refs = [r for r in refs if r["environment"] != env] + [entry]  # one reference per environment
     REFERENCE.parent.mkdir(exist_ok=True)
+    payload = {"seed": SEED, "box_size": BOX, "references": refs}
     REFERENCE.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {REFERENCE}")
+    print(f"wrote {REFERENCE} ({env})")

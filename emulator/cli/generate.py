@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..core.cosmology import PARAMETER_NAMES
 
@@ -105,6 +106,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--device", default="cpu", help="torch device: cpu or cuda (cuda:<index>)")
     o.add_argument("--tile", type=int, default=None,
                    help=_no_default("network tile size in cells, for memory (default: whole box up to 128^3)"))
+    o.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help=_no_default("memory cap in GB (1e9 bytes): a mock estimated above it is made slab by slab "
+                                    "through scratch files in --out, same particles and halos (particles, halos, "
+                                    "galaxies; the estimate is printed first; default: held whole)"))
+    o.add_argument("--fof-overlap", type=float, default=None, metavar="MPC",
+                   help=_no_default("overlap of the FoF slabs of a --max-memory mock, Mpc/h (default: 10 Mpc/h "
+                                    "or 25 linking lengths)"))
     o.add_argument("--allow-extrapolation", action="store_true",
                    help="permit parameters outside the model's hull (a warning goes into the attrs)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -161,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite, tracer=args.tracer, number_density=args.number_density,
         linking_length=args.linking_length, min_members=args.min_members, min_mass=args.min_mass, hod=hod,
         bias=bias, rsd_axis=args.rsd_axis, cutsky=cutsky, hod_seed=args.hod_seed, force_hod=args.force_hod,
-        randoms_seed=args.randoms_seed,
+        randoms_seed=args.randoms_seed, max_memory=args.max_memory, fof_overlap=args.fof_overlap,
+        log=(lambda line: print(line, file=sys.stderr)) if args.max_memory is not None else None,
     )
     kept = set(paths.skipped)
     from ..core.distributed import rank_world

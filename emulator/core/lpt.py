@@ -28,6 +28,9 @@ __all__ = [
     "particles_to_vector_field",
     "za_displacement",
     "lpt2_source",
+    "lpt_potentials",
+    "lpt2_potential",
+    "gradient_component",
     "lpt2_displacement",
     "lpt_displacement",
     "lpt_velocity",
@@ -70,10 +73,42 @@ def _inverse_laplacian(n: int, box_size: float, dtype, device) -> torch.Tensor:
     return inv
 
 
+def gradient_component(phi_k: torch.Tensor, box_size: float, axis: int) -> torch.Tensor:
+    """One component ``d phi / d x_axis`` (real space, ``(n, n, n)``) of a potential given in the ``rfftn`` layout.
+
+    The gradients of :func:`za_displacement` and :func:`lpt2_displacement` are stacks of these, so a caller short
+    of memory (:mod:`emulator.model.streaming`) can take one component at a time and get the same numbers.
+    """
+    n = _check_delta_k(phi_k)
+    g = gradient_kernels(n, check_box_size(box_size), dtype=phi_k.real.dtype, device=phi_k.device)[axis]
+    return to_real(1j * g * phi_k, n)
+
+
 def _grad(phi_k: torch.Tensor, n: int, box_size: float) -> torch.Tensor:
-    real_dtype = phi_k.real.dtype
-    g = gradient_kernels(n, box_size, dtype=real_dtype, device=phi_k.device)
-    return torch.stack([to_real(1j * gi * phi_k, n) for gi in g])
+    return torch.stack([gradient_component(phi_k, box_size, axis) for axis in range(3)])
+
+
+def lpt_potentials(delta_k: torch.Tensor, box_size: float, second_order: bool = True):
+    """Fourier potentials ``(phi1_k, phi2_k)`` of the LPT displacements, ``rfftn`` layout.
+
+    ``psi1 = -grad phi1`` and ``psi2 = grad phi2`` (:func:`gradient_component`); ``phi2_k`` is ``None`` when
+    ``second_order`` is false. The same arithmetic as :func:`za_displacement` and :func:`lpt2_displacement`.
+    """
+    n = _check_delta_k(delta_k)
+    box_size = check_box_size(box_size)
+    phi1_k = _inverse_laplacian(n, box_size, delta_k.real.dtype, delta_k.device) * delta_k
+    return phi1_k, (lpt2_potential(phi1_k, box_size) if second_order else None)
+
+
+def lpt2_potential(phi1_k: torch.Tensor, box_size: float) -> torch.Tensor:
+    """Second-order potential ``phi2_k = laplacian^-1 S`` from the first-order one (``laplacian phi1 = delta``).
+
+    A caller short of memory can drop ``delta_k`` once it has ``phi1_k`` (:func:`lpt_potentials` keeps both).
+    """
+    n = _check_delta_k(phi1_k)
+    box_size = check_box_size(box_size)
+    source_k = to_fourier(_lpt2_source_from_potential(phi1_k, n, box_size))
+    return _inverse_laplacian(n, box_size, phi1_k.real.dtype, phi1_k.device) * source_k
 
 
 def za_displacement(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:
@@ -92,32 +127,39 @@ def za_displacement(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:
     return -_grad(phi_k, n, box_size)
 
 
-def lpt2_source(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:
-    """Second-order source ``sum_{i<j} (phi_ii phi_jj - phi_ij^2)`` with ``laplacian phi = delta``, real space."""
-    n = _check_delta_k(delta_k)
-    box_size = check_box_size(box_size)
-    real_dtype = delta_k.real.dtype
-    kx, ky, kz = gradient_kernels(n, box_size, dtype=real_dtype, device=delta_k.device)
-    phi_k = _inverse_laplacian(n, box_size, real_dtype, delta_k.device) * delta_k
+def _lpt2_source_from_potential(phi_k: torch.Tensor, n: int, box_size: float) -> torch.Tensor:
+    kx, ky, kz = gradient_kernels(n, box_size, dtype=phi_k.real.dtype, device=phi_k.device)
     k = (kx, ky, kz)
 
     def hess(i: int, j: int) -> torch.Tensor:
         return to_real(-k[i] * k[j] * phi_k, n)
 
-    hxx, hyy, hzz = hess(0, 0), hess(1, 1), hess(2, 2)
-    source = hxx * hyy + hxx * hzz + hyy * hzz
+    # in place, in the order of the sum below, so at most four real meshes live at once (the same numbers as
+    # hxx * hyy + hxx * hzz + hyy * hzz - hxy^2 - hxz^2 - hyz^2 evaluated left to right)
+    hxx, hyy = hess(0, 0), hess(1, 1)
+    source = hxx * hyy
+    hzz = hess(2, 2)
+    source += hxx * hzz
+    del hxx
+    source += hyy * hzz
+    del hyy, hzz
     for i, j in ((0, 1), (0, 2), (1, 2)):
-        source = source - hess(i, j) ** 2
+        source -= hess(i, j) ** 2
     return source
+
+
+def lpt2_source(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:
+    """Second-order source ``sum_{i<j} (phi_ii phi_jj - phi_ij^2)`` with ``laplacian phi = delta``, real space."""
+    n = _check_delta_k(delta_k)
+    box_size = check_box_size(box_size)
+    phi_k = _inverse_laplacian(n, box_size, delta_k.real.dtype, delta_k.device) * delta_k
+    return _lpt2_source_from_potential(phi_k, n, box_size)
 
 
 def lpt2_displacement(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:
     """Second-order displacement ``psi2 = grad laplacian^-1 S`` (Mpc/h), to be multiplied by ``D2 < 0``."""
     n = _check_delta_k(delta_k)
-    box_size = check_box_size(box_size)
-    source_k = to_fourier(lpt2_source(delta_k, box_size))
-    phi2_k = _inverse_laplacian(n, box_size, delta_k.real.dtype, delta_k.device) * source_k
-    return _grad(phi2_k, n, box_size)
+    return _grad(lpt_potentials(delta_k, box_size)[1], n, check_box_size(box_size))
 
 
 def lpt_displacement(

@@ -23,6 +23,7 @@ from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
 from .catalogs import MockOptions, check_hod, check_tracer_count, make_catalogs
+from .largebox import plan_memory, streamed_mock, warn_if_short
 from .outputs import Target, reserve_outputs, write_manifest
 
 __all__ = ["generate_mocks", "resolve_cosmology", "MockPaths"]
@@ -50,6 +51,18 @@ class MockPaths(list):
     def __init__(self, paths=(), skipped=()) -> None:
         super().__init__(paths)
         self.skipped: list[Path] = list(skipped)
+
+
+def _check_cap(max_memory: Any) -> float | None:
+    if max_memory is None:
+        return None
+    try:
+        cap = float(max_memory)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_memory (--max-memory) must be a number of GB, got {max_memory!r}") from None
+    if not (math.isfinite(cap) and cap > 0):
+        raise ValueError(f"max_memory (--max-memory) must be a positive number of GB, got {max_memory!r}")
+    return cap
 
 
 def _seeds(seeds: Sequence[int] | None, n_realizations: int, base_seed: int) -> list[int]:
@@ -85,6 +98,9 @@ def generate_mocks(
     tile: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    max_memory: float | None = None,
+    fof_overlap: float | None = None,
+    log: Any = None,
     **tracer_options: Any,
 ) -> MockPaths:
     """Generate mock catalogs, one file per realization (``mock_<seed>.hdf5`` or ``.fits``) in ``out_dir``.
@@ -120,6 +136,15 @@ def generate_mocks(
         Network tile size in cells (memory control).
     progress : bool
         Show a progress bar.
+    max_memory : float, optional
+        Memory cap in GB (10^9 bytes): a mock whose estimated peak (:func:`emulator.mocks.largebox.plan_memory`)
+        exceeds it is made with bounded memory, slab by slab through scratch files in ``out_dir``, with the same
+        particles and halos (:mod:`emulator.mocks.largebox`); a cap no plan meets is refused before any work.
+        None: every mock is held whole (a warning when the estimate exceeds the memory available).
+    fof_overlap : float, optional
+        Overlap of the FoF slabs of a streamed mock, Mpc/h (default: 10 Mpc/h or 25 linking lengths).
+    log : callable, optional
+        Receives one line with the memory estimate and plan (e.g. ``print``).
     overwrite : bool
         Replace existing ``mock_<seed>`` files. Without it a file already there with the same parameters is kept
         (listed in ``skipped``) and one with other parameters stops the run, naming the differing attrs.
@@ -163,6 +188,11 @@ def generate_mocks(
         check_lightcone_request(opts, model, cosmo, allow_extrapolation, box, ngrid)
     else:
         check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
+    plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
+                       max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format)
+    if log is not None:
+        log(plan.describe())
+    warn_if_short(plan, max_memory)
     suffix = ".hdf5" if format == "hdf5" else ".fits"
     fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
     run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256}
@@ -174,6 +204,29 @@ def generate_mocks(
         for target in tqdm(todo, desc="mocks", unit="mock", disable=not progress):
             seed = target.identity["seed"]
             t0 = time.perf_counter()
+
+            def attrs_of(fields, extra, seed=seed, t0=t0):
+                return {
+                    **cosmo.to_dict(),
+                    "redshift": redshift,
+                    "BoxSize": float(fields.box_size),
+                    "Nmesh": int(fields.ngrid),
+                    "seed": seed,
+                    "tracer": opts.tracer,
+                    "tracer_options": opts.to_attrs(),
+                    "model_name": model.name,
+                    "model_sha256": model.sha256,
+                    "package_version": code_version(),
+                    "extrapolation_warning": "; ".join(fields.extrapolated),
+                    "generation_seconds": time.perf_counter() - t0,
+                    **extra,
+                }
+
+            if plan.streamed:
+                streamed_mock(target.path, cosmo, redshift, box, seed, opts, plan, model=model, device=device,
+                              allow_extrapolation=allow_extrapolation, progress=progress, attrs_of=attrs_of,
+                              format=format)
+                continue
             if opts.cutsky is not None and opts.cutsky.get("lightcone"):  # one realization at a ladder of z
                 from .lightcone_mocks import lightcone_mock
 
@@ -184,22 +237,7 @@ def generate_mocks(
                 fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
                                         allow_extrapolation=allow_extrapolation)
                 catalogs, extra = make_catalogs(fields, opts)
-            attrs = {
-                **cosmo.to_dict(),
-                "redshift": redshift,
-                "BoxSize": float(fields.box_size),
-                "Nmesh": int(fields.ngrid),
-                "seed": seed,
-                "tracer": opts.tracer,
-                "tracer_options": opts.to_attrs(),
-                "model_name": model.name,
-                "model_sha256": model.sha256,
-                "package_version": code_version(),
-                "extrapolation_warning": "; ".join(fields.extrapolated),
-                "generation_seconds": time.perf_counter() - t0,
-                **extra,
-            }
-            write_mock_files(target.path, catalogs, attrs, format=format)  # survey companions, then the mock
+            write_mock_files(target.path, catalogs, attrs_of(fields, extra), format=format)  # companions, then mock
     kept = {p for part in all_gather_objects([str(t.path) for t in mine if not t.compute]) for p in part}
     for t in targets:
         t.compute = str(t.path) not in kept

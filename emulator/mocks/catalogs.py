@@ -51,7 +51,7 @@ from .rsd import redshift_space_positions
 from ..core.mesh import paint
 from ..model.emulate import GeneratedFields
 
-__all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count"]
+__all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count", "halo_tracer_columns", "add_rsd"]
 
 TRACERS = ("particles", "halos", "galaxies", "biased")
 
@@ -189,6 +189,38 @@ def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptio
     return halos, mass
 
 
+def halo_tracer_columns(halos, opts: MockOptions, cosmology, redshift: float, box: float, ngrid: int, seed: int,
+                        aux: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """The ``halos`` or ``galaxies`` columns from a FoF catalogue (:class:`~emulator.mocks.fof.Halos`, whole box:
+    :func:`~emulator.mocks.fof.friends_of_friends` or :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends`);
+    ``aux`` receives the cut-sky-only column ``HaloMass`` of galaxies."""
+    pmass = halos.particle_mass
+    attrs: dict[str, Any] = {}
+    keep = np.ones(len(halos.mass), dtype=bool) if opts.min_mass is None else halos.mass >= opts.min_mass
+    attrs.update(particle_mass=pmass, min_halo_mass=float(opts.min_members * pmass))
+    halo_id = np.flatnonzero(keep).astype(np.int64)  # FoF rank (mass descending): see the module docstring
+    if opts.tracer == "halos":
+        mass = halos.mass[keep]
+        return {"HaloID": halo_id, "Position": halos.position[keep], "Velocity": halos.velocity[keep],
+                "Mass": mass, "Radius": r200m(mass, cosmology.Omega_m), "Length": halos.n_members[keep]}, attrs
+    sub = {"position": halos.position[keep], "velocity": halos.velocity[keep], "mass": halos.mass[keep]}
+    hod_seed = _seed(seed, 2) if opts.hod_seed is None else int(opts.hod_seed)
+    attrs.update(hod_seed=hod_seed, hod_unresolved_fraction=unresolved_fraction(
+        opts.hod_params(), cosmology, redshift, resolved_mass(opts, cosmology, box, ngrid)))
+    gal = populate_halos(sub, opts.hod_params(), hod_seed, cosmology=cosmology, redshift=redshift, box_size=box)
+    aux["HaloMass"] = sub["mass"][gal.halo_index]
+    return {"Position": gal.position, "Velocity": gal.velocity, "Central": gal.is_central.astype(bool),
+            "HaloIndex": halo_id[gal.halo_index]}, attrs
+
+
+def add_rsd(cols: dict, attrs: dict, opts: MockOptions, redshift: float, cosmology, box: float) -> None:
+    """Add ``RSDPosition`` (and the ``rsd_axis`` attr) when ``opts.rsd_axis`` is set."""
+    if opts.rsd_axis is not None:
+        cols["RSDPosition"] = redshift_space_positions(cols["Position"], cols["Velocity"], redshift, cosmology, box,
+                                                       los=opts.rsd_axis)
+        attrs["rsd_axis"] = opts.rsd_axis
+
+
 def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict) -> tuple[dict[str, np.ndarray], dict]:
     """The tracer columns as numpy arrays: the particles leave torch here, once (biased tracers are made from
     painted meshes by the torch core and converted at the end). ``aux`` receives columns for cut-sky files only
@@ -205,23 +237,8 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict)
         attrs["particle_mass"] = particle_mass_from_cosmology(f.cosmology.Omega_m, box, f.ngrid**3)
         return {"Position": pos, "Velocity": vel}, attrs
     if opts.tracer in ("halos", "galaxies"):
-        halos, pmass = _halos(f, pos, vel, opts)
-        keep = np.ones(len(halos.mass), dtype=bool) if opts.min_mass is None else halos.mass >= opts.min_mass
-        attrs.update(particle_mass=pmass, min_halo_mass=float(opts.min_members * pmass))
-        halo_id = np.flatnonzero(keep).astype(np.int64)  # FoF rank (mass descending): see the module docstring
-        if opts.tracer == "halos":
-            mass = halos.mass[keep]
-            return {"HaloID": halo_id, "Position": halos.position[keep], "Velocity": halos.velocity[keep],
-                    "Mass": mass, "Radius": r200m(mass, f.cosmology.Omega_m), "Length": halos.n_members[keep]}, attrs
-        sub = {"position": halos.position[keep], "velocity": halos.velocity[keep], "mass": halos.mass[keep]}
-        hod_seed = _seed(seed, 2) if opts.hod_seed is None else int(opts.hod_seed)
-        attrs.update(hod_seed=hod_seed, hod_unresolved_fraction=unresolved_fraction(
-            opts.hod_params(), f.cosmology, f.redshift, resolved_mass(opts, f.cosmology, box, f.ngrid)))
-        gal = populate_halos(sub, opts.hod_params(), hod_seed, cosmology=f.cosmology, redshift=f.redshift,
-                             box_size=box)
-        aux["HaloMass"] = sub["mass"][gal.halo_index]
-        return {"Position": gal.position, "Velocity": gal.velocity, "Central": gal.is_central.astype(bool),
-                "HaloIndex": halo_id[gal.halo_index]}, attrs
+        halos, _ = _halos(f, pos, vel, opts)
+        return halo_tracer_columns(halos, opts, f.cosmology, f.redshift, box, f.ngrid, seed, aux)
     from .biased import biased_tracers
 
     n = f.ngrid
@@ -240,11 +257,7 @@ def make_catalogs(f: GeneratedFields, opts: MockOptions) -> tuple[dict[str, Any]
     catalogs of :func:`emulator.mocks.survey_files.survey_outputs` (companion files included)."""
     aux: dict[str, np.ndarray] = {}
     cols, attrs = _tracer_columns(f, opts, f.seed, aux)
-    if opts.rsd_axis is not None:
-        cols["RSDPosition"] = redshift_space_positions(
-            cols["Position"], cols["Velocity"], f.redshift, f.cosmology, f.box_size, los=opts.rsd_axis
-        )
-        attrs["rsd_axis"] = opts.rsd_axis
+    add_rsd(cols, attrs, opts, f.redshift, f.cosmology, f.box_size)
     if opts.cutsky is None:
         return {"data": cols}, attrs
     from .survey_files import survey_outputs

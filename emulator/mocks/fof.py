@@ -24,7 +24,7 @@ import numpy as np
 from ..core.checks import check_positive
 from .arrays import as_vectors
 
-__all__ = ["Halos", "friends_of_friends", "linking_length_mpc"]
+__all__ = ["Halos", "friends_of_friends", "linking_length_mpc", "summarise_groups"]
 
 
 @dataclass
@@ -135,11 +135,51 @@ def friends_of_friends(
     counts = np.bincount(comp, minlength=n)
     kept = np.flatnonzero(counts >= min_members)  # ascending lowest member index
     order = kept[np.lexsort((kept, -counts[kept]))]  # mass descending, then lowest member index
+    labels, centre, mean_v, n_members = summarise_groups(pos, vel, comp, counts, order, box)
+    return Halos(
+        position=centre,
+        velocity=mean_v,
+        mass=n_members.astype(np.float64) * mp,
+        n_members=n_members,
+        labels=labels.astype(np.int64),
+        box_size=box,
+        linking_length=b,
+        particle_mass=mp,
+    )
+
+
+def summarise_groups(pos: np.ndarray, vel: np.ndarray | None, comp: np.ndarray, counts: np.ndarray,
+                     order: np.ndarray, box: float):
+    """Per-particle labels, centres of mass, mean velocities and sizes of the groups ``order``.
+
+    Parameters
+    ----------
+    pos : np.ndarray
+        ``(N, 3)`` float64 positions in ``[0, box)``, Mpc/h.
+    vel : np.ndarray or None
+        ``(N, 3)`` velocities, km/s.
+    comp : np.ndarray
+        ``(N,)`` the lowest member index of each particle's group (:func:`.fof_link.lowest_member_labels`).
+    counts : np.ndarray
+        ``np.bincount(comp)``.
+    order : np.ndarray
+        The groups to summarise, by their lowest member index, in catalogue order.
+    box : float
+        Box side, Mpc/h.
+
+    Returns
+    -------
+    labels, centre, mean_v, n_members
+        ``labels`` ``(N,)`` int64 (index in ``order``, -1 elsewhere); ``centre`` ``(M, 3)`` the member mean after
+        unwrapping each member to the minimum image of the group's lowest-index member, in ``[0, box)``;
+        ``mean_v`` ``(M, 3)`` or None; ``n_members`` ``(M,)`` int64. Members are summed in index order, so a
+        subset of the particles holding whole groups, in the same relative order, gives the same numbers.
+    """
+    n = comp.shape[0]
     halo_of_comp = np.full(n, -1, dtype=np.int64)
     halo_of_comp[order] = np.arange(order.size, dtype=np.int64)
     labels = halo_of_comp[comp]
-    del comp, halo_of_comp
-
+    del halo_of_comp
     nh = order.size
     members = labels >= 0
     hl = labels[members]
@@ -148,19 +188,10 @@ def friends_of_friends(
     d = pos[members] - ref[hl]
     d -= box * np.round(d / box)
     centre = np.stack([np.bincount(hl, weights=d[:, a], minlength=nh) for a in range(3)], axis=1)
-    centre = _wrap(ref + centre / n_members[:, None], box)
+    centre = _wrap(ref + centre / n_members[:, None], box).reshape(nh, 3)
     mean_v = None
     if vel is not None:
         vm = vel[members]
         mean_v = np.stack([np.bincount(hl, weights=vm[:, a], minlength=nh) for a in range(3)], axis=1)
-        mean_v = mean_v / n_members[:, None]
-    return Halos(
-        position=centre.reshape(nh, 3),
-        velocity=None if mean_v is None else mean_v.reshape(nh, 3),
-        mass=n_members.astype(np.float64) * mp,
-        n_members=n_members,
-        labels=labels.astype(np.int64),
-        box_size=box,
-        linking_length=b,
-        particle_mass=mp,
-    )
+        mean_v = (mean_v / n_members[:, None]).reshape(nh, 3)
+    return labels, centre, mean_v, n_members

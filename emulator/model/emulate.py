@@ -26,7 +26,8 @@ from ..core.power import LinearPower
 from .tiling import predict_box
 from .portable import EmulatorModel, ExtrapolationError, check_device
 
-__all__ = ["GeneratedFields", "emulate_fields", "METHODS", "resolve_grid", "check_seed", "SEED_MAX"]
+__all__ = ["GeneratedFields", "emulate_fields", "check_request", "growth_factors", "METHODS", "resolve_grid",
+           "check_seed", "SEED_MAX"]
 
 METHODS = ("emulator", "2lpt", "za")
 
@@ -83,6 +84,46 @@ def resolve_grid(box_size: float, cell_size: float, multiple: int = 2) -> int:
     return n
 
 
+def growth_factors(cosmology: Cosmology, redshift: float) -> tuple[float, float, float, float, float, float]:
+    """``(a, D1, D2, f1, f2, E)`` at ``redshift``: the LPT and velocity factors of every generation path."""
+    growth = GrowthHistory(cosmology)
+    a = 1.0 / (1.0 + redshift)
+    d1, d2, f1, f2, e = (float(getattr(growth, k)(a)) for k in ("D1", "D2", "f1", "f2", "E"))
+    return a, d1, d2, f1, f2, e
+
+
+def check_request(cosmology: Cosmology, redshift: float, box_size: float, seed: int, *,
+                  model: EmulatorModel | None, method: str, ngrid: int | None, device,
+                  allow_extrapolation: bool) -> tuple[int, int, torch.device, list[str]]:
+    """Validate one realization's request (see :func:`emulate_fields`); return ``(n, seed, device,
+    extrapolated)``: particles per side, the checked seed and device, and the hull warnings."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not math.isfinite(redshift) or redshift < 0:
+        raise ValueError(f"redshift must be finite and >= 0, got {redshift}")
+    seed = check_seed(seed)
+    device = check_device(device)
+    extrapolated: list[str] = []
+    if method == "emulator":
+        if model is None:
+            raise ValueError("method='emulator' needs a model (emulator.model.portable.load_model())")
+        n = resolve_grid(box_size, model.cell_size, max(2, model.net.size_multiple))
+        if ngrid is not None and ngrid != n:
+            raise ValueError(f"ngrid={ngrid} does not match box_size / cell_size = {n} of the model")
+        extrapolated = model.check_domain(cosmology, redshift)
+        if extrapolated and not allow_extrapolation:
+            raise ExtrapolationError(
+                "outside the model's training hull: " + "; ".join(extrapolated) + " (use --allow-extrapolation)"
+            )
+        if extrapolated:
+            warnings.warn("extrapolating the emulator: " + "; ".join(extrapolated), stacklevel=3)
+    else:
+        n = ngrid if ngrid is not None else resolve_grid(box_size, model.cell_size) if model else None
+        if n is None:
+            raise ValueError("ngrid is required for the LPT baselines when no model is given")
+    return n, seed, device, extrapolated
+
+
 def emulate_fields(
     cosmology: Cosmology,
     redshift: float,
@@ -122,34 +163,11 @@ def emulate_fields(
     allow_extrapolation : bool
         Permit parameters outside the hull (a warning is issued and recorded in ``extrapolated``).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not math.isfinite(redshift) or redshift < 0:
-        raise ValueError(f"redshift must be finite and >= 0, got {redshift}")
-    seed = check_seed(seed)
-    device = check_device(device)
-    extrapolated: list[str] = []
-    if method == "emulator":
-        if model is None:
-            raise ValueError("method='emulator' needs a model (emulator.model.portable.load_model())")
-        n = resolve_grid(box_size, model.cell_size, max(2, model.net.size_multiple))
-        if ngrid is not None and ngrid != n:
-            raise ValueError(f"ngrid={ngrid} does not match box_size / cell_size = {n} of the model")
-        extrapolated = model.check_domain(cosmology, redshift)
-        if extrapolated and not allow_extrapolation:
-            raise ExtrapolationError(
-                "outside the model's training hull: " + "; ".join(extrapolated) + " (use --allow-extrapolation)"
-            )
-        if extrapolated:
-            warnings.warn("extrapolating the emulator: " + "; ".join(extrapolated), stacklevel=2)
-    else:
-        n = ngrid if ngrid is not None else resolve_grid(box_size, model.cell_size) if model else None
-        if n is None:
-            raise ValueError("ngrid is required for the LPT baselines when no model is given")
+    n, seed, device, extrapolated = check_request(cosmology, redshift, box_size, seed, model=model, method=method,
+                                                  ngrid=ngrid, device=device,
+                                                  allow_extrapolation=allow_extrapolation)
     box = check_box_size(box_size)
-    growth = GrowthHistory(cosmology)
-    a = 1.0 / (1.0 + redshift)
-    d1, d2, f1, f2, e = (float(getattr(growth, k)(a)) for k in ("D1", "D2", "f1", "f2", "E"))
+    a, d1, d2, f1, f2, e = growth_factors(cosmology, redshift)
     noise = white_noise(seed, n, dtype=torch.float32, device=device)
     delta_k = linear_density_k(noise, box, LinearPower(cosmology))
     del noise

@@ -1,0 +1,227 @@
+"""Mocks of boxes larger than memory: ``emulator generate --max-memory GB``.
+
+:func:`plan_memory` estimates the peak resident memory of a mock held whole (about 190 bytes per particle with
+halos) and, when that exceeds the cap, of the streamed path, choosing the network tile (= Lagrangian slab
+thickness) and the number of FoF slabs so every stage fits; it refuses, before anything runs, a cap no plan
+meets. :func:`streamed_mock` then makes one realization: the particles, identical bit for bit to the in-memory
+path with the same tile (:mod:`emulator.model.streaming`), go to a scratch HDF5 file in the output folder; halos
+come from :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends` (identical to the whole-box finder), galaxies
+from the same HOD code; particle catalogs are copied into the mock chunk by chunk (HDF5 only). Scratch files are
+removed at the end, also on failure. Supported: ``particles`` (HDF5), ``halos`` and ``galaxies`` (HDF5 or FITS),
+with ``rsd_axis``; not ``biased`` tracers or cut-sky catalogs (a one-line error says so).
+
+The estimates are fitted to peak resident sets measured with ``python -m benchmarks.largebox`` and carry the
+allocator setting of :mod:`emulator.core.allocator`; they are estimates (the report states measured against
+estimated), and the cap is what the plan aims at, not a hard limit enforced by the operating system.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.cosmology import particle_mass_from_cosmology
+from .catalogs import MockOptions, _seed, add_rsd, halo_tracer_columns
+from .fof_slabs import default_overlap, slab_fof_memory
+from .fof import linking_length_mpc
+
+__all__ = ["MemoryPlan", "plan_memory", "streamed_mock", "warn_if_short", "available_memory", "BASELINE_BYTES",
+           "IN_MEMORY_BYTES_PER_PARTICLE"]
+
+GB = 1e9
+#: Resident set of a generation process before its first mock (Python, torch, numba, the model), bytes.
+BASELINE_BYTES = 0.45 * GB
+#: Peak bytes per particle of a mock held whole (fields, network pass, FoF, catalog), measured at 256^3.
+IN_MEMORY_BYTES_PER_PARTICLE = 190.0
+
+
+@dataclass
+class MemoryPlan:
+    """How a mock is made within ``max_memory`` (bytes; estimates in bytes)."""
+
+    ngrid: int
+    in_memory: float
+    streamed: bool
+    tile: int | None = None
+    fof_slabs: int = 1
+    fof_overlap: float = 0.0
+    stages: dict[str, float] | None = None
+    scratch_disk: float = 0.0
+
+    @property
+    def peak(self) -> float:
+        """Estimated peak resident memory of the chosen path, bytes."""
+        return max(self.stages.values()) if self.streamed else self.in_memory
+
+    def describe(self) -> str:
+        """One line for the user: the estimate and, when streamed, how."""
+        if not self.streamed:
+            return f"memory estimate: {self.in_memory / GB:.2f} GB for {self.ngrid}^3 particles held whole"
+        parts = ", ".join(f"{k} {v / GB:.2f}" for k, v in self.stages.items())
+        return (f"memory estimate: {self.peak / GB:.2f} GB streamed ({self.ngrid}^3 particles held whole would need "
+                f"{self.in_memory / GB:.1f} GB): slabs of {self.tile} planes, {self.fof_slabs} FoF slab(s) with "
+                f"{self.fof_overlap:g} Mpc/h overlap; stages (GB): {parts}; scratch on disk "
+                f"{self.scratch_disk / GB:.1f} GB in the output folder")
+
+
+def _tiles(ngrid: int, multiple: int, largest: int) -> list[int]:
+    """Candidate slab thicknesses, largest first, down to 16 cells (thinner slabs cost several times more: at
+    128^3 a tile of 32 takes 4x the network time of 64, the halo planes being read and computed per slab)."""
+    smallest = min(max(16, multiple), largest)
+    return [t for t in range(min(largest, ngrid), smallest - 1, -1) if t % multiple == 0]
+
+
+def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multiple: int, max_memory: float | None,
+                tile: int | None = None, fof_overlap: float | None = None, format: str = "hdf5") -> MemoryPlan:
+    """Choose how to make a mock of ``ngrid^3`` particles within ``max_memory`` GB (None: held whole).
+
+    Raises
+    ------
+    ValueError
+        When the cap is below every plan, or a streamed plan is needed for what streaming does not support.
+    """
+    from ..model.streaming import streaming_memory
+
+    npart = float(ngrid) ** 3
+    whole = BASELINE_BYTES + IN_MEMORY_BYTES_PER_PARTICLE * npart
+    if max_memory is None or whole <= max_memory * GB:
+        return MemoryPlan(ngrid, whole, False)
+    cap = float(max_memory) * GB
+    if opts.tracer == "biased" or opts.cutsky is not None:
+        what = "--tracer biased" if opts.tracer == "biased" else "cut-sky catalogs"
+        raise ValueError(f"--max-memory {max_memory:g} GB needs the streamed path ({ngrid}^3 particles held whole: "
+                         f"~{whole / GB:.1f} GB), which does not make {what}: raise --max-memory or use a smaller box")
+    if opts.tracer == "particles" and format != "hdf5":
+        raise ValueError("a streamed (--max-memory) particle catalog is written as HDF5 only: use --format hdf5")
+    b = linking_length_mpc(box, int(npart), opts.linking_length)
+    overlap = default_overlap(b) if fof_overlap is None else float(fof_overlap)
+    best = None
+    for t in _tiles(ngrid, multiple, tile or 64):
+        stages = {k: BASELINE_BYTES + v for k, v in streaming_memory(ngrid, t, halo).items()}
+        chunk = t * ngrid * ngrid
+        if opts.tracer == "particles":
+            keep = 8.0 * npart if opts.number_density is not None else 0.0
+            stages["catalog"] = BASELINE_BYTES + keep + 80.0 * chunk
+        else:
+            slabs, fof = 1, BASELINE_BYTES + slab_fof_memory(int(npart), box, 1, overlap, chunk)
+            for s in range(2, max(2, int(box / overlap)) + 1):  # thinner cores than W gain little
+                if fof <= cap:
+                    break
+                if box / s + 2 * overlap + b < box:  # the extended slab must not wrap onto itself
+                    slabs, fof = s, BASELINE_BYTES + slab_fof_memory(int(npart), box, s, overlap, chunk)
+            stages["fof"] = fof
+        plan = MemoryPlan(ngrid, whole, True, t, slabs if opts.tracer != "particles" else 1, overlap, stages,
+                          48.0 * npart)
+        if best is None or plan.peak < best.peak:
+            best = plan
+        if plan.peak <= cap:
+            return plan
+    raise ValueError(f"--max-memory {max_memory:g} GB is below the smallest estimate for {ngrid}^3 particles "
+                     f"({best.peak / GB:.2f} GB: {best.describe()}): raise it or use a smaller box")
+
+
+def available_memory() -> float | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def warn_if_short(plan: MemoryPlan, max_memory: float | None) -> None:
+    """Warn, with both numbers, when a mock held whole (no cap given) is estimated above the memory available."""
+    free = available_memory()
+    if max_memory is None and free is not None and plan.in_memory > free:
+        warnings.warn(f"a mock of {plan.ngrid}^3 particles held whole needs ~{plan.in_memory / GB:.1f} GB, more than "
+                      f"the {free / GB:.1f} GB available: set --max-memory (GB) to make it slab by slab", stacklevel=3)
+
+
+def _copy_particles(src, group, opts: MockOptions, seed: int, redshift: float, cosmology, box: float,
+                    chunks) -> None:
+    """Copy (or subsample) ``Position``/``Velocity`` from ``src`` into ``group`` chunk by chunk (+ RSD)."""
+    from .catalog import DEFAULT_UNITS
+    from .rsd import redshift_space_positions
+
+    n = src["Position"].shape[0]
+    keep = None
+    if opts.number_density is not None:  # the draw of the in-memory path (emulator.mocks.catalogs)
+        n_want = min(int(round(opts.number_density * box**3)), n)
+        keep = np.sort(np.random.default_rng(_seed(seed, 1)).choice(n, n_want, replace=False))
+    total = n if keep is None else keep.size
+    names = ["Position", "Velocity"] + (["RSDPosition"] if opts.rsd_axis is not None else [])
+    out = {k: group.create_dataset(k, (total, 3), dtype="f4") for k in names}
+    for k in names:
+        out[k].attrs["units"] = DEFAULT_UNITS.get(k, "")
+    at = 0
+    for first, stop in chunks:
+        if keep is None:
+            rows = np.arange(first, stop)
+        else:
+            rows = keep[np.searchsorted(keep, first) : np.searchsorted(keep, stop)]
+        if rows.size == 0:
+            continue
+        pos = src["Position"][first:stop][rows - first]
+        vel = src["Velocity"][first:stop][rows - first]
+        out["Position"][at : at + rows.size] = pos
+        out["Velocity"][at : at + rows.size] = vel
+        if opts.rsd_axis is not None:
+            out["RSDPosition"][at : at + rows.size] = redshift_space_positions(pos, vel, redshift, cosmology, box,
+                                                                               los=opts.rsd_axis)
+        at += rows.size
+
+
+def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int, opts: MockOptions, plan: MemoryPlan,
+                  *, model, device, allow_extrapolation: bool, progress: bool, attrs_of, format: str = "hdf5") -> None:
+    """Make one realization with bounded memory and write it to ``path`` (atomically).
+
+    ``attrs_of(fields, extra)`` returns the file attrs (as :func:`emulator.mocks.api.generate_mocks` writes them).
+    """
+    import h5py
+
+    from ..core.atomic import atomic_path
+    from ..model.streaming import stream_fields
+    from .fof_slabs import slab_friends_of_friends
+    from .io import FORMAT_NAME, FORMAT_VERSION, write_mock_files
+    from .io_hdf5 import _write_attrs
+
+    scratch = path.with_name(f".{path.stem}.particles.h5")
+    linear = path.with_name(f".{path.stem}.linear.h5")
+    extra: dict[str, Any] = {"streamed": True, "stream_tile": int(plan.tile), "memory_estimate_gb": plan.peak / GB}
+    try:
+        with h5py.File(scratch, "w") as fh:
+            fields = stream_fields(cosmology, redshift, box, seed, fh, linear, model=model, tile=plan.tile,
+                                   device=device, allow_extrapolation=allow_extrapolation, progress=progress)
+            chunks = fields.slabs
+            if opts.tracer == "particles":
+                extra["particle_mass"] = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)
+                if opts.rsd_axis is not None:
+                    extra["rsd_axis"] = opts.rsd_axis
+                attrs = attrs_of(fields, extra)
+                attrs.update(MODELSHA=attrs.get("model_sha256"), CODEVER=attrs.get("package_version"),
+                             catalog_format=FORMAT_NAME, catalog_format_version=FORMAT_VERSION)
+                with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as out:
+                    _write_attrs(out, attrs)
+                    group = out.create_group("data", track_order=True)
+                    _write_attrs(group, {})
+                    _copy_particles(fh, group, opts, seed, redshift, cosmology, box, chunks)
+                return
+            pmass = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)
+            halos, _ = slab_friends_of_friends(fh["Position"], fh["Velocity"], chunks, fields.x_extent, box,
+                                               linking_length=opts.linking_length, min_members=opts.min_members,
+                                               particle_mass=pmass, n_slabs=plan.fof_slabs,
+                                               overlap=plan.fof_overlap, progress=progress)
+        extra.update(fof_slabs=int(plan.fof_slabs), fof_overlap=float(plan.fof_overlap))
+        cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, {})
+        add_rsd(cols, tattrs, opts, redshift, cosmology, box)
+        write_mock_files(path, {"data": cols}, attrs_of(fields, {**tattrs, **extra}), format=format)
+    finally:
+        scratch.unlink(missing_ok=True)
+        linear.unlink(missing_ok=True)

@@ -1,0 +1,179 @@
+"""Bounded-memory generation (--max-memory): streamed particles and slab FoF against the in-memory path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from emulator.core.cosmology import get_preset
+from emulator.core.fields import linear_density_k, white_noise
+from emulator.core.lpt import gradient_component, lpt2_displacement, lpt_potentials, za_displacement
+from emulator.core.power import LinearPower
+from emulator.mocks.api import generate_mocks
+from emulator.mocks.catalogs import MockOptions
+from emulator.mocks.fof import friends_of_friends
+from emulator.mocks.fof_slabs import slab_friends_of_friends
+from emulator.mocks.io import read_catalog
+from emulator.mocks.largebox import plan_memory
+from emulator.model.emulate import emulate_fields
+from emulator.model.portable import load_model
+from emulator.model.streaming import stream_fields
+
+COSMO = get_preset("planck18")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def streamed(model, tmp_path_factory):
+    """A 64^3 realization (128 Mpc/h, z = 0) streamed in slabs of 32 planes, and the in-memory one (tile 32)."""
+    path = tmp_path_factory.mktemp("stream") / "s.h5"
+    with h5py.File(path, "w") as fh:
+        meta = stream_fields(COSMO, 0.0, 128.0, 11, fh, path.with_name("scratch.h5"), model=model, tile=32)
+    whole = emulate_fields(COSMO, 0.0, 128.0, 11, model=model, tile=32)
+    return path, meta, whole
+
+
+def test_lpt_components_equal_the_stacked_displacements():
+    delta_k = linear_density_k(white_noise(5, 32), 100.0, LinearPower(COSMO))
+    phi1, phi2 = lpt_potentials(delta_k, 100.0)
+    za, l2 = za_displacement(delta_k, 100.0), lpt2_displacement(delta_k, 100.0)
+    for axis in range(3):
+        assert torch.equal(-gradient_component(phi1, 100.0, axis), za[axis])
+        assert torch.equal(gradient_component(phi2, 100.0, axis), l2[axis])
+    assert lpt_potentials(delta_k, 100.0, second_order=False)[1] is None
+
+
+def test_streamed_particles_equal_the_in_memory_path_bit_for_bit(streamed):
+    path, meta, whole = streamed
+    with h5py.File(path, "r") as fh:
+        assert np.array_equal(fh["Position"][...], whole.positions.numpy())
+        assert np.array_equal(fh["Velocity"][...], whole.velocities.numpy())
+    assert not path.with_name("scratch.h5").exists()  # the linear-field scratch is removed
+    assert meta.slabs == [(0, 32 * 64**2), (32 * 64**2, 64**3)]
+    x = whole.positions.numpy()[:, 0]
+    q = np.repeat(np.arange(64) * 2.0, 64**2)
+    unwrapped = q + whole.displacement[0].numpy().ravel()
+    for (first, stop), (lo, hi) in zip(meta.slabs, meta.x_extent):
+        assert lo == pytest.approx(unwrapped[first:stop].min(), abs=1e-4)
+        assert hi == pytest.approx(unwrapped[first:stop].max(), abs=1e-4)
+    assert (x >= 0).all() and (x < 128.0).all()
+
+
+def test_streamed_slabs_cover_the_box_once_when_the_tile_does_not_divide_it(model, tmp_path):
+    with h5py.File(tmp_path / "o.h5", "w") as fh:
+        meta = stream_fields(COSMO, 1.0, 96.0, 5, fh, tmp_path / "scr.h5", model=model, tile=32)  # 48^3
+        pos = fh["Position"][...]
+    assert meta.slabs == [(0, 32 * 48**2), (32 * 48**2, 48**3)]  # the second slab starts at plane 16
+    assert np.array_equal(pos, emulate_fields(COSMO, 1.0, 96.0, 5, model=model, tile=32).positions.numpy())
+
+
+def test_streamed_2lpt_equals_emulate_fields(tmp_path):
+    with h5py.File(tmp_path / "l.h5", "w") as fh:
+        stream_fields(COSMO, 0.5, 96.0, 3, fh, tmp_path / "scr.h5", method="2lpt", ngrid=48, tile=16)
+        pos = fh["Position"][...]
+    ref = emulate_fields(COSMO, 0.5, 96.0, 3, method="2lpt", ngrid=48)
+    assert np.array_equal(pos, ref.positions.numpy())
+
+
+@pytest.mark.parametrize("n_slabs", [1, 2, 3, 5])
+def test_slab_fof_equals_the_whole_box_finder(streamed, n_slabs):
+    path, meta, whole = streamed
+    pos, vel = whole.positions.numpy(), whole.velocities.numpy()
+    ref = friends_of_friends(pos.astype(np.float64), 128.0, 0.2, 10, particle_mass=2.5, velocities=vel)
+    assert len(ref) > 50
+    with h5py.File(path, "r") as fh:
+        halos, anchor = slab_friends_of_friends(fh["Position"], fh["Velocity"], meta.slabs, meta.x_extent, 128.0,
+                                                min_members=10, particle_mass=2.5, n_slabs=n_slabs)
+    assert np.array_equal(halos.n_members, ref.n_members)
+    assert np.array_equal(halos.position, ref.position)
+    assert np.array_equal(halos.velocity, ref.velocity)
+    assert np.array_equal(halos.mass, ref.mass)
+    lowest = np.full(len(ref), pos.shape[0])
+    np.minimum.at(lowest, ref.labels[ref.labels >= 0], np.flatnonzero(ref.labels >= 0))
+    assert np.array_equal(anchor, lowest)
+
+
+def test_slab_fof_refuses_a_cut_group_and_a_bad_geometry(streamed):
+    path, meta, _ = streamed
+    with h5py.File(path, "r") as fh:
+        args = (fh["Position"], fh["Velocity"], meta.slabs, meta.x_extent, 128.0)
+        with pytest.raises(RuntimeError, match="overlap"):
+            slab_friends_of_friends(*args, min_members=10, n_slabs=8, overlap=0.5)
+        with pytest.raises(ValueError, match="fewer slabs"):
+            slab_friends_of_friends(*args, n_slabs=2, overlap=40.0)
+
+
+def test_plan_streams_a_512_cube_within_8_gb_and_refuses_too_little():
+    opts = MockOptions(tracer="halos")
+    plan = plan_memory(opts, 512, 1024.0, halo=20, multiple=4, max_memory=8.0)
+    assert plan.streamed and plan.peak <= 8e9 < plan.in_memory
+    assert plan.tile == 64 and "FoF slab" in plan.describe()
+    assert plan.stages["fof"] > plan.stages["linear"] + 0.2e9  # room for a tighter cap with more FoF slabs
+    tight = plan_memory(opts, 512, 1024.0, halo=20, multiple=4, max_memory=plan.stages["linear"] / 1e9 + 0.1)
+    assert tight.fof_slabs > plan.fof_slabs and tight.peak <= plan.stages["linear"] + 0.1e9
+    assert not plan_memory(opts, 64, 128.0, halo=20, multiple=4, max_memory=8.0).streamed
+    with pytest.raises(ValueError, match="below the smallest estimate"):
+        plan_memory(opts, 512, 1024.0, halo=20, multiple=4, max_memory=0.5)
+    with pytest.raises(ValueError, match="does not make --tracer biased"):
+        plan_memory(MockOptions(tracer="biased", number_density=1e-3), 512, 1024.0, halo=20, multiple=4,
+                    max_memory=8.0)
+    with pytest.raises(ValueError, match="HDF5 only"):
+        plan_memory(MockOptions(), 512, 1024.0, halo=20, multiple=4, max_memory=8.0, format="fits")
+
+
+@pytest.mark.parametrize("tracer, extra", [("halos", {"min_members": 10, "rsd_axis": "z"}),
+                                           ("galaxies", {"min_members": 10}),
+                                           ("particles", {"number_density": 0.05, "rsd_axis": "x"})])
+def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, monkeypatch, tracer, extra):
+    common = dict(redshift=0.0, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer=tracer,
+                  **extra)
+    lines: list[str] = []
+    whole = generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0]
+    # a 64^3 mock held whole fits any cap the baseline allows: pretend it needs 10 GB so the cap forces streaming
+    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
+    small = generate_mocks("planck18", out_dir=tmp_path / "streamed", max_memory=1.0, log=lines.append,
+                           **common)[0]
+    assert "streamed" in lines[0] and "memory estimate" in lines[0]
+    a, b = read_catalog(whole, "data"), read_catalog(small, "data")
+    assert list(a) == list(b) and a.units == b.units and a.size > 100
+    for name in a:
+        assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), name
+    assert b.attrs["streamed"] and b.attrs["stream_tile"] == 32
+    for key in ("seed", "tracer_options", "particle_mass", "model_sha256"):
+        assert a.attrs.get(key) == b.attrs.get(key)
+    assert sorted(p.name for p in Path(small).parent.iterdir()) == [Path(small).name]  # no scratch left
+
+
+def test_max_memory_is_checked_before_any_file(model, tmp_path):
+    with pytest.raises(ValueError, match="max_memory"):
+        generate_mocks("planck18", box_size=128.0, model=model, out_dir=tmp_path / "a", max_memory=-1,
+                       progress=False)
+    with pytest.raises(ValueError, match="below the smallest estimate"):
+        generate_mocks("planck18", box_size=128.0, model=model, out_dir=tmp_path / "b", max_memory=0.01,
+                       progress=False, tracer="halos")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_cli_prints_the_plan_and_refuses_an_impossible_cap(tmp_path, capsys, monkeypatch):
+    from emulator.cli import main
+
+    argv = ["generate", "--preset", "planck18", "--box-size", "128", "--tracer", "halos", "--min-members", "10",
+            "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "low"), "--max-memory", "0.05"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--max-memory 0.05 GB is below the smallest estimate for 64^3 particles" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "low").exists()
+    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force the streamed path
+    assert main([*argv, "--out", str(tmp_path / "ok"), "--max-memory", "1", "--tile", "32"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("memory estimate: ") and "streamed" in captured.err
+    assert captured.out.strip().endswith("mock_000001.hdf5")
+    assert read_catalog(captured.out.strip(), "data").attrs["fof_slabs"] >= 1
