@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
         "pdf": {"smoothing_cells": [1.5, 3.0], "nbins": 40},
         "halos": {"linking_length": 0.2, "min_members": 20, "min_halos": 20, "mass_bins": 5, "pk_nbins": 5},
         "rsd": {"los": "z"},
+        # HOD galaxies of the FoF halos in redshift space (multipoles 0, 2, 4): {"hod": Zheng07 parameters or a
+        # preset, "seed": HOD seed shared by every contender}; None: not measured
+        "galaxies": None,
     },
     "covariance": {"cosmology": 0, "realizations": 4, "base_seed": 9000, "nbins": 4, "kmax": 0.5,
                    "simulation": None},  # truth recipe of the covariance realizations; None: the truth's

@@ -113,8 +113,8 @@ def _pdf_edges(delta: torch.Tensor, b: Binning, nbins: int) -> list[torch.Tensor
 def _halos(mock: Mock, b: Binning, cfg: dict, mass_edges):
     mp = particle_mass_from_cosmology(mock.cosmology.Omega_m, b.box_size, mock.positions.shape[0])
     cat = friends_of_friends(mock.positions, b.box_size, linking_length=cfg["linking_length"],
-                             min_members=int(cfg["min_members"]), particle_mass=mp)
-    out = {"n_halos": len(cat), "particle_mass": mp}
+                             min_members=int(cfg["min_members"]), particle_mass=mp, velocities=mock.velocities)
+    out = {"n_halos": len(cat), "particle_mass": mp, "catalog": cat}
     if mass_edges is None:  # truth: edges from its own masses
         if len(cat) == 0:
             return out
@@ -133,6 +133,31 @@ def _halos(mock: Mock, b: Binning, cfg: dict, mass_edges):
                    dndlog10m=torch.zeros(nb, dtype=torch.float64), counts=torch.zeros(nb, dtype=torch.int64),
                    pk=torch.full((b.halo_edges.numel() - 1,), float("nan"), dtype=torch.float64))
     return out
+
+
+def _galaxies(mock: Mock, cat, b: Binning, cfg: dict, los: str) -> dict:
+    """HOD galaxies of the FoF halos ``cat`` in redshift space: multipoles 0, 2, 4 in the halo P(k) bins.
+
+    The same Zheng07 parameters and HOD seed for every contender (``statistics.galaxies``); ``P_0`` has the
+    Poisson shot noise ``V / N`` removed. ``sigma`` is the Gaussian error of each multipole for this field,
+    ``sqrt((2l + 1) / (N_modes / 2)) (P_0 + V / N)`` (independent modes, no covariance between bins).
+    """
+    from emulator.mocks.hod import populate_halos
+
+    gal = populate_halos(cat, cfg["hod"], int(cfg["seed"]), cosmology=mock.cosmology, redshift=mock.redshift,
+                         box_size=b.box_size)
+    n = int(gal.position.shape[0])
+    if n == 0:
+        return {"n_galaxies": 0}
+    s = redshift_space_positions(torch.as_tensor(gal.position), torch.as_tensor(gal.velocity), mock.redshift,
+                                 mock.cosmology, b.box_size, los=los)
+    dk = overdensity_k(s, b.n, b.box_size)
+    shot = b.box_size**3 / n
+    mp = power_multipoles_k(dk, b.box_size, b.n, ells=(0, 2, 4), los=los, kedges=b.halo_edges, shot_noise=shot)
+    p0, p2, p4 = mp.poles
+    sigma = torch.stack([torch.sqrt((2 * ell + 1) / (mp.modes.to(torch.float64) / 2)) * (p0 + shot)
+                         for ell in (0, 2, 4)])
+    return {"n_galaxies": n, "k": mp.k, "p0": p0, "p2": p2, "p4": p4, "sigma": sigma, "shot_noise": shot}
 
 
 def measure(mock: Mock, b: Binning, stats: dict, ref: dict | None = None) -> dict:
@@ -154,7 +179,8 @@ def measure(mock: Mock, b: Binning, stats: dict, ref: dict | None = None) -> dic
         Tensors (float64): ``delta_k``, ``k``, ``pk`` (``b.kedges`` bins), ``xi`` (with ``rsep``, ``xi_mask``),
         ``q_eq``, ``q_iso``
         (with ``k3_iso``), ``pdf`` (list per radius), ``sigma2`` (variance of the smoothed field per radius),
-        ``halos`` (dict or None), ``rsd`` (``p0``, ``p2`` or None), ``notes``.
+        ``halos`` (dict or None), ``galaxies`` (HOD galaxies' redshift-space multipoles, with
+        ``statistics.galaxies``, or None), ``rsd`` (``p0``, ``p2`` or None), ``notes``.
     """
     n, box = b.n, b.box_size
     notes: list[str] = []
@@ -186,6 +212,10 @@ def measure(mock: Mock, b: Binning, stats: dict, ref: dict | None = None) -> dic
                          f"particles, fewer than min_halos={hcfg['min_halos']} (box too small)")
         else:
             out["halos"] = halos
+    cat = out["halos"].pop("catalog") if out["halos"] is not None else None
+    out["galaxies"] = None
+    if cat is not None and len(cat) and stats.get("galaxies") and mock.velocities is not None:
+        out["galaxies"] = _galaxies(mock, cat, b, stats["galaxies"], stats["rsd"]["los"])
     out["rsd"] = None
     if mock.has_particles and mock.velocities is not None:
         s = redshift_space_positions(mock.positions, mock.velocities, mock.redshift, mock.cosmology, box,
@@ -207,7 +237,9 @@ def compare(truth: dict, other: dict, b: Binning) -> dict:
     ``|xi|`` is below ``xi_floor`` times its first bin, see :func:`xi_mask`), ``dq_eq``,
     ``dq_iso`` (``Q - Q_truth``), ``pdf_l1`` (``integral |p - p_truth| d(1+delta)`` per radius, in [0, 2]),
     ``sigma2_ratio``, and when available ``hmf_ratio``, ``halo_pk_ratio``, ``n_halos``, ``p0_ratio``,
-    ``dp2_over_p0`` (``(P_2 - P_2,truth) / P_0,truth``).
+    ``dp2_over_p0`` (``(P_2 - P_2,truth) / P_0,truth``), and with ``statistics.galaxies`` the HOD galaxies'
+    ``gal_p0_ratio``, ``gal_dp2_over_p0``, ``gal_dp4_over_p0`` (in the bins ``gal_k``), ``gal_sigma_over_p0``
+    (the truth's Gaussian error of P_0, P_2, P_4 over its P_0) and ``n_galaxies``.
     """
     n, box = b.n, b.box_size
     cross = power_spectrum_k(truth["delta_k"], box, n, other["delta_k"], kedges=b.kedges).power
@@ -228,6 +260,14 @@ def compare(truth: dict, other: dict, b: Binning) -> dict:
         if "counts" in oh:
             out["hmf_ratio"] = _ratio(oh["counts"].to(torch.float64), th["counts"].to(torch.float64))
             out["halo_pk_ratio"] = _ratio(oh["pk"], th["pk"])
+    tg, og = truth.get("galaxies"), other.get("galaxies")
+    if tg is not None and og is not None and tg.get("n_galaxies") and og.get("n_galaxies"):
+        out["n_galaxies"] = og["n_galaxies"]
+        out["gal_k"] = tg["k"]
+        out["gal_p0_ratio"] = _ratio(og["p0"], tg["p0"])
+        for ell in (2, 4):
+            out[f"gal_dp{ell}_over_p0"] = (og[f"p{ell}"] - tg[f"p{ell}"]) / tg["p0"]
+        out["gal_sigma_over_p0"] = tg["sigma"] / tg["p0"]  # the truth's own Gaussian error, per multipole
     if truth.get("rsd") is not None and other.get("rsd") is not None:
         out["p0_ratio"] = _ratio(other["rsd"]["p0"], truth["rsd"]["p0"])
         out["dp2_over_p0"] = (other["rsd"]["p2"] - truth["rsd"]["p2"]) / truth["rsd"]["p0"]

@@ -52,8 +52,9 @@ def save(fig, path: Path) -> str:
     return path.name
 
 
-def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None):
-    """One panel per contender, one line per cosmology (named in a shared legend)."""
+def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None, xkey=None):
+    """One panel per contender, one line per cosmology (named in a shared legend); ``xkey``: the comparison entry
+    holding the bins' k (default: the truth's P(k) bins)."""
     import matplotlib.pyplot as plt
 
     st = res["setup"]
@@ -74,7 +75,7 @@ def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None):
                 continue
             y = as_array(c[key])
             y = transform(y) if transform else y
-            k = as_array(e["truth"]["k"]) if key != "xi_ratio" else as_array(e["truth"]["rsep"])
+            k = as_array(c[xkey] if xkey else e["truth"]["k"] if key != "xi_ratio" else e["truth"]["rsep"])
             ncos = len(res["per_cosmology"])
             colour = cmap(i % 10) if ncos <= 10 else cmap(i / max(1, ncos - 1))
             ax.plot(k, y, color=colour, lw=1.0, label=e.get("label") or f"cosmology {i}")

@@ -139,6 +139,9 @@ def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Bi
                                          if "dp2_over_p0" in c else None),
             "max_abs_hmf_ratio_minus_1": worst(lambda k, c: max_over(c["hmf_ratio"] - 1)
                                                if "hmf_ratio" in c else None),
+            **{f"max_abs_{key}": worst(lambda k, c, key=key, shift=shift: max_over(c[key] - shift, c["gal_k"], kmax)
+                                       if key in c else None)
+               for key, shift in (("gal_p0_ratio", 1.0), ("gal_dp2_over_p0", 0.0), ("gal_dp4_over_p0", 0.0))},
             "max_abs_mean_pk_ratio_minus_1": None, "cov_diag_mean_abs_rel_err": None, "corr_frobenius": None,
             "seconds_per_mock": float(np.mean([e["contenders"][name]["seconds"] for e in per_cosmo])),
             "seconds_source": "benchmark run", "speedup_vs_pm": None,

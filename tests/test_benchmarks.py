@@ -307,3 +307,24 @@ def test_frontier_verdicts_and_pm_name_checks():
         load_config("smoke", overrides={"pm": {"pm9": {"force_factor": 3}}})
     with pytest.raises(ValueError, match="contenders: unknown"):
         load_config("smoke", overrides={"contenders": ["pm9"]})
+
+
+def test_hod_galaxy_multipoles_are_measured_and_compared(nonlinear):
+    """HOD galaxies of each method's FoF halos, in redshift space: P0, P2, P4 with the truth's Gaussian error;
+    the same HOD seed gives the same galaxies, so the truth against itself is exact."""
+    stats = copy.deepcopy(nonlinear["stats"])
+    stats["halos"].update(min_members=5, min_halos=1)
+    stats["galaxies"] = {"hod": {"logMmin": 13.2, "sigma_logM": 0.3, "logM0": 13.3, "logM1": 14.0, "alpha": 1.0},
+                         "seed": 3}
+    b = nonlinear["b"]
+    tm = measure(nonlinear["truth"], b, stats)
+    g = tm["galaxies"]
+    assert g["n_galaxies"] > 100 and g["p0"].shape == g["p2"].shape == g["p4"].shape == g["k"].shape
+    assert g["shot_noise"] == pytest.approx(b.box_size**3 / g["n_galaxies"])
+    assert (g["sigma"] > 0).all() and (g["sigma"][2] > g["sigma"][0]).all()  # sqrt(2l + 1) grows with l
+    again = compare(tm, measure(nonlinear["truth"], b, stats, ref=tm), b)
+    assert torch.equal(again["gal_p0_ratio"], torch.ones_like(again["gal_p0_ratio"]))
+    assert float(again["gal_dp4_over_p0"].abs().max()) == 0.0
+    other = compare(tm, measure(nonlinear["m"]["2lpt"], b, stats, ref=tm), b)
+    assert {"gal_p0_ratio", "gal_dp2_over_p0", "gal_dp4_over_p0", "gal_sigma_over_p0", "n_galaxies"} <= set(other)
+    assert other["n_galaxies"] != g["n_galaxies"]  # 2LPT halos differ, so do their galaxies
