@@ -100,3 +100,6 @@ def test_the_committed_standard_report_matches_its_config_and_suite():
     assert data["setup"]["pm_contenders"] == {name: pm_settings(cfg, name) for name in cfg["pm"]}
     assert all(len(v["seconds"]) >= 3 for v in data["speed"].values())  # medians of at least three
     assert not any("auto" in n or "stand-in" in n or "identity" in n for n in data["notes"])
+    assert data["config"]["statistics"]["galaxies"] == cfg["statistics"]["galaxies"]  # HOD galaxy multipoles
+    if cfg["statistics"]["galaxies"]:
+        assert all("gal_dp4_over_p0" in e["contenders"]["generator"]["compare"] for e in data["per_cosmology"])
