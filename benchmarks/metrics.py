@@ -114,10 +114,10 @@ def _halos(mock: Mock, b: Binning, cfg: dict, mass_edges):
     mp = particle_mass_from_cosmology(mock.cosmology.Omega_m, b.box_size, mock.positions.shape[0])
     cat = friends_of_friends(mock.positions, b.box_size, linking_length=cfg["linking_length"],
                              min_members=int(cfg["min_members"]), particle_mass=mp, velocities=mock.velocities)
-    out = {"n_halos": len(cat), "particle_mass": mp, "catalog": cat}
+    out = {"n_halos": len(cat), "particle_mass": mp}
     if mass_edges is None:  # truth: edges from its own masses
         if len(cat) == 0:
-            return out
+            return out, cat
         lo, hi = math.log10(mp * int(cfg["min_members"])), math.log10(cat.mass.max() * 1.0001)
         mass_edges = torch.logspace(lo, max(hi, lo + 0.1), int(cfg["mass_bins"]) + 1, dtype=torch.float64)
     out["mass_edges"] = mass_edges
@@ -132,7 +132,7 @@ def _halos(mock: Mock, b: Binning, cfg: dict, mass_edges):
         out.update(mass_centres=torch.sqrt(mass_edges[1:] * mass_edges[:-1]),
                    dndlog10m=torch.zeros(nb, dtype=torch.float64), counts=torch.zeros(nb, dtype=torch.int64),
                    pk=torch.full((b.halo_edges.numel() - 1,), float("nan"), dtype=torch.float64))
-    return out
+    return out, cat
 
 
 def _galaxies(mock: Mock, cat, b: Binning, cfg: dict, los: str) -> dict:
@@ -206,15 +206,14 @@ def measure(mock: Mock, b: Binning, stats: dict, ref: dict | None = None) -> dic
     elif ref is not None and ref.get("halos") is None:
         pass  # the truth has too few halos: note made there
     else:
-        halos = _halos(mock, b, hcfg, None if ref is None else ref["halos"]["mass_edges"])
+        halos, cat = _halos(mock, b, hcfg, None if ref is None else ref["halos"]["mass_edges"])
         if ref is None and halos["n_halos"] < int(hcfg["min_halos"]):
             notes.append(f"halos skipped: the truth has {halos['n_halos']} FoF halos of >= {hcfg['min_members']} "
                          f"particles, fewer than min_halos={hcfg['min_halos']} (box too small)")
         else:
             out["halos"] = halos
-    cat = out["halos"].pop("catalog") if out["halos"] is not None else None
     out["galaxies"] = None
-    if cat is not None and len(cat) and stats.get("galaxies") and mock.velocities is not None:
+    if out["halos"] is not None and out["halos"]["n_halos"] and stats.get("galaxies") and mock.velocities is not None:
         out["galaxies"] = _galaxies(mock, cat, b, stats["galaxies"], stats["rsd"]["los"])
     out["rsd"] = None
     if mock.has_particles and mock.velocities is not None:

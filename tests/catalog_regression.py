@@ -84,18 +84,21 @@ def make_digests(workdir: Path) -> dict[str, dict]:
         torch.set_num_threads(old)
 
 
+def references() -> list[dict]:
+    """The recorded references, ``[{"environment": ..., "digests": ...}, ...]``."""
+    return json.loads(REFERENCE.read_text())["references"] if REFERENCE.exists() else []
+
+
 def reference_for(env: dict) -> dict | None:
     """The recorded digests whose environment equals ``env`` (None if there are none)."""
-    refs = json.loads(REFERENCE.read_text())["references"] if REFERENCE.exists() else []
-    return next((r for r in refs if r["environment"] == env), None)
+    return next((r for r in references() if r["environment"] == env), None)
 
 
 if __name__ == "__main__":
     env = environment()
     with tempfile.TemporaryDirectory() as tmp:
         entry = {"environment": env, "digests": make_digests(Path(tmp))}
-    refs = json.loads(REFERENCE.read_text())["references"] if REFERENCE.exists() else []
-    refs = [r for r in refs if r["environment"] != env] + [entry]  # one reference per environment
+    refs = [r for r in references() if r["environment"] != env] + [entry]  # one reference per environment
     REFERENCE.parent.mkdir(exist_ok=True)
     payload = {"seed": SEED, "box_size": BOX, "references": refs}
     REFERENCE.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")

@@ -149,6 +149,7 @@ def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, mon
     assert b.attrs["streamed"] and b.attrs["stream_tile"] == 32
     for key in ("seed", "tracer_options", "particle_mass", "model_sha256"):
         assert a.attrs.get(key) == b.attrs.get(key)
+    assert set(a.attrs) <= set(b.attrs)  # every attr of the in-memory mock, MODELSHA and catalog_format included
     assert sorted(p.name for p in Path(small).parent.iterdir()) == [Path(small).name]  # no scratch left
 
 

@@ -123,8 +123,7 @@ def za_displacement(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:
     """
     n = _check_delta_k(delta_k)
     box_size = check_box_size(box_size)
-    phi_k = _inverse_laplacian(n, box_size, delta_k.real.dtype, delta_k.device) * delta_k
-    return -_grad(phi_k, n, box_size)
+    return -_grad(lpt_potentials(delta_k, box_size, second_order=False)[0], n, box_size)
 
 
 def _lpt2_source_from_potential(phi_k: torch.Tensor, n: int, box_size: float) -> torch.Tensor:
@@ -134,8 +133,8 @@ def _lpt2_source_from_potential(phi_k: torch.Tensor, n: int, box_size: float) ->
     def hess(i: int, j: int) -> torch.Tensor:
         return to_real(-k[i] * k[j] * phi_k, n)
 
-    # in place, in the order of the sum below, so at most four real meshes live at once (the same numbers as
-    # hxx * hyy + hxx * hzz + hyy * hzz - hxy^2 - hxz^2 - hyz^2 evaluated left to right)
+    # in place, in the order of the sum below, so at most four real meshes and one product live at once (the same
+    # numbers as hxx * hyy + hxx * hzz + hyy * hzz - hxy^2 - hxz^2 - hyz^2 evaluated left to right)
     hxx, hyy = hess(0, 0), hess(1, 1)
     source = hxx * hyy
     hzz = hess(2, 2)
@@ -152,8 +151,7 @@ def lpt2_source(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:
     """Second-order source ``sum_{i<j} (phi_ii phi_jj - phi_ij^2)`` with ``laplacian phi = delta``, real space."""
     n = _check_delta_k(delta_k)
     box_size = check_box_size(box_size)
-    phi_k = _inverse_laplacian(n, box_size, delta_k.real.dtype, delta_k.device) * delta_k
-    return _lpt2_source_from_potential(phi_k, n, box_size)
+    return _lpt2_source_from_potential(lpt_potentials(delta_k, box_size, second_order=False)[0], n, box_size)
 
 
 def lpt2_displacement(delta_k: torch.Tensor, box_size: float) -> torch.Tensor:

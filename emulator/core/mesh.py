@@ -28,6 +28,7 @@ from .fourier import check_box_size, check_mesh_size
 
 __all__ = [
     "WINDOWS",
+    "wrap_positions",
     "paint",
     "readout",
     "to_overdensity",
@@ -236,6 +237,12 @@ def readout(
     else:
         result = torch.zeros(0, flat_mesh.shape[0], dtype=dtype, device=mesh.device)
     return result[:, 0] if scalar else result
+
+
+def wrap_positions(x: torch.Tensor, box_size: float) -> torch.Tensor:
+    """Periodic wrap into ``[0, L)`` (Mpc/h); a value that rounds up to ``L`` (a tiny negative input) becomes 0."""
+    x = torch.remainder(x, box_size)
+    return torch.where(x >= box_size, x - box_size, x)
 
 
 def to_overdensity(mesh: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ one-line ``ValueError`` before touching the disk; the file is then written throu
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,7 +49,7 @@ from .io_fits import list_fits, read_fits, read_fits_attrs, write_fits
 from .io_hdf5 import list_hdf5, read_hdf5, read_hdf5_attrs, write_hdf5
 
 __all__ = ["Catalog", "DEFAULT_UNITS", "FORMATS", "write_catalog", "write_catalogs", "read_catalog", "list_catalogs",
-           "read_file_attrs", "Companion", "companion_path", "write_mock_files"]
+           "read_file_attrs", "Companion", "companion_path", "write_mock_files", "hdf5_mock_writer"]
 
 FORMAT_NAME = "cosmo-emulator-catalog"
 FORMAT_VERSION = 1
@@ -60,8 +61,12 @@ _FITS_MAGIC = b"SIMPLE  ="
 # ---------------------------------------------------------------------------------------------------------------
 # writers
 # ---------------------------------------------------------------------------------------------------------------
+def _with_format(file_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {**file_attrs, "catalog_format": FORMAT_NAME, "catalog_format_version": FORMAT_VERSION}
+
+
 def _write(path, catalogs: dict[str | None, tuple], file_attrs: dict[str, Any], fmt: str) -> None:
-    file_attrs = {**file_attrs, "catalog_format": FORMAT_NAME, "catalog_format_version": FORMAT_VERSION}
+    file_attrs = _with_format(file_attrs)
     with atomic_path(path) as tmp:
         if fmt == "hdf5":
             write_hdf5(tmp, catalogs, file_attrs)
@@ -202,14 +207,36 @@ def companion_path(path: str | os.PathLike, suffix: str) -> Path:
     return path.with_name(path.stem + suffix + ("" if "." in suffix else path.suffix))
 
 
-def write_mock_files(path: str | os.PathLike, catalogs: Mapping[str, Any], attrs: Mapping[str, Any],
-                     format: str = "hdf5") -> list[Path]:
-    """Write the companions, then the mock file itself (all atomically); return the companion paths."""
+def _mock_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A mock's file attrs plus the short header keys survey pipelines read (``MODELSHA``, ``CODEVER``)."""
     attrs = dict(attrs)
     if "model_sha256" in attrs:
         attrs["MODELSHA"] = attrs["model_sha256"]
     if "package_version" in attrs:
         attrs["CODEVER"] = attrs["package_version"]
+    return attrs
+
+
+@contextmanager
+def hdf5_mock_writer(path: str | os.PathLike, attrs: Mapping[str, Any], name: str = "data"):
+    """Write an HDF5 mock column by column, for catalogues too large to hold (:mod:`.largebox`): yields the
+    h5py group of catalogue ``name``, to be filled with datasets (each with a ``units`` attribute); the file attrs
+    and layout are those of :func:`write_mock_files`, and the file appears only when the block succeeds."""
+    import h5py
+
+    from .io_hdf5 import create_catalog_group
+
+    path = check_path(path)
+    check_name(name, "catalogue name")
+    file_attrs = _with_format(normalise_attrs(_mock_attrs(attrs), "the file"))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as fh:
+        yield create_catalog_group(fh, name, file_attrs)
+
+
+def write_mock_files(path: str | os.PathLike, catalogs: Mapping[str, Any], attrs: Mapping[str, Any],
+                     format: str = "hdf5") -> list[Path]:
+    """Write the companions, then the mock file itself (all atomically); return the companion paths."""
+    attrs = _mock_attrs(attrs)
     main = {k: v for k, v in catalogs.items() if not isinstance(v, Companion)}
     written = []
     for comp in (v for v in catalogs.values() if isinstance(v, Companion)):

@@ -26,7 +26,7 @@ import numpy as np
 
 from .catalog import Catalog, dumps_attr, json_hook
 
-__all__ = ["write_hdf5", "list_hdf5", "read_hdf5", "read_hdf5_attrs"]
+__all__ = ["write_hdf5", "create_catalog_group", "list_hdf5", "read_hdf5", "read_hdf5_attrs"]
 
 
 def _is_native(value: Any) -> bool:
@@ -82,6 +82,15 @@ def write_hdf5(path: str, catalogs: dict[str | None, tuple], file_attrs: Mapping
             if name is not None:
                 _write_attrs(group, attrs)
             _write_columns(group, arrays, units)
+
+
+def create_catalog_group(fh, name: str, file_attrs: Mapping[str, Any], attrs: Mapping[str, Any] | None = None):
+    """Write ``file_attrs`` to the open file ``fh`` and return the new group ``name`` (with its ``attrs``), to
+    be filled column by column: the layout of :func:`write_hdf5`."""
+    _write_attrs(fh, file_attrs)
+    group = fh.create_group(name, track_order=True)
+    _write_attrs(group, attrs or {})
+    return group
 
 
 def list_hdf5(path: str) -> list[str | None]:

@@ -186,11 +186,9 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
     """
     import h5py
 
-    from ..core.atomic import atomic_path
     from ..model.streaming import stream_fields
     from .fof_slabs import slab_friends_of_friends
-    from .io import FORMAT_NAME, FORMAT_VERSION, write_mock_files
-    from .io_hdf5 import _write_attrs
+    from .io import hdf5_mock_writer, write_mock_files
 
     scratch = path.with_name(f".{path.stem}.particles.h5")
     linear = path.with_name(f".{path.stem}.linear.h5")
@@ -204,13 +202,7 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
                 extra["particle_mass"] = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)
                 if opts.rsd_axis is not None:
                     extra["rsd_axis"] = opts.rsd_axis
-                attrs = attrs_of(fields, extra)
-                attrs.update(MODELSHA=attrs.get("model_sha256"), CODEVER=attrs.get("package_version"),
-                             catalog_format=FORMAT_NAME, catalog_format_version=FORMAT_VERSION)
-                with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as out:
-                    _write_attrs(out, attrs)
-                    group = out.create_group("data", track_order=True)
-                    _write_attrs(group, {})
+                with hdf5_mock_writer(path, attrs_of(fields, extra)) as group:
                     _copy_particles(fh, group, opts, seed, redshift, cosmology, box, chunks)
                 return
             pmass = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)

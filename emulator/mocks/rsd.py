@@ -23,6 +23,7 @@ import torch
 
 from ..core.cosmology import Cosmology
 from ..core.fourier import check_box_size
+from ..core.mesh import wrap_positions
 
 __all__ = ["velocity_to_displacement", "redshift_space_positions", "line_of_sight"]
 
@@ -87,8 +88,7 @@ def line_of_sight(los: str | Sequence[float] | np.ndarray | torch.Tensor) -> int
 def _wrap(s, box: float, is_torch: bool):
     """Periodic wrap into ``[0, L)``; a value that rounds up to ``L`` (tiny negative input) is mapped to 0."""
     if is_torch:
-        s = torch.remainder(s, box)
-        return torch.where(s >= box, s - box, s)
+        return wrap_positions(s, box)
     s = np.remainder(s, box)
     return np.where(s >= box, s - box, s).astype(s.dtype, copy=False)
 

@@ -21,13 +21,15 @@ from ..core.cosmology import Cosmology
 from ..core.fields import linear_density_k, white_noise
 from ..core.fourier import check_box_size
 from ..core.growth import GrowthHistory
-from ..core.lpt import lagrangian_grid, lpt2_displacement, vector_field_to_particles, za_displacement
+from ..core.lpt import (lagrangian_grid, lpt2_displacement, lpt_displacement, vector_field_to_particles,
+                        za_displacement)
+from ..core.mesh import wrap_positions
 from ..core.power import LinearPower
 from .tiling import predict_box
 from .portable import EmulatorModel, ExtrapolationError, check_device
 
-__all__ = ["GeneratedFields", "emulate_fields", "check_request", "growth_factors", "METHODS", "resolve_grid",
-           "check_seed", "SEED_MAX"]
+__all__ = ["Realization", "GeneratedFields", "emulate_fields", "check_request", "growth_factors", "METHODS",
+           "resolve_grid", "check_seed", "SEED_MAX"]
 
 METHODS = ("emulator", "2lpt", "za")
 
@@ -47,7 +49,22 @@ def check_seed(seed: object, name: str = "seed") -> int:
 
 
 @dataclass
-class GeneratedFields:
+class Realization:
+    """What identifies one generated realization: ``cosmology``, ``redshift``, ``box_size`` (Mpc/h), ``ngrid``
+    (particles per side), white-noise ``seed``, ``method`` and the hull warnings ``extrapolated``. Held by
+    :class:`GeneratedFields` and by :class:`emulator.model.streaming.StreamedFields`."""
+
+    cosmology: Cosmology
+    redshift: float
+    box_size: float
+    ngrid: int
+    seed: int
+    method: str
+    extrapolated: list[str]
+
+
+@dataclass
+class GeneratedFields(Realization):
     """Particles of one realization on the Lagrangian grid (C order, ``id = i n^2 + j n + k``).
 
     Attributes
@@ -63,13 +80,6 @@ class GeneratedFields:
     positions: torch.Tensor
     velocities: torch.Tensor
     displacement: torch.Tensor
-    cosmology: Cosmology
-    redshift: float
-    box_size: float
-    ngrid: int
-    seed: int
-    method: str
-    extrapolated: list[str]
 
 
 def resolve_grid(box_size: float, cell_size: float, multiple: int = 2) -> int:
@@ -174,9 +184,9 @@ def emulate_fields(
     psi1 = za_displacement(delta_k, box)
     psi2 = lpt2_displacement(delta_k, box) if method != "za" else torch.zeros_like(psi1)
     del delta_k
-    disp = d1 * psi1 + d2 * psi2
+    disp = lpt_displacement(psi1, psi2, d1, d2)
     # velocity in displacement units v / (100 a E f1): the network's output convention (emulator.training.trainingset)
-    vdisp = d1 * psi1 + (f2 / f1) * d2 * psi2
+    vdisp = lpt_displacement(psi1, psi2, d1, (f2 / f1) * d2)
     del psi1, psi2
     if method == "emulator":
         cell = model.cell_size
@@ -190,8 +200,7 @@ def emulate_fields(
         vdisp = vdisp + cell * res[3:]
     vel = (100.0 * a * e * f1) * vdisp
     q = lagrangian_grid(n, box, dtype=disp.dtype, device=disp.device)
-    pos = torch.remainder(q + vector_field_to_particles(disp), box)
-    pos = torch.where(pos >= box, pos - box, pos)  # float rounding can give exactly box
+    pos = wrap_positions(q + vector_field_to_particles(disp), box)
     return GeneratedFields(
         positions=pos,
         velocities=vector_field_to_particles(vel).contiguous(),

@@ -35,9 +35,10 @@ import torch
 from ..core.cosmology import Cosmology
 from ..core.fields import linear_density_k, white_noise
 from ..core.fourier import check_box_size
-from ..core.lpt import gradient_component, lpt2_potential, lpt_potentials
+from ..core.lpt import gradient_component, lpt2_potential, lpt_displacement, lpt_potentials
+from ..core.mesh import wrap_positions
 from ..core.power import LinearPower
-from .emulate import check_request, growth_factors
+from .emulate import Realization, check_request, growth_factors
 from .portable import EmulatorModel
 from .tiling import tile_origins
 
@@ -45,7 +46,7 @@ __all__ = ["StreamedFields", "stream_fields", "linear_fields_to_file", "streamin
 
 
 @dataclass
-class StreamedFields:
+class StreamedFields(Realization):
     """A realization written to an HDF5 group: ``Position`` (``(n^3, 3)`` float32, Mpc/h, in ``[0, L)``) and
     ``Velocity`` (km/s), in the particle order of :class:`~emulator.model.emulate.GeneratedFields`.
 
@@ -56,13 +57,6 @@ class StreamedFields:
 
     path: Path
     group: str
-    cosmology: Cosmology
-    redshift: float
-    box_size: float
-    ngrid: int
-    seed: int
-    method: str
-    extrapolated: list[str]
     slabs: list[tuple[int, int]] = field(default_factory=list)
     x_extent: list[tuple[float, float]] = field(default_factory=list)
 
@@ -82,8 +76,8 @@ def linear_fields_to_file(cosmology: Cosmology, redshift: float, box: float, see
     for axis in range(3):
         psi1 = -gradient_component(phi1_k, box, axis)
         psi2 = gradient_component(phi2_k, box, axis) if phi2_k is not None else torch.zeros_like(psi1)
-        dset_disp[axis] = (d1 * psi1 + d2 * psi2).cpu().numpy()
-        dset_vdisp[axis] = (d1 * psi1 + (f2 / f1) * d2 * psi2).cpu().numpy()
+        dset_disp[axis] = lpt_displacement(psi1, psi2, d1, d2).cpu().numpy()
+        dset_vdisp[axis] = lpt_displacement(psi1, psi2, d1, (f2 / f1) * d2).cpu().numpy()
         del psi1, psi2
 
 
@@ -136,15 +130,16 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
                                                   allow_extrapolation=allow_extrapolation)
     box = check_box_size(box_size)
     multiple = max(2, int(model.net.size_multiple)) if method == "emulator" else 1
-    starts = tile_origins(n, min(int(tile), n), multiple)
     tile = min(int(tile), n)
+    starts = tile_origins(n, tile, multiple)
     a, _, _, f1, _, e = growth_factors(cosmology, redshift)
     cell = box / n
     scratch = Path(scratch)
     pos_ds = out_group.create_dataset("Position", (n**3, 3), dtype="f4")
     vel_ds = out_group.create_dataset("Velocity", (n**3, 3), dtype="f4")
-    res = StreamedFields(Path(out_group.file.filename), out_group.name, cosmology, float(redshift), box, n, seed,
-                         method, extrapolated)
+    res = StreamedFields(cosmology=cosmology, redshift=float(redshift), box_size=box, ngrid=n, seed=seed,
+                         method=method, extrapolated=extrapolated, path=Path(out_group.file.filename),
+                         group=out_group.name)
     try:
         with h5py.File(scratch, "w") as tmp:
             disp_ds = tmp.create_dataset("disp", (3, n, n, n), dtype="f4")
@@ -170,8 +165,7 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
                 q = torch.stack(torch.meshgrid(ax[ox : ox + tile], ax, ax, indexing="ij"), dim=-1).reshape(-1, 3)
                 x = q + disp.flatten(-3).transpose(-1, -2)
                 res.x_extent.append((float(x[:, 0].min()), float(x[:, 0].max())))
-                pos = torch.remainder(x, box)
-                pos = torch.where(pos >= box, pos - box, pos)
+                pos = wrap_positions(x, box)
                 rows = (ox * n * n, (ox + tile) * n * n)
                 pos_ds[rows[0] : rows[1]] = pos.numpy()
                 vel_ds[rows[0] : rows[1]] = ((100.0 * a * e * f1) * vdisp).flatten(-3).transpose(-1, -2).numpy()
