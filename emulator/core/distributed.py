@@ -11,6 +11,7 @@ given seed is computed by the same code whatever the number of processes.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, Sequence, TypeVar
 
@@ -75,7 +76,21 @@ def init_if_needed(device: str = "cpu") -> bool:
     if backend == "nccl":
         torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
     dist.init_process_group(backend=backend)
+    atexit.register(_destroy_process_group)
     return True
+
+
+def _destroy_process_group() -> None:
+    """Tear down the group this module created before the interpreter finalises.
+
+    A group left to the C++ destructors at exit can abort the process ("terminate called without an active
+    exception" from gloo's threads, exit code -6) after all its work is done; destroying it here joins those
+    threads first.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
