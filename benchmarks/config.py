@@ -43,12 +43,13 @@ DEFAULTS: dict[str, Any] = {
         "source": "simulate",  # "simulate" (cosmologies below), "suite" (a suite YAML) or "trainingset" (path)
         "path": None,  # training-set HDF5 for source=trainingset
         "suite": None,  # suite YAML for source=suite (relative paths: to the repository root)
+        "processes": 1,  # source=suite on a CPU: torchrun processes for its missing simulations; None: one per CPU
         "split": "test",
         "max_sims": 4,
         "cosmologies": ["planck18"],  # presets or {Omega_m: .., ...} mappings (source=simulate)
         "seeds": [4242],  # one per cosmology (cycled)
         "simulation": {"z_init": 12.0, "steps": 12, "force_factor": 2, "gradient": "fd4", "mesh_shift": 0.5,
-                       "deconvolve": 1},
+                       "deconvolve": 1, "refine": 1},  # refine: mass refinement of the truth (data_prep.simulate)
     },
     "pm_few": {"steps": 4},
     # PM contenders at the model's particle number: name -> settings over pm_base (steps and force mesh at least)

@@ -32,7 +32,8 @@ from emulator.core.window import particle_overdensity_k
 
 from .truth import Mock
 
-__all__ = ["Binning", "make_binning", "overdensity_k", "mock_delta_k", "measure", "compare", "power_for_covariance"]
+__all__ = ["Binning", "make_binning", "overdensity_k", "mock_delta_k", "measure", "compare", "power_for_covariance",
+           "cosmology_groups", "seed_scatter"]
 
 
 @dataclass(frozen=True)
@@ -290,3 +291,22 @@ def max_over(values: torch.Tensor, k: torch.Tensor | None = None, kmax: float | 
 def to_numpy(x) -> np.ndarray:
     """Tensor (any device) -> numpy float64."""
     return torch.as_tensor(x).detach().cpu().to(torch.float64).numpy()
+
+
+def cosmology_groups(entries: list[dict]) -> list[list[int]]:
+    """Indices of ``entries`` (each with a ``cosmology`` mapping) grouped by cosmology, in first-seen order: the
+    realizations (seeds) of each test cosmology."""
+    groups: dict[tuple, list[int]] = {}
+    for i, e in enumerate(entries):
+        key = tuple(sorted((k, round(float(v), 12)) for k, v in e["cosmology"].items()))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def seed_scatter(curves: list, k, kmax: float) -> float | None:
+    """Realization noise of a per-k comparison: the largest, over ``k <= kmax``, sample standard deviation
+    (``ddof = 1``) of ``curves`` (one per seed of one cosmology); ``None`` with fewer than two curves."""
+    if len(curves) < 2:
+        return None
+    std = torch.stack([torch.as_tensor(c, dtype=torch.float64).cpu() for c in curves]).std(dim=0, correction=1)
+    return max_over(std, torch.as_tensor(k, dtype=torch.float64).cpu(), kmax)

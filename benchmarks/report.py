@@ -23,8 +23,9 @@ def _fmt(v, spec=".3g") -> str:
 def summary_table(res: dict) -> str:
     """Markdown table of the headline numbers per contender."""
     head = ("| contender | max abs(P/P_t - 1) | ensemble max abs(<P>/<P_t> - 1) | max (1 - r) | max abs(dQ) | PDF L1 | "
-            "max abs(P0/P0_t - 1) | cov diag rel. err | corr Frobenius | s / mock | speed-up vs PM |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|")
+            "max abs(P0/P0_t - 1) | cov diag rel. err | corr Frobenius | s / mock | speed-up vs PM | "
+            "seed scatter of P/P_t |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for name, s in res["summary"].items():
         lines.append(
@@ -32,13 +33,13 @@ def summary_table(res: dict) -> str:
             f"{_fmt(s['max_abs_mean_pk_ratio_minus_1'])} | {_fmt(s['max_one_minus_r'])} | "
             f"{_fmt(s['max_abs_dQ'])} | {_fmt(s['max_pdf_l1'])} | {_fmt(s['max_abs_p0_ratio_minus_1'])} | "
             f"{_fmt(s['cov_diag_mean_abs_rel_err'])} | {_fmt(s['corr_frobenius'])} | {_fmt(s['seconds_per_mock'])} | "
-            f"{_fmt(s['speedup_vs_pm'])} |")
+            f"{_fmt(s['speedup_vs_pm'])} | {_fmt(s.get('pk_ratio_seed_scatter'))} |")
     pm = (res.get("speed") or {}).get("pm", {})
     if "seconds_per_mock" in pm:
         sim = res["setup"]["simulation"]
         recipe = f"{sim.get('steps')} steps" + (f", refine {sim['refine']}" if sim.get("refine", 1) != 1 else "")
         lines.append(f"| {LABELS['pm']} ({recipe}) | 0 | 0 | 0 | 0 | 0 | 0 | "
-                     f"0 | 0 | {_fmt(pm['seconds_per_mock'])} | 1 |")
+                     f"0 | 0 | {_fmt(pm['seconds_per_mock'])} | 1 | 0 |")
     return "\n".join(lines)
 
 
@@ -57,12 +58,20 @@ def galaxy_table(res: dict) -> str | None:
              f"{min(ng)}–{max(ng)} truth galaxies per box; worst case over cosmologies for k ≤ {kmax:.3g} h/Mpc. "
              f"The truth's own Gaussian error in its best-measured bin (median over cosmologies): σ(P0)/P0 = "
              f"{err[0]:.2f}, σ(P2)/P0 = {err[1]:.2f}, σ(P4)/P0 = {err[2]:.2f}: differences below these are noise.", "",
-             "| contender | max abs(P0/P0_t - 1) | max abs(P2 - P2_t)/P0_t | max abs(P4 - P4_t)/P0_t |",
-             "|---|---|---|---|"]
+             "| contender | max abs(P0/P0_t - 1) | max abs(P2 - P2_t)/P0_t | max abs(P4 - P4_t)/P0_t | "
+             "seed scatter of P0/P0_t |", "|---|---|---|---|---|"]
     for name, s in rows:
         lines.append(f"| {_label(res, name)} | {_fmt(s['max_abs_gal_p0_ratio'])} | "
-                     f"{_fmt(s['max_abs_gal_dp2_over_p0'])} | {_fmt(s['max_abs_gal_dp4_over_p0'])} |")
+                     f"{_fmt(s['max_abs_gal_dp2_over_p0'])} | {_fmt(s['max_abs_gal_dp4_over_p0'])} | "
+                     f"{_fmt(s.get('gal_p0_ratio_seed_scatter'))} |")
     return "\n".join(lines)
+
+
+def _design_line(res: dict) -> str:
+    """``N cosmologies × S seeds`` (or ``N cosmologies`` for one seed each)."""
+    st = res["setup"]
+    n, s = st.get("n_cosmologies", len(res["per_cosmology"])), st.get("seeds_per_cosmology", 1)
+    return f"{n} cosmologies" + (f" × {s} seeds" if s > 1 else "")
 
 
 def speed_table(res: dict) -> str:
@@ -215,7 +224,7 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
     lines = [
         f"# Benchmark report: tier `{res['tier']}`", "",
         f"{res['created']} · {st['ngrid']}^3 particles in {st['box_size']:g} Mpc/h · z = {st['redshift']:g} · "
-        f"{len(res['per_cosmology'])} cosmologies · truth: {st['truth_source']} (PM, {st['simulation']}) · "
+        f"{_design_line(res)} · truth: {st['truth_source']} (PM, {st['simulation']}) · "
         f"wall time {res['wall_seconds']:.0f} s", "",
         f"Hardware: {hw['cpu_model']} ({hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads), device "
         f"`{hw['device']}`{' ' + hw['gpu_name'] if 'gpu_name' in hw else ''}; torch {res['versions']['torch']}, "
@@ -223,8 +232,11 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         f"Model: `{model.get('name')}` ({model.get('path')}, sha256 `{model.get('sha256', '')[:16]}…`, cell "
         f"{model.get('cell_size')} Mpc/h).", "",
         "## Summary", "",
-        f"Worst case over cosmologies, for k ≤ {st['summary_kmax']:.3g} h/Mpc (k_Nyq/2 of the particle grid "
-        f"unless configured); dQ over all equilateral and isosceles triangles; PDF L1 = ∫|p − p_truth| d(1+δ); "
+        f"Worst case over cosmologies and seeds, for k ≤ {st['summary_kmax']:.3g} h/Mpc (k_Nyq/2 of the particle "
+        f"grid unless configured). Seed scatter: the largest, over cosmologies and k, standard deviation of the "
+        f"same ratio between a cosmology's independent realizations (each contender on the truth's seed): the "
+        f"realization noise of a worst-case number, which a difference must exceed to mean anything. dQ over all "
+        f"equilateral and isosceles triangles; PDF L1 = ∫|p − p_truth| d(1+δ); "
         f"covariance over {len(res['covariance']['seeds'])} realizations (mean |Var_c/Var_t − 1| over bins; "
         f"Frobenius norm of the correlation-matrix difference; sampling noise of a variance ≈ "
         f"{res['covariance']['noise_floor_diag']:.2f}). Time per mock from the isolated speed runs at "

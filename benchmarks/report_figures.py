@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .frontier import quiet_minor_ticks
+from .metrics import cosmology_groups
 
 __all__ = ["COLORS", "LABELS", "as_array", "label", "color", "per_k_figure", "halo_figure", "save"]
 
@@ -17,6 +18,7 @@ LABELS = {"generator": "generator", "2lpt": "2LPT", "za": "ZA", "pm_few": "PM fe
 
 
 _PM_COLORS = ("C5", "C6", "C7", "C8", "C9", "0.45")
+_SEED_STYLES = ("-", "--", ":", "-.")
 
 
 def _pm(res) -> dict:
@@ -53,8 +55,8 @@ def save(fig, path: Path) -> str:
 
 
 def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None, xkey=None):
-    """One panel per contender, one line per cosmology (named in a shared legend); ``xkey``: the comparison entry
-    holding the bins' k (default: the truth's P(k) bins)."""
+    """One panel per contender, one colour per cosmology (named in a shared legend) and one line style per seed;
+    ``xkey``: the comparison entry holding the bins' k (default: the truth's P(k) bins)."""
     import matplotlib.pyplot as plt
 
     st = res["setup"]
@@ -65,20 +67,24 @@ def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None, 
     nrow = -(-len(names) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol + 1.8, 2.7 * nrow + 0.4), sharex=True, sharey=True,
                              squeeze=False)
-    cmap = plt.get_cmap("tab10" if len(res["per_cosmology"]) <= 10 else "viridis")
+    per = res["per_cosmology"]
+    groups = cosmology_groups(per)  # colour per cosmology, line style per seed
+    style = {i: (gi, si) for gi, g in enumerate(groups) for si, i in enumerate(g)}
+    cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "viridis")
     for ax, name in zip(axes.flat, names):
         if band is not None:
             ax.axhspan(band[0], band[1], color="0.88")
-        for i, e in enumerate(res["per_cosmology"]):
+        for i, e in enumerate(per):
             c = e["contenders"][name]["compare"]
             if key not in c:
                 continue
             y = as_array(c[key])
             y = transform(y) if transform else y
             k = as_array(c[xkey] if xkey else e["truth"]["k"] if key != "xi_ratio" else e["truth"]["rsep"])
-            ncos = len(res["per_cosmology"])
-            colour = cmap(i % 10) if ncos <= 10 else cmap(i / max(1, ncos - 1))
-            ax.plot(k, y, color=colour, lw=1.0, label=e.get("label") or f"cosmology {i}")
+            gi, si = style[i]
+            colour = cmap(gi % 10) if len(groups) <= 10 else cmap(gi / max(1, len(groups) - 1))
+            ax.plot(k, y, color=colour, lw=1.0, ls=_SEED_STYLES[si % len(_SEED_STYLES)],
+                    label=(e.get("label") or f"cosmology {gi}") if si == 0 else "_nolegend_")
         if key != "xi_ratio":
             ax.axvline(st["summary_kmax"], color="0.5", ls="--", lw=0.8)
             ax.set_xscale("log")
@@ -94,8 +100,9 @@ def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None, 
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel, fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False, title="truth cosmology",
-               title_fontsize=7)
+    seeds = max(len(g) for g in groups)
+    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False, title_fontsize=7,
+               title="truth cosmology" + ("\n(solid, dashed, dotted:\nfirst, second, third seed)" if seeds > 1 else ""))
     fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.3 * ncol + 1.8), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -27,7 +27,8 @@ from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_re
 from .contenders import make_contender, resolve_model
 from .env import hardware, jsonify, resolve_device, utc_now, versions, write_json
 from .lognormal import realization_factor
-from .metrics import Binning, compare, make_binning, max_over, measure, mock_delta_k, power_for_covariance
+from .metrics import (Binning, compare, cosmology_groups, make_binning, max_over, measure, mock_delta_k,
+                      power_for_covariance, seed_scatter)
 from .speed import measure_speed
 from .truth import simulate_truth, trainingset_truth
 
@@ -119,9 +120,16 @@ def _covariance(cfg, b: Binning, cosmo, model, sim, device, log) -> dict:
 def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Binning, cfg: dict) -> dict:
     """Headline numbers per contender (worst case over cosmologies; k up to ``summary_kmax * k_Nyq``)."""
     kmax = float(cfg["statistics"]["summary_kmax"]) * b.knyq
+    groups = cosmology_groups(per_cosmo)  # the seeds of each cosmology
     out = {}
     for name in cfg["contenders"]:
         rows = [(e["truth"]["k"], e["contenders"][name]["compare"]) for e in per_cosmo]
+
+        def scatter(key, xkey=None):  # worst realization noise of a comparison, over cosmologies with >= 2 seeds
+            vals = [seed_scatter([rows[i][1][key] for i in g], rows[g[0]][1][xkey] if xkey else rows[g[0]][0], kmax)
+                    for g in groups if all(key in rows[i][1] for i in g)]
+            vals = [v for v in vals if v is not None and np.isfinite(v)]
+            return max(vals) if vals else None
 
         def worst(fn):
             vals = [fn(k, c) for k, c in rows]
@@ -142,6 +150,7 @@ def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Bi
             **{f"max_abs_{key}": worst(lambda k, c, key=key, shift=shift: max_over(c[key] - shift, c["gal_k"], kmax)
                                        if key in c else None)
                for key, shift in (("gal_p0_ratio", 1.0), ("gal_dp2_over_p0", 0.0), ("gal_dp4_over_p0", 0.0))},
+            "pk_ratio_seed_scatter": scatter("pk_ratio"), "gal_p0_ratio_seed_scatter": scatter("gal_p0_ratio", "gal_k"),
             "max_abs_mean_pk_ratio_minus_1": None, "cov_diag_mean_abs_rel_err": None, "corr_frobenius": None,
             "seconds_per_mock": float(np.mean([e["contenders"][name]["seconds"] for e in per_cosmo])),
             "seconds_source": "benchmark run", "speedup_vs_pm": None,
@@ -188,7 +197,8 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         from .suite_truth import suite_recipe, suite_truth
 
         truths, scfg_suite, tnotes = suite_truth(resolve_repo_path(tcfg["suite"]), z, ngrid=int(cfg["ngrid"]),
-                                                 box_size=cfg["box_size"], device=dev, log=log)
+                                                 box_size=cfg["box_size"], device=dev, log=log,
+                                                 processes=tcfg["processes"])
         notes += tnotes
         sim = suite_recipe(scfg_suite)
         n, box = scfg_suite.ngrid, scfg_suite.box_size
@@ -234,6 +244,8 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
                   "k_equilateral": b.k_eq, "k_isosceles": b.k_iso, "thetas": b.thetas, "dk": b.dk,
                   "halo_edges": b.halo_edges, "smoothing_radii": list(b.radii), "truth_source": source,
                   "simulation": sim, "covariance_simulation": cov_sim,
+                  "n_cosmologies": len(cosmology_groups(per_cosmo)),
+                  "seeds_per_cosmology": min(len(g) for g in cosmology_groups(per_cosmo)),
                   "pm_few_steps": int(cfg["pm_few"]["steps"]),
                   "pm_contenders": pm_all},
         "contenders": list(cfg["contenders"]),

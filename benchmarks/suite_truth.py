@@ -5,13 +5,18 @@ their seeds and the converged recipe). :func:`suite_truth` runs :func:`data_prep
 which simulates only what is missing in the suite's ``out_dir`` and reuses finished simulations whose recorded
 inputs (cosmology, seed, box, particle number, every recipe option and the simulator version) match the config, and
 refuses (one-line error) simulations made with other inputs. That folder is the benchmark's cache, keyed by
-config and simulator version; nothing else is read. The snapshot at the benchmark's redshift of each simulation is
+config and simulator version; nothing else is read. With ``processes > 1`` the missing simulations are run by
+that many ``torchrun`` processes of ``data-prep simulate`` (one thread each; the suite code shards its work over
+ranks), then read here. The snapshot at the benchmark's redshift of each simulation is
 returned as a :class:`~benchmarks.truth.Mock` in Lagrangian (particle-ID) order.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -20,12 +25,12 @@ import torch
 
 from data_prep.readers import read_header, read_snapshot
 from data_prep.simulate.run import wrap_positions
-from data_prep.simulate.suite import SuiteConfig, load_suite_config, run_suite
+from data_prep.simulate.suite import SuiteConfig, suite_design, load_suite_config, run_suite
 from emulator.core.cosmology import Cosmology
 
 from .truth import Mock
 
-__all__ = ["suite_truth", "suite_recipe"]
+__all__ = ["suite_truth", "suite_recipe", "run_suite_parallel"]
 
 
 def suite_recipe(cfg: SuiteConfig) -> dict:
@@ -45,9 +50,35 @@ def _check(cfg: SuiteConfig, path: Path, redshift: float, ngrid: int | None, box
                          f"{box_size:g} Mpc/h")
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_suite_parallel(path: Path, cfg: SuiteConfig, processes: int | None, log: Callable[[str], None]) -> None:
+    """Run the suite's missing simulations in ``processes`` ``torchrun`` processes (``None``: one per CPU).
+
+    A first pass in this process checks the finished simulations against the config (a mismatch is the suite's
+    one-line error) and counts what is missing; nothing is spawned when that is at most one simulation, or with
+    one process, or inside a ``torchrun`` job already.
+    """
+    manifest = Path(run_suite(cfg, progress=False, limit=0))
+    missing = len(suite_design(cfg)) - len(json.loads(manifest.read_text())["simulations"])
+    nproc = min(available_cpus() if processes is None else int(processes), missing)
+    if nproc < 2 or os.environ.get("WORLD_SIZE", "") not in ("", "1"):
+        return
+    log(f"truth: {missing} simulations of suite {cfg.name} in {nproc} torchrun processes")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "data_prep.cli", "simulate", "--config", str(path)]
+    res = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        raise ValueError(f"truth.suite {path}: data-prep simulate under torchrun failed (exit {res.returncode}); "
+                         "finished simulations are kept, rerun to resume")
+
+
 def suite_truth(
     path: str | Path, redshift: float, *, ngrid: int | None = None, box_size: float | None = None,
-    device: str | torch.device = "cpu", log: Callable[[str], None] = print,
+    device: str | torch.device = "cpu", log: Callable[[str], None] = print, processes: int | None = 1,
 ) -> tuple[list[Mock], SuiteConfig, list[str]]:
     """Make or reuse the suite's simulations; return its snapshots at ``redshift`` as truth mocks.
 
@@ -60,6 +91,8 @@ def suite_truth(
         One of the suite's ``output_redshifts``.
     ngrid, box_size : optional
         The benchmark's particles per side and box (Mpc/h), checked against the suite's.
+    processes : int or None
+        Processes for the missing simulations (``None``: one per CPU); 1 runs them here, one after another.
 
     Returns
     -------
@@ -71,6 +104,8 @@ def suite_truth(
     path = Path(path)
     cfg = load_suite_config(path)
     _check(cfg, path, float(redshift), ngrid, box_size)
+    if processes != 1 and str(device).startswith("cpu"):
+        run_suite_parallel(path, cfg, processes, log)
     manifest = Path(run_suite(cfg, progress=True))
     out = manifest.parent
     records = json.loads(manifest.read_text())["simulations"]

@@ -17,19 +17,22 @@ from benchmarks.contenders import write_identity_model
 from benchmarks.run import run_tier
 from benchmarks.suite_truth import suite_recipe, suite_truth
 from data_prep.simulate.run import run_simulation
-from data_prep.simulate.suite import _design, load_suite_config
+from data_prep.simulate.suite import suite_design, load_suite_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = {"z_init": 9.0, "steps": 3, "force_factor": 2, "output_redshifts": [1.0, 0.0]}
 
 
-def _suite(tmp_path: Path, **sim) -> Path:
+def _suite(tmp_path: Path, second_seed: int | None = None, **sim) -> Path:
+    """Two cosmologies (seeds 61, 62); with ``second_seed`` the first again with that seed (``a_seed2``)."""
     cfg = {"name": "tiny", "out_dir": str(tmp_path / "suite"), "box_size": 64.0, "ngrid": 8, "n_cosmologies": 0,
            "prior": DEFAULTS["model"]["fallback_prior"],
            "cosmologies": [{"name": "a", "Omega_m": 0.3, "Omega_b": 0.048, "h": 0.68, "n_s": 0.96, "sigma8": 0.8,
                             "seed": 61}, {"name": "b", "Omega_m": 0.26, "Omega_b": 0.045, "h": 0.7, "n_s": 0.95,
                                           "sigma8": 0.85, "seed": 62}],
            "simulation": {**SIM, **sim}}
+    if second_seed is not None:
+        cfg["cosmologies"].append({**cfg["cosmologies"][0], "name": "a_seed2", "seed": second_seed})
     path = tmp_path / "tiny_suite.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -61,7 +64,7 @@ def test_suite_truth_refuses_what_it_does_not_hold(tmp_path, kwargs, match):
 
 
 def test_a_tier_on_a_suite_reports_its_cosmologies_seeds_and_recipe(tmp_path):
-    path = _suite(tmp_path)
+    path = _suite(tmp_path, second_seed=63)
     model = write_identity_model(tmp_path / "m.pt", 8.0, DEFAULTS["model"]["fallback_prior"], (0.0, 2.0))
     cfg = tmp_path / "micro.yaml"
     cfg.write_text(
@@ -76,7 +79,13 @@ def test_a_tier_on_a_suite_reports_its_cosmologies_seeds_and_recipe(tmp_path):
     assert data["setup"]["truth_source"] == "suite"
     assert data["setup"]["simulation"] == {k: v for k, v in SIM.items() if k != "output_redshifts"}
     assert data["setup"]["covariance_simulation"]["steps"] == 2
-    assert [e["seed"] for e in data["per_cosmology"]] == [61, 62]
+    assert [e["seed"] for e in data["per_cosmology"]] == [61, 62, 63]
+    assert (data["setup"]["n_cosmologies"], data["setup"]["seeds_per_cosmology"]) == (2, 1)
+    per, kmax = data["per_cosmology"], data["setup"]["summary_kmax"]
+    for name, s in data["summary"].items():  # the realization noise: the two seeds of cosmology "a"
+        a, a2 = (np.array(per[i]["contenders"][name]["compare"]["pk_ratio"], dtype=float) for i in (0, 2))
+        keep = (np.array(per[0]["truth"]["k"]) <= kmax) & np.isfinite(a) & np.isfinite(a2)
+        assert s["pk_ratio_seed_scatter"] == pytest.approx(np.max(np.abs(a - a2)[keep]) / np.sqrt(2), rel=1e-9)
 
 
 def test_the_committed_standard_report_matches_its_config_and_suite():
@@ -84,10 +93,11 @@ def test_the_committed_standard_report_matches_its_config_and_suite():
     data = json.loads((ROOT / "benchmarks" / "results" / "standard" / "results.json").read_text())
     cfg = load_config("standard")
     suite = load_suite_config(resolve_repo_path(cfg["truth"]["suite"]))
-    design = _design(suite)
+    design = suite_design(suite)
     assert data["tier"] == "standard" and data["setup"]["truth_source"] == "suite" == cfg["truth"]["source"]
     assert data["config"]["truth"]["suite"] == cfg["truth"]["suite"]
     assert [e["seed"] for e in data["per_cosmology"]] == [d["seed"] for d in design]
+    assert data["setup"]["seeds_per_cosmology"] >= 2 and data["setup"]["n_cosmologies"] >= 8  # issue 12
     for e, d in zip(data["per_cosmology"], design):
         got = e["cosmology"]
         assert all(np.isclose(got[k], d["cosmology"][k], rtol=1e-12) for k in d["cosmology"]), (got, d)
@@ -103,3 +113,40 @@ def test_the_committed_standard_report_matches_its_config_and_suite():
     assert data["config"]["statistics"]["galaxies"] == cfg["statistics"]["galaxies"]  # HOD galaxy multipoles
     if cfg["statistics"]["galaxies"]:
         assert all("gal_dp4_over_p0" in e["contenders"]["generator"]["compare"] for e in data["per_cosmology"])
+
+
+def test_the_full_tier_is_converged_paired_in_seeds_and_has_100_realizations():
+    """Issue 12's full tier: the converged recipe of the test suite, >= 8 cosmologies with the (Omega_m, sigma8)
+    corners, >= 2 seeds each (disjoint from every suite), >= 100 covariance realizations, the PM settings."""
+    cfg = load_config("full")
+    test_suite = load_suite_config(resolve_repo_path("configs/suite_converged_test.yaml"))
+    truth = cfg["truth"]
+    assert truth["source"] == "simulate" and truth["simulation"] == suite_recipe(test_suite)
+    assert len(truth["seeds"]) == len(truth["cosmologies"]) == len(set(truth["seeds"]))  # one seed per entry
+    seeds: dict = {}
+    for spec, seed in zip(truth["cosmologies"], truth["seeds"]):
+        seeds.setdefault(tuple(float(spec[k]) for k in ("Omega_m", "Omega_b", "h", "n_s", "sigma8")), set()).add(seed)
+    assert len(seeds) >= 8 and all(len(s) >= 2 for s in seeds.values())
+    assert {(om, s8) for om, _, _, _, s8 in seeds} >= {(0.24, 0.7), (0.24, 0.9), (0.4, 0.7), (0.4, 0.9)}
+    used = {d["seed"] for name in ("suite_converged", "suite_converged_val", "suite_converged_test")
+            for d in suite_design(load_suite_config(resolve_repo_path(f"configs/{name}.yaml")))}
+    assert not used & set(truth["seeds"])
+    assert cfg["covariance"]["realizations"] >= 100 and cfg["covariance"]["simulation"]["steps"] >= 12
+    assert {"pm6", "pm12", "pm20_3x"} <= set(cfg["contenders"]) and len(cfg["pm"]) >= 3
+
+
+def test_missing_truth_simulations_run_in_torchrun_processes_with_the_same_particles(tmp_path):
+    """``processes=2``: the suite's simulations are made by two torchrun ranks of ``data-prep simulate`` and are
+    the particles one process makes."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    mocks1, _, _ = suite_truth(_suite(one), 0.0, ngrid=8, box_size=64.0, log=lambda m: None)
+    lines: list[str] = []
+    mocks2, _, _ = suite_truth(_suite(two), 0.0, ngrid=8, box_size=64.0, log=lines.append, processes=2)
+    assert any("2 simulations of suite tiny in 2 torchrun processes" in line for line in lines)
+    assert len(list((two / "suite").glob("*/done.json"))) == 2
+    for a, b in zip(mocks1, mocks2):
+        assert a.seed == b.seed and torch.equal(a.positions, b.positions) and torch.equal(a.velocities, b.velocities)
+    lines.clear()  # all made: nothing is spawned again
+    suite_truth(_suite(two), 1.0, ngrid=8, box_size=64.0, log=lines.append, processes=2)
+    assert not any("torchrun" in line for line in lines)

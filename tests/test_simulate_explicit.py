@@ -14,7 +14,7 @@ import torch
 
 from data_prep.cli import main
 from data_prep.simulate.explicit import parse_cosmologies
-from data_prep.simulate.suite import SuiteConfig, _design, load_suite_config, simulation_inputs
+from data_prep.simulate.suite import SuiteConfig, suite_design, load_suite_config, simulation_inputs
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
 from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.fourier import k_magnitude, to_fourier
@@ -88,7 +88,7 @@ def test_yaml_list_and_errors():
     entries = [{**POINT, "seed": 3, "name": "fid"}, {**POINT, "sigma8": 0.7, "seed": 3}]
     cfg = SuiteConfig(name="x", out_dir="x", box_size=32.0, ngrid=8, n_cosmologies=2,
                       prior=load_suite_config(CONFIGS / "suite_default.yaml").prior, cosmologies=entries)
-    design = _design(cfg)
+    design = suite_design(cfg)
     assert [d["sim_id"] for d in design] == ["sim_0000", "sim_0001", "fid", "cosmo_0001"]
     assert design[2]["seed"] == design[3]["seed"] == 3 and design[3]["cosmology"]["sigma8"] == 0.7
     bad = [({**POINT}, "seed is required"), ({**POINT, "seed": -1}, "seed"), ({**POINT, "seed": 1, "w0": -1},
@@ -123,7 +123,7 @@ def _suites():
 
 def test_converged_suites_are_disjoint_and_the_test_suite_holds_corners():
     suites = _suites()
-    train, val, test = (_design(c) for c in suites.values())
+    train, val, test = (suite_design(c) for c in suites.values())
     assert len(train) >= 96 and len(val) >= 8 and len(test) >= 8
     for cfg in suites.values():
         assert cfg.simulation["refine"] == 2 and cfg.simulation["steps"] >= 20
@@ -146,3 +146,7 @@ def test_converged_suites_are_disjoint_and_the_test_suite_holds_corners():
     corners = {(bool(np.isclose(p[om], high[om])), bool(np.isclose(p[s8], high[s8])))
                for p, b in zip(points, at_bound) if b[om] and b[s8]}
     assert len(corners) == 4  # all four (Omega_m, sigma8) corners, high sigma8 with low Omega_m included
+    by_cosmology: dict = {}
+    for d, p in zip(test, points):
+        by_cosmology.setdefault(tuple(np.round(p, 12)), set()).add(d["seed"])
+    assert len(by_cosmology) >= 8 and all(len(s) >= 2 for s in by_cosmology.values())  # >= 2 realizations each

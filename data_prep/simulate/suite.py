@@ -39,7 +39,7 @@ from emulator.core.distributed import all_gather_objects, barrier, init_if_neede
 from .explicit import explicit_design
 from .run import SIMULATOR_VERSION, run_simulation
 
-__all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config", "simulation_inputs"]
+__all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config", "simulation_inputs", "suite_design"]
 
 _SIM_KEYS = {
     "z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient",
@@ -112,7 +112,9 @@ def latin_hypercube(n: int, low: np.ndarray, high: np.ndarray, seed: int) -> np.
     return qmc.scale(unit, low, high) if np.all(high > low) else low + unit * (high - low)
 
 
-def _design(cfg: SuiteConfig) -> list[dict]:
+def suite_design(cfg: SuiteConfig) -> list[dict]:
+    """The suite's simulations in order: ``{"sim_id", "cosmology", "seed"}`` of the Latin hypercube, then the
+    explicit cosmologies."""
     points = latin_hypercube(cfg.n_cosmologies, cfg.low, cfg.high, cfg.design_seed) if cfg.n_cosmologies else []
     sims = []
     for i, p in enumerate(points):
@@ -252,7 +254,7 @@ def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = No
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
     out = Path(cfg.out_dir)
-    design = _design(cfg)
+    design = suite_design(cfg)
     expected = {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design}
     device = str(resolve_device(cfg.device))
     rank, world = rank_world()  # torchrun: rank 0 holds the lock and checks, each rank runs its shard
