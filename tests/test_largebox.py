@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -137,6 +140,7 @@ def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, mon
                   **extra)
     lines: list[str] = []
     whole = generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0]
+    stale = _killed_with_scratch(tmp_path / "streamed" / Path(whole).name)  # a SIGKILLed run's leftover
     # a 64^3 mock held whole fits any cap the baseline allows: pretend it needs 10 GB so the cap forces streaming
     monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
     small = generate_mocks("planck18", out_dir=tmp_path / "streamed", max_memory=1.0, log=lines.append,
@@ -151,6 +155,21 @@ def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, mon
         assert a.attrs.get(key) == b.attrs.get(key)
     assert set(a.attrs) <= set(b.attrs)  # every attr of the in-memory mock, MODELSHA and catalog_format included
     assert sorted(p.name for p in Path(small).parent.iterdir()) == [Path(small).name]  # no scratch left
+    assert not stale.exists()  # the killed run's scratch is gone too
+
+
+def _killed_with_scratch(target: Path) -> Path:
+    """Run a process that opens a scratch file for ``target`` and dies by SIGKILL holding it; return the file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    code = ("import os, signal, sys\nfrom emulator.core.atomic import scratch_path\n"
+            "path = scratch_path(sys.argv[1], 'particles').__enter__()\nopen(path, 'w').write('x' * 1000)\n"
+            "print(path, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    left = Path(res.stdout.strip())
+    assert left.exists() and left.parent == target.parent and left.name.startswith(f".{target.name}.particles.")
+    return left
 
 
 def test_max_memory_is_checked_before_any_file(model, tmp_path):

@@ -29,7 +29,7 @@ import socket
 import tempfile
 from typing import IO, Iterator, Sequence
 
-__all__ = ["atomic_path", "atomic_open", "atomic_file_set", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "atomic_open", "atomic_file_set", "remove_stale_temporaries", "scratch_path"]
 
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9-]+)\.[A-Za-z0-9_]+\.tmp$")
 
@@ -130,6 +130,21 @@ def _fsync(path: str) -> None:
 def _remove(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
+
+
+@contextlib.contextmanager
+def scratch_path(path: str | os.PathLike, tag: str) -> Iterator[str]:
+    """Yield a hidden scratch file next to ``path``, removed when the block ends, however it ends.
+
+    It is named as this module's temporaries (target ``<name of path>.<tag>``), so one left by a killed process
+    is removed by the next :func:`scratch_path` of the same target or by :func:`remove_stale_temporaries` of the
+    folder once its owner is dead. The file exists (empty) when yielded; a library may recreate it by name.
+    """
+    tmp = _make_temp(f"{os.fspath(path)}.{tag}")
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
 
 
 @contextlib.contextmanager

@@ -186,14 +186,14 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
     """
     import h5py
 
+    from ..core.atomic import remove_stale_temporaries, scratch_path
     from ..model.streaming import stream_fields
     from .fof_slabs import slab_friends_of_friends
     from .io import hdf5_mock_writer, write_mock_files
 
-    scratch = path.with_name(f".{path.stem}.particles.h5")
-    linear = path.with_name(f".{path.stem}.linear.h5")
     extra: dict[str, Any] = {"streamed": True, "stream_tile": int(plan.tile), "memory_estimate_gb": plan.peak / GB}
-    try:
+    remove_stale_temporaries(path.parent)  # scratch of killed runs (their owners dead) in this folder
+    with scratch_path(path, "particles") as scratch, scratch_path(path, "linear") as linear:
         with h5py.File(scratch, "w") as fh:
             fields = stream_fields(cosmology, redshift, box, seed, fh, linear, model=model, tile=plan.tile,
                                    device=device, allow_extrapolation=allow_extrapolation, progress=progress)
@@ -214,6 +214,3 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
         cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, {})
         add_rsd(cols, tattrs, opts, redshift, cosmology, box)
         write_mock_files(path, {"data": cols}, attrs_of(fields, {**tattrs, **extra}), format=format)
-    finally:
-        scratch.unlink(missing_ok=True)
-        linear.unlink(missing_ok=True)
