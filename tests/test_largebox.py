@@ -125,15 +125,20 @@ def test_plan_streams_a_512_cube_within_8_gb_and_refuses_too_little():
     assert not plan_memory(opts, 64, 128.0, halo=20, multiple=4, max_memory=8.0).streamed
     with pytest.raises(ValueError, match="below the smallest estimate"):
         plan_memory(opts, 512, 1024.0, halo=20, multiple=4, max_memory=0.5)
-    with pytest.raises(ValueError, match="does not make --tracer biased"):
-        plan_memory(MockOptions(tracer="biased", number_density=1e-3), 512, 1024.0, halo=20, multiple=4,
-                    max_memory=8.0)
+    biased = MockOptions(tracer="biased", number_density=1e-3)  # meshes on the particle grid: ~66 bytes per cell
+    plan = plan_memory(biased, 512, 1024.0, halo=20, multiple=4, max_memory=10.0)
+    assert plan.streamed and plan.peak == plan.stages["biased"] == pytest.approx(
+        0.45e9 + 0.4e9 + 66.0 * 512**3 + 153.0 * 1e-3 * 1024.0**3)
+    with pytest.raises(ValueError, match="below the smallest estimate"):
+        plan_memory(biased, 512, 1024.0, halo=20, multiple=4, max_memory=8.0)
     with pytest.raises(ValueError, match="HDF5 only"):
         plan_memory(MockOptions(), 512, 1024.0, halo=20, multiple=4, max_memory=8.0, format="fits")
 
 
 @pytest.mark.parametrize("tracer, extra", [("halos", {"min_members": 10, "rsd_axis": "z"}),
                                            ("galaxies", {"min_members": 10}),
+                                           ("biased", {"number_density": 0.01, "rsd_axis": "y",
+                                                       "bias": {"model": "quadratic", "b1": 1.8, "b2": 0.4}}),
                                            ("particles", {"number_density": 0.05, "rsd_axis": "x"})])
 def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, monkeypatch, tracer, extra):
     common = dict(redshift=0.0, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer=tracer,
@@ -197,3 +202,15 @@ def test_cli_prints_the_plan_and_refuses_an_impossible_cap(tmp_path, capsys, mon
     assert captured.err.startswith("memory estimate: ") and "streamed" in captured.err
     assert captured.out.strip().endswith("mock_000001.hdf5")
     assert read_catalog(captured.out.strip(), "data").attrs["fof_slabs"] >= 1
+
+
+def test_biased_memory_benchmark_measures_the_streamed_stage():
+    """``python -m benchmarks.biased_memory``: a peak per size and, on uniform particles, the Poisson number of
+    tracers of the requested density."""
+    from benchmarks.biased_memory import measure
+
+    res = measure([16, 24], density=0.02)
+    for row in res["rows"]:
+        expected = 0.02 * (2.0 * row["ngrid"]) ** 3
+        assert abs(row["tracers"] - expected) < 5 * np.sqrt(expected) and row["peak_above_mb"] >= 0
+    assert np.isfinite(res["bytes_per_cell"]) and res["number_density"] == 0.02

@@ -233,3 +233,20 @@ def test_bad_inputs(call, name):
     with pytest.raises(ValueError, match=name) as info:
         call(x)
     assert "\n" not in str(info.value)
+
+
+def test_painting_in_whole_batches_into_out_gives_the_bits_of_one_call():
+    gen = torch.Generator().manual_seed(5)
+    pos = torch.rand(1000, 3, generator=gen) * 50.0
+    mass = torch.randn(1000, generator=gen)
+    whole = paint(pos, 16, 50.0, mass=mass, chunk_size=128)
+    out = torch.zeros(16**3)
+    for first in range(0, 1000, 256):  # pieces of two whole batches
+        paint(pos[first : first + 256], 16, 50.0, mass=mass[first : first + 256], chunk_size=128, out=out)
+    assert torch.equal(out.view(16, 16, 16), whole)
+    again = paint(pos, 16, 50.0, mass=mass, chunk_size=128, out=torch.zeros(16, 16, 16))
+    assert torch.equal(again, whole)  # an (n, n, n) out works too
+    with pytest.raises(ValueError, match="out must be a contiguous mesh of 16"):
+        paint(pos, 16, 50.0, out=torch.zeros(15**3))
+    with pytest.raises(ValueError, match="out must be"):
+        paint(pos, 16, 50.0, out=torch.zeros(16**3, dtype=torch.float64))

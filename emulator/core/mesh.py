@@ -27,6 +27,7 @@ import torch
 from .fourier import check_box_size, check_mesh_size
 
 __all__ = [
+    "PAINT_CHUNK",
     "WINDOWS",
     "wrap_positions",
     "paint",
@@ -38,6 +39,8 @@ __all__ = [
 WINDOWS: dict[str, int] = {"ngp": 1, "cic": 2, "tsc": 3}
 
 _DEFAULT_CHUNK = 2**22
+#: Particles per batch of :func:`paint` by default (consecutive pieces of whole batches paint the same bits).
+PAINT_CHUNK = _DEFAULT_CHUNK
 
 
 def _check_window(window: str) -> int:
@@ -109,6 +112,7 @@ def paint(
     shift: float = 0.0,
     *,
     chunk_size: int = _DEFAULT_CHUNK,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Assign particle masses to a periodic mesh.
 
@@ -129,12 +133,16 @@ def paint(
         Offset of the mesh in units of the cell: mesh point ``i`` sits at ``(i + shift) L / n``.
     chunk_size : int
         Particles processed per batch (bounds the temporary memory to ``O(chunk_size)``).
+    out : torch.Tensor, optional
+        A contiguous mesh of ``n^3`` values (dtype and device of ``positions``) to add into instead of a new
+        zero mesh. Painting the particles in consecutive pieces of whole ``chunk_size`` batches into one ``out``
+        gives the same bits as painting them all at once.
 
     Returns
     -------
     torch.Tensor
         Shape ``(n, n, n)``, dtype and device of ``positions``: the sum of window-weighted masses at each mesh
-        point (mass per mesh point, not a density); its total equals the total mass.
+        point (mass per mesh point, not a density); its total equals the total mass. With ``out``, a view of it.
     """
     positions = _check_positions(positions)
     n = check_mesh_size(nmesh, even=False)
@@ -159,7 +167,13 @@ def paint(
         if not bool(torch.isfinite(mass.detach()).all()):
             raise ValueError("mass must be finite (no NaN or inf)")
         mass = mass.to(dtype)
-    out = torch.zeros(n**3, dtype=dtype, device=device)
+    if out is None:
+        out = torch.zeros(n**3, dtype=dtype, device=device)
+    elif out.numel() != n**3 or out.dtype != dtype or out.device != device or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous mesh of {n}^3 {dtype} values on {device}, got "
+                         f"{tuple(out.shape)} {out.dtype} on {out.device}")
+    else:
+        out = out.view(-1)
     for start in range(0, npart, chunk_size):
         pos = positions[start : start + chunk_size]
         index, weights = _stencil(pos, n, box, order, shift)

@@ -51,7 +51,8 @@ from .rsd import redshift_space_positions
 from ..core.mesh import paint
 from ..model.emulate import GeneratedFields
 
-__all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count", "halo_tracer_columns", "add_rsd"]
+__all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count", "halo_tracer_columns", "add_rsd",
+           "biased_columns"]
 
 TRACERS = ("particles", "halos", "galaxies", "biased")
 
@@ -239,17 +240,27 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict)
     if opts.tracer in ("halos", "galaxies"):
         halos, _ = _halos(f, pos, vel, opts)
         return halo_tracer_columns(halos, opts, f.cosmology, f.redshift, box, f.ngrid, seed, aux)
-    from .biased import biased_tracers
-
     n = f.ngrid
     counts = paint(f.positions, n, box)
     momentum = torch.stack([paint(f.positions, n, box, mass=f.velocities[:, i]) for i in range(3)])
-    vmesh = torch.where(counts > 0, momentum / counts.clamp_min(1e-12), torch.zeros_like(momentum))
+    return biased_columns(counts, momentum, opts, seed, box), attrs
+
+
+def biased_columns(counts: torch.Tensor, momentum: torch.Tensor, opts: MockOptions, seed: int, box: float
+                   ) -> dict[str, np.ndarray]:
+    """Biased tracers (``Position`` Mpc/h, ``Velocity`` km/s) from the CIC-painted particle number ``counts``
+    ``(n, n, n)`` and momentum ``(3, n, n, n)`` (km/s per particle) on the particle grid; both are overwritten
+    (with ``delta`` and the mean velocity), so that no other mesh is held."""
+    from .biased import biased_tracers
+
+    occupied = counts > 0
+    momentum.div_(counts.clamp_min(1e-12)).masked_fill_(~occupied, 0.0)  # mean velocity; 0 in empty cells
+    del occupied
     bias = dict(opts.bias)
     model = bias.pop("model", "linear")
-    pos, vel = biased_tracers(counts - 1.0, box, opts.number_density, model, _seed(seed, 3) % 2**31,
-                              velocity_mesh=vmesh, bias_params=bias)
-    return {"Position": pos.cpu().numpy(), "Velocity": vel.cpu().numpy()}, attrs
+    pos, vel = biased_tracers(counts.sub_(1.0), box, opts.number_density, model, _seed(seed, 3) % 2**31,
+                              velocity_mesh=momentum, bias_params=bias)
+    return {"Position": pos.cpu().numpy(), "Velocity": vel.cpu().numpy()}
 
 
 def make_catalogs(f: GeneratedFields, opts: MockOptions) -> tuple[dict[str, Any], dict]:

@@ -6,9 +6,11 @@ thickness) and the number of FoF slabs so every stage fits; it refuses, before a
 meets. :func:`streamed_mock` then makes one realization: the particles, identical bit for bit to the in-memory
 path with the same tile (:mod:`emulator.model.streaming`), go to a scratch HDF5 file in the output folder; halos
 come from :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends` (identical to the whole-box finder), galaxies
-from the same HOD code; particle catalogs are copied into the mock chunk by chunk (HDF5 only). Scratch files are
-removed at the end, also on failure. Supported: ``particles`` (HDF5), ``halos`` and ``galaxies`` (HDF5 or FITS),
-with ``rsd_axis``; not ``biased`` tracers or cut-sky catalogs (a one-line error says so).
+from the same HOD code; ``biased`` tracers from the particle number and momentum meshes painted from the scratch
+file in whole :data:`~emulator.core.mesh.PAINT_CHUNK` batches (the bits of painting all at once, so the same
+tracers); particle catalogs are copied into the mock chunk by chunk (HDF5 only). Scratch files are removed at the
+end, also on failure, and those of killed runs at the start. Supported: ``particles`` (HDF5), ``halos``,
+``galaxies`` and ``biased`` (HDF5 or FITS), with ``rsd_axis``; not cut-sky catalogs (a one-line error says so).
 
 The estimates are fitted to peak resident sets measured with ``python -m benchmarks.largebox`` and carry the
 allocator setting of :mod:`emulator.core.allocator`; they are estimates (the report states measured against
@@ -37,6 +39,13 @@ GB = 1e9
 BASELINE_BYTES = 0.45 * GB
 #: Peak bytes per particle of a mock held whole (fields, network pass, FoF, catalog), measured at 256^3.
 IN_MEMORY_BYTES_PER_PARTICLE = 190.0
+#: Streamed biased tracers: bytes per mesh cell (particle-grid meshes, float64 tracer density, Poisson draws),
+#: per tracer, and the fixed part (one painting batch read from the scratch file). Fitted to the peak resident
+#: sets of ``python -m benchmarks.biased_memory`` (128^3 and 256^3 cells at 0.01 and 0.1 tracers per (Mpc/h)^3:
+#: 0.57, 1.72, 0.65 and 3.42 GB above the stage's start; the estimate is 0-20% above those).
+BIASED_BYTES_PER_CELL = 66.0
+BIASED_BYTES_PER_TRACER = 153.0
+BIASED_FIXED_BYTES = 0.4 * GB
 
 
 @dataclass
@@ -91,10 +100,10 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     if max_memory is None or whole <= max_memory * GB:
         return MemoryPlan(ngrid, whole, False)
     cap = float(max_memory) * GB
-    if opts.tracer == "biased" or opts.cutsky is not None:
-        what = "--tracer biased" if opts.tracer == "biased" else "cut-sky catalogs"
+    if opts.cutsky is not None:
         raise ValueError(f"--max-memory {max_memory:g} GB needs the streamed path ({ngrid}^3 particles held whole: "
-                         f"~{whole / GB:.1f} GB), which does not make {what}: raise --max-memory or use a smaller box")
+                         f"~{whole / GB:.1f} GB), which does not make cut-sky catalogs: raise --max-memory or use a "
+                         "smaller box")
     if opts.tracer == "particles" and format != "hdf5":
         raise ValueError("a streamed (--max-memory) particle catalog is written as HDF5 only: use --format hdf5")
     b = linking_length_mpc(box, int(npart), opts.linking_length)
@@ -106,6 +115,10 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
         if opts.tracer == "particles":
             keep = 8.0 * npart if opts.number_density is not None else 0.0
             stages["catalog"] = BASELINE_BYTES + keep + 80.0 * chunk
+        elif opts.tracer == "biased":
+            tracers = float(opts.number_density) * box**3
+            stages["biased"] = (BASELINE_BYTES + BIASED_FIXED_BYTES + BIASED_BYTES_PER_CELL * npart
+                                + BIASED_BYTES_PER_TRACER * tracers)
         else:
             slabs, fof = 1, BASELINE_BYTES + slab_fof_memory(int(npart), box, 1, overlap, chunk)
             for s in range(2, max(2, int(box / overlap)) + 1):  # thinner cores than W gain little
@@ -114,7 +127,7 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
                 if box / s + 2 * overlap + b < box:  # the extended slab must not wrap onto itself
                     slabs, fof = s, BASELINE_BYTES + slab_fof_memory(int(npart), box, s, overlap, chunk)
             stages["fof"] = fof
-        plan = MemoryPlan(ngrid, whole, True, t, slabs if opts.tracer != "particles" else 1, overlap, stages,
+        plan = MemoryPlan(ngrid, whole, True, t, slabs if opts.tracer in ("halos", "galaxies") else 1, overlap, stages,
                           48.0 * npart)
         if best is None or plan.peak < best.peak:
             best = plan
@@ -142,6 +155,25 @@ def warn_if_short(plan: MemoryPlan, max_memory: float | None) -> None:
     if max_memory is None and free is not None and plan.in_memory > free:
         warnings.warn(f"a mock of {plan.ngrid}^3 particles held whole needs ~{plan.in_memory / GB:.1f} GB, more than "
                       f"the {free / GB:.1f} GB available: set --max-memory (GB) to make it slab by slab", stacklevel=3)
+
+
+def _streamed_biased(src, opts: MockOptions, seed: int, box: float, n: int) -> dict:
+    """Biased tracer columns from the particles of ``src`` (``Position``, ``Velocity`` datasets, ID order)."""
+    import torch
+
+    from ..core.mesh import PAINT_CHUNK, paint
+    from .catalogs import biased_columns
+
+    counts = torch.zeros(n**3, dtype=torch.float32)
+    momentum = torch.zeros(3, n**3, dtype=torch.float32)
+    for first in range(0, src["Position"].shape[0], PAINT_CHUNK):  # whole batches: the bits of one paint call
+        pos = torch.from_numpy(src["Position"][first : first + PAINT_CHUNK])
+        vel = torch.from_numpy(src["Velocity"][first : first + PAINT_CHUNK])
+        paint(pos, n, box, out=counts)
+        for i in range(3):
+            paint(pos, n, box, mass=vel[:, i], out=momentum[i])
+        del pos, vel
+    return biased_columns(counts.view(n, n, n), momentum.view(3, n, n, n), opts, seed, box)
 
 
 def _copy_particles(src, group, opts: MockOptions, seed: int, redshift: float, cosmology, box: float,
@@ -205,12 +237,16 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
                 with hdf5_mock_writer(path, attrs_of(fields, extra)) as group:
                     _copy_particles(fh, group, opts, seed, redshift, cosmology, box, chunks)
                 return
-            pmass = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)
-            halos, _ = slab_friends_of_friends(fh["Position"], fh["Velocity"], chunks, fields.x_extent, box,
-                                               linking_length=opts.linking_length, min_members=opts.min_members,
-                                               particle_mass=pmass, n_slabs=plan.fof_slabs,
-                                               overlap=plan.fof_overlap, progress=progress)
-        extra.update(fof_slabs=int(plan.fof_slabs), fof_overlap=float(plan.fof_overlap))
-        cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, {})
+            if opts.tracer == "biased":
+                cols, tattrs = _streamed_biased(fh, opts, seed, box, fields.ngrid), {}
+            else:
+                pmass = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)
+                halos, _ = slab_friends_of_friends(fh["Position"], fh["Velocity"], chunks, fields.x_extent, box,
+                                                   linking_length=opts.linking_length, min_members=opts.min_members,
+                                                   particle_mass=pmass, n_slabs=plan.fof_slabs,
+                                                   overlap=plan.fof_overlap, progress=progress)
+        if opts.tracer != "biased":
+            extra.update(fof_slabs=int(plan.fof_slabs), fof_overlap=float(plan.fof_overlap))
+            cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, {})
         add_rsd(cols, tattrs, opts, redshift, cosmology, box)
         write_mock_files(path, {"data": cols}, attrs_of(fields, {**tattrs, **extra}), format=format)
