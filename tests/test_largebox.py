@@ -163,6 +163,29 @@ def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, mon
     assert not stale.exists()  # the killed run's scratch is gone too
 
 
+def test_streamed_cutsky_equals_the_in_memory_survey_files(model, tmp_path, monkeypatch):
+    """Cut-sky data, randoms and n(z) of streamed galaxies are those of the mock held whole."""
+    common = dict(redshift=0.01, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer="galaxies",
+                  min_members=10, cutsky={"redshift_range": [0.002, 0.02], "randoms_factor": 5})
+    whole = Path(generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0])
+    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
+    small = Path(generate_mocks("planck18", out_dir=tmp_path / "streamed", max_memory=1.0, log=lambda m: None,
+                                **common)[0])
+    names = sorted(p.name for p in whole.parent.iterdir() if not p.name.startswith("."))
+    assert names == sorted(p.name for p in small.parent.iterdir() if not p.name.startswith("."))
+    assert any(n.endswith("_nz.txt") for n in names)
+    randoms = whole.name.replace(".hdf5", "_randoms_0.hdf5")
+    for name, group in ((whole.name, "data"), (randoms, "randoms")):
+        a, b = read_catalog(whole.parent / name, group), read_catalog(small.parent / name, group)
+        assert list(a) == list(b) and a.size > 10 and {"RA", "DEC", "Z"} <= set(a)
+        assert all(np.array_equal(a[k], b[k]) for k in a), group
+    nz = [n for n in names if n.endswith("_nz.txt")][0]
+    assert (whole.parent / nz).read_text() == (small.parent / nz).read_text()
+    with pytest.raises(ValueError, match="does not make lightcones"):
+        generate_mocks("planck18", out_dir=tmp_path / "lc", max_memory=1.0, **{
+            **common, "cutsky": {**common["cutsky"], "lightcone": True}})
+
+
 def _killed_with_scratch(target: Path) -> Path:
     """Run a process that opens a scratch file for ``target`` and dies by SIGKILL holding it; return the file."""
     target.parent.mkdir(parents=True, exist_ok=True)

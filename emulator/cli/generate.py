@@ -109,8 +109,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help=_no_default("memory cap per process in GB (1e9 bytes): a mock estimated above it is made "
                                     "slab by slab through scratch files in --out, same particles, halos and "
-                                    "tracers (particles, halos, galaxies, biased; not cut-sky; the estimate is "
-                                    "printed first; default: held whole)"))
+                                    "tracers (particles, halos, galaxies, biased; cut-sky of all but particles; "
+                                    "not lightcones; the estimate is printed first; default: held whole)"))
     o.add_argument("--fof-overlap", type=float, default=None, metavar="MPC",
                    help=_no_default("overlap of the FoF slabs of a --max-memory mock, Mpc/h (default: 10 Mpc/h "
                                     "or 25 linking lengths)"))

@@ -52,7 +52,7 @@ from ..core.mesh import paint
 from ..model.emulate import GeneratedFields
 
 __all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count", "halo_tracer_columns", "add_rsd",
-           "biased_columns"]
+           "biased_columns", "finish_catalogs"]
 
 TRACERS = ("particles", "halos", "galaxies", "biased")
 
@@ -268,6 +268,15 @@ def make_catalogs(f: GeneratedFields, opts: MockOptions) -> tuple[dict[str, Any]
     catalogs of :func:`emulator.mocks.survey_files.survey_outputs` (companion files included)."""
     aux: dict[str, np.ndarray] = {}
     cols, attrs = _tracer_columns(f, opts, f.seed, aux)
+    return finish_catalogs(cols, attrs, aux, f, opts)
+
+
+def finish_catalogs(cols: dict, attrs: dict, aux: dict, f, opts: MockOptions) -> tuple[dict[str, Any], dict]:
+    """The catalogs of one realization from its tracer columns: RSD, then with ``cutsky`` the survey catalogs.
+
+    ``f`` is any :class:`~emulator.model.emulate.Realization` (its cosmology, redshift, box and seed are used);
+    ``aux`` holds the columns meant for cut-sky files only (galaxies: ``HaloMass``).
+    """
     add_rsd(cols, attrs, opts, f.redshift, f.cosmology, f.box_size)
     if opts.cutsky is None:
         return {"data": cols}, attrs

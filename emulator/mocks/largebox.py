@@ -10,7 +10,9 @@ from the same HOD code; ``biased`` tracers from the particle number and momentum
 file in whole :data:`~emulator.core.mesh.PAINT_CHUNK` batches (the bits of painting all at once, so the same
 tracers); particle catalogs are copied into the mock chunk by chunk (HDF5 only). Scratch files are removed at the
 end, also on failure, and those of killed runs at the start. Supported: ``particles`` (HDF5), ``halos``,
-``galaxies`` and ``biased`` (HDF5 or FITS), with ``rsd_axis``; not cut-sky catalogs (a one-line error says so).
+``galaxies`` and ``biased`` (HDF5 or FITS), with ``rsd_axis``, and cut-sky catalogs (data, randoms, n(z)) of
+halos, galaxies and biased tracers from the snapshot; not lightcones or cut-sky particles (a one-line error says
+so). The cut-sky stage holds tracer catalogs only, which the plan does not count.
 
 The estimates are fitted to peak resident sets measured with ``python -m benchmarks.largebox`` and carry the
 allocator setting of :mod:`emulator.core.allocator`; they are estimates (the report states measured against
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..core.cosmology import particle_mass_from_cosmology
-from .catalogs import MockOptions, _seed, add_rsd, halo_tracer_columns
+from .catalogs import MockOptions, _seed, finish_catalogs, halo_tracer_columns
 from .fof_slabs import default_overlap, slab_fof_memory
 from .fof import linking_length_mpc
 
@@ -100,9 +102,10 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     if max_memory is None or whole <= max_memory * GB:
         return MemoryPlan(ngrid, whole, False)
     cap = float(max_memory) * GB
-    if opts.cutsky is not None:
+    if opts.cutsky is not None and (opts.cutsky.get("lightcone") or opts.tracer == "particles"):
+        what = "lightcones" if opts.cutsky.get("lightcone") else "cut-sky catalogs of particles"
         raise ValueError(f"--max-memory {max_memory:g} GB needs the streamed path ({ngrid}^3 particles held whole: "
-                         f"~{whole / GB:.1f} GB), which does not make cut-sky catalogs: raise --max-memory or use a "
+                         f"~{whole / GB:.1f} GB), which does not make {what}: raise --max-memory or use a "
                          "smaller box")
     if opts.tracer == "particles" and format != "hdf5":
         raise ValueError("a streamed (--max-memory) particle catalog is written as HDF5 only: use --format hdf5")
@@ -237,6 +240,7 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
                 with hdf5_mock_writer(path, attrs_of(fields, extra)) as group:
                     _copy_particles(fh, group, opts, seed, redshift, cosmology, box, chunks)
                 return
+            aux: dict[str, Any] = {}  # cut-sky-only columns (galaxies: HaloMass)
             if opts.tracer == "biased":
                 cols, tattrs = _streamed_biased(fh, opts, seed, box, fields.ngrid), {}
             else:
@@ -247,6 +251,6 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
                                                    overlap=plan.fof_overlap, progress=progress)
         if opts.tracer != "biased":
             extra.update(fof_slabs=int(plan.fof_slabs), fof_overlap=float(plan.fof_overlap))
-            cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, {})
-        add_rsd(cols, tattrs, opts, redshift, cosmology, box)
-        write_mock_files(path, {"data": cols}, attrs_of(fields, {**tattrs, **extra}), format=format)
+            cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, aux)
+        catalogs, tattrs = finish_catalogs(cols, tattrs, aux, fields, opts)  # RSD; cut-sky data, randoms, n(z)
+        write_mock_files(path, catalogs, attrs_of(fields, {**tattrs, **extra}), format=format)
