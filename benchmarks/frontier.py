@@ -110,7 +110,7 @@ def frontier_figure(res: dict, path: str | Path, label: Callable[[dict, str], st
             ax.text(0.5, 0.5, "not measured\n(too few halos)", ha="center", va="center", transform=ax.transAxes,
                     fontsize=8, color="0.4")
         quiet_minor_ticks(ax)
-    axes[0].set_ylabel("worst case over cosmologies")
+    axes[0].set_ylabel("worst case over cosmologies and seeds")
     seen: dict = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):

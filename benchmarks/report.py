@@ -55,7 +55,7 @@ def galaxy_table(res: dict) -> str | None:
     err = np.median(best, axis=0)
     ng = [e["truth"]["galaxies"]["n_galaxies"] for e in res["per_cosmology"] if e["truth"].get("galaxies")]
     lines = [f"HOD `{res['config']['statistics']['galaxies']['hod']}` on each method's FoF halos (same HOD seed), "
-             f"{min(ng)}–{max(ng)} truth galaxies per box; worst case over cosmologies for k ≤ {kmax:.3g} h/Mpc. "
+             f"{min(ng)}–{max(ng)} truth galaxies per box; worst case over cosmologies and seeds for k ≤ {kmax:.3g} h/Mpc. "
              f"The truth's own Gaussian error in its best-measured bin (median over cosmologies): σ(P0)/P0 = "
              f"{err[0]:.2f}, σ(P2)/P0 = {err[1]:.2f}, σ(P4)/P0 = {err[2]:.2f}: differences below these are noise.", "",
              "| contender | max abs(P0/P0_t - 1) | max abs(P2 - P2_t)/P0_t | max abs(P4 - P4_t)/P0_t | "

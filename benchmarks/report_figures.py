@@ -56,7 +56,8 @@ def save(fig, path: Path) -> str:
 
 def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None, xkey=None):
     """One panel per contender, one colour per cosmology (named in a shared legend) and one line style per seed;
-    ``xkey``: the comparison entry holding the bins' k (default: the truth's P(k) bins)."""
+    ``xkey``: the comparison entry holding the bins' k (default: the truth's P(k) bins). Each panel has its own
+    y range, so one contender far off does not flatten the others."""
     import matplotlib.pyplot as plt
 
     st = res["setup"]
@@ -65,7 +66,7 @@ def per_k_figure(res, key, ylabel, path, band=None, logy=False, transform=None, 
         return None
     ncol = min(4, len(names))
     nrow = -(-len(names) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol + 1.8, 2.7 * nrow + 0.4), sharex=True, sharey=True,
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol + 1.8, 2.7 * nrow + 0.4), sharex=True, sharey=False,
                              squeeze=False)
     per = res["per_cosmology"]
     groups = cosmology_groups(per)  # colour per cosmology, line style per seed

@@ -118,7 +118,7 @@ def _covariance(cfg, b: Binning, cosmo, model, sim, device, log) -> dict:
 
 
 def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Binning, cfg: dict) -> dict:
-    """Headline numbers per contender (worst case over cosmologies; k up to ``summary_kmax * k_Nyq``)."""
+    """Headline numbers per contender (worst case over cosmologies and seeds; k up to ``summary_kmax * k_Nyq``)."""
     kmax = float(cfg["statistics"]["summary_kmax"]) * b.knyq
     groups = cosmology_groups(per_cosmo)  # the seeds of each cosmology
     out = {}
