@@ -2,10 +2,11 @@
 
 ``emulator generate --tracer biased --max-memory GB`` paints the particle number and momentum meshes from the
 scratch file and draws the tracers (:func:`emulator.mocks.largebox._streamed_biased`). For each ``--ngrid`` this
-writes ``ngrid^3`` uniform particles (2 Mpc/h cells, Gaussian velocities) to an HDF5 file, then, in a fresh
-process each, measures the peak resident set above the one before the stage (Linux ``VmHWM`` after resetting it
-with ``/proc/self/clear_refs``). A straight line through the points gives the bytes per cell and the fixed part
-that :data:`emulator.mocks.largebox.BIASED_BYTES_PER_CELL` and ``BIASED_FIXED_BYTES`` hold.
+writes ``ngrid^3`` uniform particles (2 Mpc/h cells, Gaussian velocities) to an HDF5 file, then, for each
+``--number-density`` in a fresh process, measures the peak resident set above the one before the stage (Linux
+``VmHWM`` after resetting it with ``/proc/self/clear_refs``). A least-squares fit over those points gives the
+fixed part, the bytes per cell and the bytes per tracer behind :data:`emulator.mocks.largebox.BIASED_FIXED_BYTES`,
+``BIASED_BYTES_PER_CELL`` and ``BIASED_BYTES_PER_TRACER``.
 """
 
 from __future__ import annotations
@@ -57,21 +58,29 @@ def _child(path: str, n: int, box: float, density: float) -> None:  # pragma: no
                           "tracers": int(len(cols["Position"]))}))
 
 
-def measure(ngrids: list[int], density: float = 0.01) -> dict:
-    """Peak above the stage's start (MB) per ``ngrid`` and the straight-line fit (bytes per cell, fixed GB)."""
+def measure(ngrids: list[int], densities: list[float] = (0.01, 0.1)) -> dict:
+    """Peak above the stage's start (MB) per ``ngrid`` and tracer density, and a least-squares fit
+    ``peak = fixed + bytes_per_cell * ngrid^3 + bytes_per_tracer * tracers`` (with one density the tracers grow
+    with the cells and are folded into ``bytes_per_cell``; ``bytes_per_tracer`` is then ``None``)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in ngrids:
             path = Path(tmp) / f"p{n}.h5"
             _write_particles(path, n, 2.0 * n)
-            out = subprocess.run([sys.executable, "-m", "benchmarks.biased_memory", "--child", str(path), str(n),
-                                  str(density)], capture_output=True, text=True, check=True)
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            for density in densities:
+                out = subprocess.run([sys.executable, "-m", "benchmarks.biased_memory", "--child", str(path), str(n),
+                                      str(density)], capture_output=True, text=True, check=True)
+                rows.append({**json.loads(out.stdout.strip().splitlines()[-1]), "number_density": density})
             path.unlink()
-    cells = np.array([float(r["ngrid"]) ** 3 for r in rows])
     peak = np.array([r["peak_above_mb"] * 2**20 for r in rows])
-    slope, fixed = np.polyfit(cells, peak, 1) if len(rows) > 1 else (peak[0] / cells[0], 0.0)
-    return {"rows": rows, "bytes_per_cell": float(slope), "fixed_gb": float(fixed) / 1e9, "number_density": density}
+    cells = np.array([float(r["ngrid"]) ** 3 for r in rows])
+    columns = [np.ones_like(cells), cells] + ([np.array([float(r["tracers"]) for r in rows])]
+                                              if len(set(densities)) > 1 else [])
+    coef = np.linalg.lstsq(np.stack(columns, axis=1), peak, rcond=None)[0] if len(rows) >= len(columns) else None
+    return {"rows": rows, "densities": list(densities),
+            "fixed_gb": None if coef is None else float(coef[0]) / 1e9,
+            "bytes_per_cell": None if coef is None else float(coef[1]),
+            "bytes_per_tracer": float(coef[2]) if coef is not None and len(coef) > 2 else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks.biased_memory", description=__doc__.split("\n")[0])
     parser.add_argument("--ngrid", type=int, nargs="+", default=[128, 256], help="particles (cells) per side")
-    parser.add_argument("--number-density", type=float, default=0.01, help="tracers per (Mpc/h)^3")
+    parser.add_argument("--number-density", type=float, nargs="+", default=[0.01, 0.1],
+                        help="tracers per (Mpc/h)^3 (two or more separate the per-tracer cost)")
     args = parser.parse_args(argv)
     res = measure(args.ngrid, args.number_density)
     for r in res["rows"]:
-        print(f"{r['ngrid']}^3 cells: peak {r['peak_above_mb']:.0f} MB above the stage's start, {r['tracers']} tracers")
-    print(f"fit: {res['bytes_per_cell']:.1f} bytes per cell + {res['fixed_gb']:.2f} GB")
+        print(f"{r['ngrid']}^3 cells, {r['number_density']:g} per (Mpc/h)^3: peak {r['peak_above_mb']:.0f} MiB above "
+              f"the stage's start, {r['tracers']} tracers")
+    if res["bytes_per_cell"] is not None:
+        per_tracer = "" if res["bytes_per_tracer"] is None else f" + {res['bytes_per_tracer']:.0f} bytes per tracer"
+        print(f"fit: {res['fixed_gb']:.2f} GB + {res['bytes_per_cell']:.1f} bytes per cell{per_tracer}")
     return 0
 
 

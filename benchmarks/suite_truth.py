@@ -56,7 +56,8 @@ def available_cpus() -> int:
 
 
 def run_suite_parallel(path: Path, cfg: SuiteConfig, processes: int | None, log: Callable[[str], None]) -> None:
-    """Run the suite's missing simulations in ``processes`` ``torchrun`` processes (``None``: one per CPU).
+    """Run the suite's missing simulations on the CPU in ``processes`` ``torchrun`` processes of one thread each
+    (``None``: one per CPU); their output goes to this process's stderr.
 
     A first pass in this process checks the finished simulations against the config (a mismatch is the suite's
     one-line error) and counts what is missing; nothing is spawned when that is at most one simulation, or with
@@ -69,11 +70,11 @@ def run_suite_parallel(path: Path, cfg: SuiteConfig, processes: int | None, log:
         return
     log(f"truth: {missing} simulations of suite {cfg.name} in {nproc} torchrun processes")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "data_prep.cli", "simulate", "--config", str(path)]
-    res = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, text=True)
+           "-m", "data_prep.cli", "simulate", "--config", str(path), "--device", "cpu"]
+    res = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=sys.stderr, stderr=sys.stderr)
     if res.returncode != 0:
-        raise ValueError(f"truth.suite {path}: data-prep simulate under torchrun failed (exit {res.returncode}); "
-                         "finished simulations are kept, rerun to resume")
+        raise ValueError(f"truth.suite {path}: data-prep simulate under torchrun failed (exit {res.returncode}, its "
+                         "output above); finished simulations are kept, rerun to resume")
 
 
 def suite_truth(

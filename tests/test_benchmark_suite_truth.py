@@ -136,8 +136,9 @@ def test_the_full_tier_is_converged_paired_in_seeds_and_has_100_realizations():
 
 
 def test_missing_truth_simulations_run_in_torchrun_processes_with_the_same_particles(tmp_path):
-    """``processes=2``: the suite's simulations are made by two torchrun ranks of ``data-prep simulate`` and are
-    the particles one process makes."""
+    """``processes=2``: the suite's simulations are made by two torchrun ranks of ``data-prep simulate`` (one
+    thread each) and are the particles one process with one thread makes (the benchmark's tiers fix threads 1)."""
+    torch.set_num_threads(1)
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
     mocks1, _, _ = suite_truth(_suite(one), 0.0, ngrid=8, box_size=64.0, log=lambda m: None)

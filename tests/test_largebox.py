@@ -131,6 +131,9 @@ def test_plan_streams_a_512_cube_within_8_gb_and_refuses_too_little():
         0.45e9 + 0.4e9 + 66.0 * 512**3 + 153.0 * 1e-3 * 1024.0**3)
     with pytest.raises(ValueError, match="below the smallest estimate"):
         plan_memory(biased, 512, 1024.0, halo=20, multiple=4, max_memory=8.0)
+    sky = plan_memory(MockOptions(tracer="halos", cutsky={"redshift_range": [0.1, 0.3], "randoms_factor": 5}),
+                      512, 1024.0, halo=20, multiple=4, max_memory=8.0)  # not counted, but said
+    assert sky.cutsky_rows == pytest.approx(512**3 / 20 * (1 + 5)) and "cut-sky stage holds up to" in sky.describe()
     with pytest.raises(ValueError, match="HDF5 only"):
         plan_memory(MockOptions(), 512, 1024.0, halo=20, multiple=4, max_memory=8.0, format="fits")
 
@@ -141,6 +144,7 @@ def test_plan_streams_a_512_cube_within_8_gb_and_refuses_too_little():
                                                        "bias": {"model": "quadratic", "b1": 1.8, "b2": 0.4}}),
                                            ("particles", {"number_density": 0.05, "rsd_axis": "x"})])
 def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, monkeypatch, tracer, extra):
+    monkeypatch.setattr("emulator.core.mesh.PAINT_CHUNK", 2**16)  # biased: four paint batches, in both paths
     common = dict(redshift=0.0, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer=tracer,
                   **extra)
     lines: list[str] = []
@@ -163,16 +167,18 @@ def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, mon
     assert not stale.exists()  # the killed run's scratch is gone too
 
 
-def test_streamed_cutsky_equals_the_in_memory_survey_files(model, tmp_path, monkeypatch):
-    """Cut-sky data, randoms and n(z) of streamed galaxies are those of the mock held whole."""
-    common = dict(redshift=0.01, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer="galaxies",
-                  min_members=10, cutsky={"redshift_range": [0.002, 0.02], "randoms_factor": 5})
+@pytest.mark.parametrize("tracer, extra", [("galaxies", {"min_members": 10}),
+                                           ("biased", {"number_density": 0.01})])
+def test_streamed_cutsky_equals_the_in_memory_survey_files(model, tmp_path, monkeypatch, tracer, extra):
+    """Cut-sky data, randoms and n(z) of streamed tracers are those of the mock held whole; no scratch is left."""
+    common = dict(redshift=0.01, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer=tracer,
+                  cutsky={"redshift_range": [0.002, 0.02], "randoms_factor": 5}, **extra)
     whole = Path(generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0])
     monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
     small = Path(generate_mocks("planck18", out_dir=tmp_path / "streamed", max_memory=1.0, log=lambda m: None,
                                 **common)[0])
-    names = sorted(p.name for p in whole.parent.iterdir() if not p.name.startswith("."))
-    assert names == sorted(p.name for p in small.parent.iterdir() if not p.name.startswith("."))
+    names = sorted(p.name for p in whole.parent.iterdir())
+    assert names == sorted(p.name for p in small.parent.iterdir()) and not any(n.startswith(".") for n in names)
     assert any(n.endswith("_nz.txt") for n in names)
     randoms = whole.name.replace(".hdf5", "_randoms_0.hdf5")
     for name, group in ((whole.name, "data"), (randoms, "randoms")):
@@ -232,8 +238,12 @@ def test_biased_memory_benchmark_measures_the_streamed_stage():
     tracers of the requested density."""
     from benchmarks.biased_memory import measure
 
-    res = measure([16, 24], density=0.02)
+    from emulator.mocks.largebox import BIASED_BYTES_PER_CELL, BIASED_BYTES_PER_TRACER, BIASED_FIXED_BYTES
+
+    res = measure([16, 24], densities=[0.02])
     for row in res["rows"]:
         expected = 0.02 * (2.0 * row["ngrid"]) ** 3
         assert abs(row["tracers"] - expected) < 5 * np.sqrt(expected) and row["peak_above_mb"] >= 0
-    assert np.isfinite(res["bytes_per_cell"]) and res["number_density"] == 0.02
+        estimate = BIASED_FIXED_BYTES + BIASED_BYTES_PER_CELL * row["ngrid"] ** 3 + BIASED_BYTES_PER_TRACER * expected
+        assert row["peak_above_mb"] * 2**20 < estimate  # the plan's estimate bounds the measured peak
+    assert np.isfinite(res["bytes_per_cell"]) and res["densities"] == [0.02]

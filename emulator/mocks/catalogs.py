@@ -48,6 +48,7 @@ from .hod import HODParams, get_preset, populate_halos
 from .massfunction import check_hod_resolution, unresolved_fraction
 from .nfw import r200m
 from .rsd import redshift_space_positions
+from ..core import mesh
 from ..core.mesh import paint
 from ..model.emulate import GeneratedFields
 
@@ -240,9 +241,9 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict)
     if opts.tracer in ("halos", "galaxies"):
         halos, _ = _halos(f, pos, vel, opts)
         return halo_tracer_columns(halos, opts, f.cosmology, f.redshift, box, f.ngrid, seed, aux)
-    n = f.ngrid
-    counts = paint(f.positions, n, box)
-    momentum = torch.stack([paint(f.positions, n, box, mass=f.velocities[:, i]) for i in range(3)])
+    n, chunk = f.ngrid, mesh.PAINT_CHUNK  # the batches of the streamed path (emulator.mocks.largebox)
+    counts = paint(f.positions, n, box, chunk_size=chunk)
+    momentum = torch.stack([paint(f.positions, n, box, mass=f.velocities[:, i], chunk_size=chunk) for i in range(3)])
     return biased_columns(counts, momentum, opts, seed, box), attrs
 
 
@@ -250,7 +251,8 @@ def biased_columns(counts: torch.Tensor, momentum: torch.Tensor, opts: MockOptio
                    ) -> dict[str, np.ndarray]:
     """Biased tracers (``Position`` Mpc/h, ``Velocity`` km/s) from the CIC-painted particle number ``counts``
     ``(n, n, n)`` and momentum ``(3, n, n, n)`` (km/s per particle) on the particle grid; both are overwritten
-    (with ``delta`` and the mean velocity), so that no other mesh is held."""
+    in place (with ``delta`` and the mean velocity) rather than copied. The tracers are those of the meshes'
+    bits: painting on another device (CUDA's atomic adds) can change them."""
     from .biased import biased_tracers
 
     occupied = counts > 0

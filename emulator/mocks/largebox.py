@@ -12,7 +12,8 @@ tracers); particle catalogs are copied into the mock chunk by chunk (HDF5 only).
 end, also on failure, and those of killed runs at the start. Supported: ``particles`` (HDF5), ``halos``,
 ``galaxies`` and ``biased`` (HDF5 or FITS), with ``rsd_axis``, and cut-sky catalogs (data, randoms, n(z)) of
 halos, galaxies and biased tracers from the snapshot; not lightcones or cut-sky particles (a one-line error says
-so). The cut-sky stage holds tracer catalogs only, which the plan does not count.
+so). The cut-sky stage holds tracer catalogs and their randoms; the plan does not count it but prints an upper
+bound on its rows.
 
 The estimates are fitted to peak resident sets measured with ``python -m benchmarks.largebox`` and carry the
 allocator setting of :mod:`emulator.core.allocator`; they are estimates (the report states measured against
@@ -62,6 +63,7 @@ class MemoryPlan:
     fof_overlap: float = 0.0
     stages: dict[str, float] | None = None
     scratch_disk: float = 0.0
+    cutsky_rows: float = 0.0  # upper bound on the catalogue rows the cut-sky stage holds (data and randoms)
 
     @property
     def peak(self) -> float:
@@ -76,7 +78,9 @@ class MemoryPlan:
         return (f"memory estimate: {self.peak / GB:.2f} GB streamed ({self.ngrid}^3 particles held whole would need "
                 f"{self.in_memory / GB:.1f} GB): slabs of {self.tile} planes, {self.fof_slabs} FoF slab(s) with "
                 f"{self.fof_overlap:g} Mpc/h overlap; stages (GB): {parts}; scratch on disk "
-                f"{self.scratch_disk / GB:.1f} GB in the output folder")
+                f"{self.scratch_disk / GB:.1f} GB in the output folder"
+                + (f"; not counted: the cut-sky stage holds up to ~{self.cutsky_rows:.3g} catalogue rows (data and "
+                   "every random file) at once" if self.cutsky_rows else ""))
 
 
 def _tiles(ngrid: int, multiple: int, largest: int) -> list[int]:
@@ -131,13 +135,26 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
                     slabs, fof = s, BASELINE_BYTES + slab_fof_memory(int(npart), box, s, overlap, chunk)
             stages["fof"] = fof
         plan = MemoryPlan(ngrid, whole, True, t, slabs if opts.tracer in ("halos", "galaxies") else 1, overlap, stages,
-                          48.0 * npart)
+                          48.0 * npart, _cutsky_rows(opts, npart, box))
         if best is None or plan.peak < best.peak:
             best = plan
         if plan.peak <= cap:
             return plan
     raise ValueError(f"--max-memory {max_memory:g} GB is below the smallest estimate for {ngrid}^3 particles "
                      f"({best.peak / GB:.2f} GB: {best.describe()}): raise it or use a smaller box")
+
+
+def _cutsky_rows(opts: MockOptions, npart: float, box: float) -> float:
+    """Upper bound on the rows a cut-sky stage holds: every box tracer (biased: ``nbar L^3``; halos: one per
+    ``min_members`` particles; galaxies: twice that) as data, plus ``randoms_factor`` times that per random file."""
+    if opts.cutsky is None:
+        return 0.0
+    from .survey import SURVEY_DEFAULTS
+
+    cs = {**SURVEY_DEFAULTS, **opts.cutsky}
+    rows = (float(opts.number_density) * box**3 if opts.tracer == "biased"
+            else npart / opts.min_members * (2.0 if opts.tracer == "galaxies" else 1.0))
+    return rows * (1.0 + float(cs["randoms_factor"]) * max(1, int(cs["n_random_files"])))
 
 
 def available_memory() -> float | None:
@@ -164,17 +181,18 @@ def _streamed_biased(src, opts: MockOptions, seed: int, box: float, n: int) -> d
     """Biased tracer columns from the particles of ``src`` (``Position``, ``Velocity`` datasets, ID order)."""
     import torch
 
-    from ..core.mesh import PAINT_CHUNK, paint
+    from ..core import mesh
     from .catalogs import biased_columns
 
+    chunk = mesh.PAINT_CHUNK  # the in-memory path paints in these batches too
     counts = torch.zeros(n**3, dtype=torch.float32)
     momentum = torch.zeros(3, n**3, dtype=torch.float32)
-    for first in range(0, src["Position"].shape[0], PAINT_CHUNK):  # whole batches: the bits of one paint call
-        pos = torch.from_numpy(src["Position"][first : first + PAINT_CHUNK])
-        vel = torch.from_numpy(src["Velocity"][first : first + PAINT_CHUNK])
-        paint(pos, n, box, out=counts)
+    for first in range(0, src["Position"].shape[0], chunk):  # whole batches: the bits of one paint call
+        pos = torch.from_numpy(src["Position"][first : first + chunk])
+        vel = torch.from_numpy(src["Velocity"][first : first + chunk])
+        mesh.paint(pos, n, box, out=counts, chunk_size=chunk)
         for i in range(3):
-            paint(pos, n, box, mass=vel[:, i], out=momentum[i])
+            mesh.paint(pos, n, box, mass=vel[:, i], out=momentum[i], chunk_size=chunk)
         del pos, vel
     return biased_columns(counts.view(n, n, n), momentum.view(3, n, n, n), opts, seed, box)
 
