@@ -1,8 +1,8 @@
 """``python -m benchmarks.scaling``: time and peak memory per mock against particle number, at fixed threads.
 
 For every ``ngrid`` of ``configs/benchmarks/scaling.yaml`` (``ngrid^3`` particles in a box of ``ngrid x cell``
-Mpc/h, the model's resolution) and every method (``generator``, ``2lpt``, ``pm_few``; see
-:mod:`benchmarks.speed`), one fresh subprocess sets up, makes a warm-up mock and ``repeats`` timed mocks with the
+Mpc/h, the model's resolution) and every method (``generator``, ``network``, ``2lpt``, ``pm_few``;
+see :mod:`benchmarks.speed`), one fresh subprocess sets up, makes a warm-up mock and ``repeats`` timed mocks with the
 torch thread count fixed by the config. Reported per (method, ngrid): the median and the fastest wall time per
 mock (s), the peak resident memory of the mocks (MB, ``VmHWM`` after a reset, minus the set-up's resident set, and
 the absolute peak), microseconds per particle and mocks per hour per core (``3600 / (median x threads)``).
@@ -103,6 +103,13 @@ def scaling_table(result: dict) -> str:
         lines.append(f"| {r['method']} | {r['ngrid']}³ | {r['median_seconds']:.3g} | {r['fastest_seconds']:.3g} | "
                      f"{r['us_per_particle']:.3g} | {r['mocks_per_hour_per_core']:.3g} | {r['peak_rss_mb']:.0f} | "
                      f"{r['mock_rss_mb']:.0f} |")
+    net = {r["ngrid"]: r for r in result["rows"] if r["method"] == "network" and "median_seconds" in r}
+    gen = {r["ngrid"]: r for r in result["rows"] if r["method"] == "generator" and "median_seconds" in r}
+    ratios = [f"{n}³ {gen[n]['median_seconds'] / net[n]['median_seconds']:.2f}x" for n in sorted(set(net) & set(gen))]
+    if ratios:
+        lines.append("")
+        lines.append("Generator mock against its network's periodic whole-box pass (the unpadded cost; issue 14's "
+                     "target is <= 1.5x at 128³ and 256³): " + ", ".join(ratios) + ".")
     env = result["environment"]
     lines.append("")
     lines.append(f"{env.get('cpu_model', '?')}, torch threads {env['threads']}, torch {env.get('torch', '?')}, "

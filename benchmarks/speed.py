@@ -12,7 +12,8 @@ resident set after the set-up is reported as ``baseline_rss_mb`` (interpreter, t
 memory (``torch.cuda.max_memory_allocated``) is reported too. With ``isolate=False`` (fast tests) the same
 function runs in the calling process, whose baseline then includes everything it already holds.
 
-Methods: ``generator`` (emulator), ``2lpt``, ``za``, ``lognormal`` (target: CAMB halofit P(k) at the redshift,
+Methods: ``generator`` (emulator), ``network`` (the generator's network alone, one periodic whole-box pass on
+an ``ngrid^3`` input: the unpadded cost that tiling and the 2LPT input add to; no particles), ``2lpt``, ``za``, ``lognormal`` (target: CAMB halofit P(k) at the redshift,
 including the log-transform of the target), ``pm_few`` (PM with ``pm_steps``), ``pm`` (the truth's settings).
 A mock is particles (positions and velocities) or, for the lognormal, a density mesh.
 """
@@ -33,7 +34,7 @@ from .env import resolve_device, rss_mb
 
 __all__ = ["SPEED_METHODS", "time_method", "measure_speed"]
 
-SPEED_METHODS = ("generator", "2lpt", "za", "lognormal", "pm_few", "pm")
+SPEED_METHODS = ("generator", "network", "2lpt", "za", "lognormal", "pm_few", "pm")
 
 
 def _reset_peak() -> bool:
@@ -66,7 +67,7 @@ def time_method(spec: dict) -> dict:
     LinearPower(cosmo)  # CAMB table cached: not part of a mock
     kw: dict = {"device": device}
     name = method
-    if method == "generator":
+    if method in ("generator", "network"):
         kw["model"] = load_model(spec["model_path"], device=device)
     elif method == "pm":  # the truth's own recipe, mass refinement included
         kw["pm"] = dict(spec["simulation"])
@@ -84,10 +85,14 @@ def time_method(spec: dict) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seed0 = int(spec.get("seed", 12345))
-    make_contender(name, cosmo, z, box, n, seed0, **kw)  # warm-up
-    times = []
-    for i in range(int(spec["repeats"])):
-        times.append(make_contender(name, cosmo, z, box, n, seed0 + 1 + i, **kw).seconds)
+    if method == "network":
+        def mock(seed: int) -> float:
+            return _network_pass(kw["model"], cosmo, z, n, seed, device)
+    else:
+        def mock(seed: int) -> float:
+            return make_contender(name, cosmo, z, box, n, seed, **kw).seconds
+    mock(seed0)  # warm-up
+    times = [mock(seed0 + 1 + i) for i in range(int(spec["repeats"]))]
     out = {
         "method": method, "ngrid": n, "box_size": box, "seconds_per_mock": statistics.median(times),
         "median_seconds": statistics.median(times), "fastest_seconds": min(times), "seconds": times,
@@ -98,6 +103,23 @@ def time_method(spec: dict) -> dict:
     if device.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
+
+
+def _network_pass(model, cosmo, z: float, n: int, seed: int, device: torch.device) -> float:
+    """Seconds of one periodic whole-box pass of ``model``'s network on an ``n^3`` input (input made untimed)."""
+    from emulator.model.tiling import periodic_forward
+
+    gen = torch.Generator().manual_seed(seed)
+    x = (0.3 * torch.randn((1, 3, n, n, n), generator=gen)).to(device)  # displacements in cells, 2LPT-like size
+    style = model.style(cosmo, z)[None].to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        periodic_forward(model.net, x, style)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
 
 
 def measure_speed(
@@ -117,7 +139,7 @@ def measure_speed(
             "simulation": dict(simulation), "pm_steps": int(pm_steps), "repeats": int(repeats),
             "device": str(device), "threads": threads, "pm": dict(pm or {}),
         }
-        if method == "generator" and not model_path:
+        if method in ("generator", "network") and not model_path:
             results[method] = {"error": "no model file"}
             continue
         if log:

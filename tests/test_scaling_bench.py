@@ -50,3 +50,30 @@ def test_run_measures_then_skips_what_would_exceed_the_cap(tmp_path):
     assert second["ngrid"] == 64 and "skipped" in second  # 64^3 predicted above the 1e-4 s cap
     table = scaling_table(res)
     assert "| 2lpt | 16³ |" in table and "skipped" not in table.split("| 2lpt | 64³ |")[0] and "predicted" in table
+
+
+def test_network_method_times_the_bare_whole_box_pass():
+    from emulator.core.cosmology import get_preset
+    from emulator.model.portable import DEFAULT_MODEL_PATH
+
+    from benchmarks.speed import measure_speed
+
+    out = measure_speed(["network"], ngrid=16, box_size=32.0, redshift=0.0, cosmology=get_preset("planck18"),
+                        model_path=str(DEFAULT_MODEL_PATH), simulation={}, pm_steps=6, repeats=3, device="cpu",
+                        threads=1, isolate=False)["network"]
+    assert out["method"] == "network" and out["ngrid"] == 16 and len(out["seconds"]) == 3
+    assert all(t > 0 for t in out["seconds"]) and out["median_seconds"] == sorted(out["seconds"])[1]
+    with pytest.raises(ValueError, match="no model file|network"):
+        bad = measure_speed(["network"], ngrid=16, box_size=32.0, redshift=0.0, cosmology=get_preset("planck18"),
+                            model_path=None, simulation={}, pm_steps=6, repeats=3, device="cpu", threads=1,
+                            isolate=False)["network"]
+        raise ValueError(bad["error"])
+
+
+def test_table_states_the_generator_over_network_ratio():
+    rows = [{"method": m, "ngrid": n, "median_seconds": t, "fastest_seconds": t, "us_per_particle": 1.0,
+             "mocks_per_hour_per_core": 1.0, "peak_rss_mb": 10.0, "mock_rss_mb": 5.0}
+            for m, n, t in [("generator", 128, 3.0), ("network", 128, 2.0), ("generator", 256, 30.0),
+                            ("network", 256, 24.0), ("2lpt", 256, 1.0)]]
+    table = scaling_table({"rows": rows, "environment": {"threads": 1}, "config": {"repeats": 3}})
+    assert "128³ 1.50x, 256³ 1.25x" in table

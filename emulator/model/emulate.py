@@ -25,7 +25,7 @@ from ..core.lpt import (lagrangian_grid, lpt2_displacement, lpt_displacement, ve
                         za_displacement)
 from ..core.mesh import wrap_positions
 from ..core.power import LinearPower
-from .tiling import predict_box
+from .tiling import DEFAULT_TILE, predict_box
 from .portable import EmulatorModel, ExtrapolationError, check_device
 
 __all__ = ["Realization", "GeneratedFields", "emulate_fields", "check_request", "growth_factors", "METHODS",
@@ -169,7 +169,8 @@ def emulate_fields(
         Where the network and FFTs run: ``cpu`` or ``cuda[:index]`` (checked by
         :func:`emulator.model.portable.check_device`).
     tile : int, optional
-        Output tile size of the network pass (cells); default: whole box up to 128^3, else 64.
+        Output tile size of the network pass (cells); default: the whole box up to ``DEFAULT_TILE`` (128) cells
+        per side, else tiles of that size (:mod:`emulator.model.tiling`).
     allow_extrapolation : bool
         Permit parameters outside the hull (a warning is issued and recorded in ``extrapolated``).
     """
@@ -191,8 +192,8 @@ def emulate_fields(
     if method == "emulator":
         cell = model.cell_size
         style = model.style(cosmology, redshift).to(device)[None]
-        if tile is None and n > 128:
-            tile = 64
+        if tile is None and n > DEFAULT_TILE:
+            tile = DEFAULT_TILE
         net_device = next(model.net.parameters()).device
         res = predict_box(model.net, (disp / cell)[None].to(net_device), style.to(net_device), tile=tile)[0]
         res = res.to(disp.device)

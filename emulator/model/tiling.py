@@ -12,6 +12,10 @@ all: the box, rolled to align the stride-2 grids, goes through circular-padded c
 valid ones on the periodic extension, so the pass costs what the unpadded box costs (with it and the allocator
 setting of :mod:`emulator.core.allocator`, one generator mock at 128^3 takes 2.0 s on one CPU thread, against 4.9
 s before: ``python -m benchmarks.scaling``); tiles (bounded memory) still read halos.
+
+Boxes larger than :data:`DEFAULT_TILE` cells per side run in tiles of that size by default. Measured with the
+embedded model on one CPU thread at 256^3 (``/proc`` peak of the pass, ``python -m benchmarks.scaling`` for whole
+mocks): the periodic whole box takes 5.3 GB; tiles of 128 cost 1.13x its time at 2.0 GB, tiles of 64 1.5x at 1.5 GB.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ import itertools
 import torch
 from torch import nn
 
-__all__ = ["tile_origins", "periodic_crop", "periodic_forward", "predict_box"]
+__all__ = ["DEFAULT_TILE", "tile_origins", "periodic_crop", "periodic_forward", "predict_box"]
+
+DEFAULT_TILE = 128
+"""Output tile (cells per side) for boxes larger than this: the network's memory stays bounded (~2 GB with the
+embedded model) at ~1.1x the cost of the unpadded whole box."""
 
 
 def tile_origins(n: int, tile: int, multiple: int) -> list[int]:
