@@ -8,7 +8,7 @@
 # Each phase is bounded by its share of the budget; a suite cut short trains on the simulations it finished (the
 # manifest is written after each one) and a rerun resumes it. Environment overrides (for smoke runs on a CPU):
 # SUITE, TRAIN_CFG, DATA, PYTHON, SIM_SHARE (fraction of the budget for simulating, default 0.30), BUILD_SHARE
-# (0.15), STEP_SECONDS (skip the probe), RESUME_CKPT (continue a checkpoint with ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}
+# (0.15), EXTRA_CFG (a config layered over TRAIN_CFG for the fit), STEP_SECONDS (skip the probe), RESUME_CKPT (continue a checkpoint with ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}
 # for this budget's steps; a warm restart of the cosine schedule), BUILD_WORKERS (CPU processes of the build, default cores - 2), RESERVE (seconds kept for the export, default 45), MAX_STEPS_CAP. The test cosmologies are
 # configs/suite_converged_test.yaml (no test split here): evaluate the exported model against them with
 # `python -m benchmarks --tier standard --model OUT_DIR/converged_gpu.pt`. The best checkpoint comes back in 15 MB
@@ -72,6 +72,7 @@ print(r('$RESUME_CKPT', 'RESUME_CKPT')['global_step'])") || { phase "unreadable 
     extra+=(--config "${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}" --ckpt_path "$RESUME_CKPT")
     phase "resume $RESUME_CKPT at step $done_steps"
 fi
+[ -z "${EXTRA_CFG:-}" ] || extra+=(--config "$EXTRA_CFG")   # a layered override, e.g. configs/converged_gpu_power_half.yaml
 "$PY" -c "import wandb" 2>/dev/null || extra+=(--config configs/csv_logger_only.yaml)
 root=$("$PY" -c "import yaml; print(yaml.safe_load(open('$TRAIN_CFG'))['trainer']['default_root_dir'])")
 soft=$(( $(left) - RESERVE - 10 ))   # Lightning stops by itself (and checkpoints) at max_time; timeout is the backstop

@@ -61,3 +61,15 @@ def test_default_model_continuation_resumes_to_the_embedded_models_step():
     for cfg in (base, cont):
         cfg["trainer"].pop("max_steps"), cfg.pop("ckpt_path", None), cfg.pop("config", None)
     assert cont == base
+
+
+def test_power_half_override_layers_over_the_gpu_config():
+    out = subprocess.run(
+        [sys.executable, "-c", "from emulator.cli import main; main()", "fit", "--config",
+         str(CONFIGS / "converged_gpu.yaml"), "--config", str(CONFIGS / "converged_gpu_power_half.yaml"),
+         "--print_config"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["model"]["power_kmax_fraction"] == 0.5 and cfg["model"]["periodic"] is True

@@ -146,3 +146,31 @@ def test_study_configs_use_several_seeds():
     for path in (DEFAULT_CONFIG, DEFAULT_CONFIG.with_name("truth_recipe_box256.yaml")):
         cfg = yaml.safe_load(path.read_text())
         assert len(set(cfg["seeds"])) >= 4 and "seed" not in cfg
+
+
+def test_fine_seed_redraws_only_the_sub_grid_modes():
+    """Another fine_seed: every coarse mode identical, the others redrawn; None is the default stream."""
+    n, r = 12, 2
+    base = refined_white_noise(5, n, r, dtype=F64)
+    assert torch.equal(refined_white_noise(5, n, r, fine_seed=refined_seed(5, r), dtype=F64), base)
+    other = refined_white_noise(5, n, r, fine_seed=123, dtype=F64)
+    kb, ko = to_fourier(base), to_fourier(other)
+    want = coarse_modes(kb, n)
+    assert torch.allclose(coarse_modes(ko, n), want, rtol=0, atol=1e-12 * want.abs().max())  # rounding of the FFTs
+    corr = (ko * kb.conj()).real.sum() - (coarse_modes(ko, n) * coarse_modes(kb, n).conj()).real.sum()
+    assert abs(float(corr)) < 0.05 * float(kb.abs().square().sum())  # the sub-grid modes are independent
+    with pytest.raises(ValueError, match="fine_seed needs refine > 1"):
+        run_simulation(COSMO, 5, 8, 16.0, fine_seed=1, refine=1)
+
+
+def test_subgrid_spread_is_zero_for_equal_seeds_and_grows_with_k():
+    from benchmarks.subgrid_noise import subgrid_spread
+
+    recipe = {"z_init": 9.0, "steps": 4, "force_factor": 2, "refine": 2}
+    same = subgrid_spread(COSMO, 3, 16, 32.0, [0.0], fine_seeds=(None, None), recipe=recipe, kvalues=(0.3, 1.4))
+    assert all(r["p_ratio"] == 1.0 and abs(r["one_minus_r"]) < 1e-6 for r in same)
+    rows = subgrid_spread(COSMO, 3, 16, 32.0, [0.0], fine_seeds=(None, 7), recipe=recipe, kvalues=(0.3, 1.4))
+    low, high = rows
+    assert low["k"] < high["k"] and 0 <= low["one_minus_r"] < high["one_minus_r"] and high["one_minus_r"] > 1e-4
+    with pytest.raises(ValueError, match="refine"):
+        subgrid_spread(COSMO, 3, 16, 32.0, [0.0], recipe={**recipe, "refine": 1})

@@ -80,6 +80,7 @@ def refined_white_noise(
     n: int,
     refine: int,
     *,
+    fine_seed: int | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -93,6 +94,10 @@ def refined_white_noise(
         Coarse cells per side (even).
     refine : int
         Refinement factor ``r`` (1 returns ``white_noise(seed, n)`` itself).
+    fine_seed : int, optional
+        Seed of the small-scale stream; default :func:`refined_seed` ``(seed, r)``. Another value keeps every
+        coarse mode and redraws the sub-grid ones (the same large-scale universe with other small-scale initial
+        conditions: ``python -m benchmarks.subgrid_noise``).
 
     Returns
     -------
@@ -105,7 +110,7 @@ def refined_white_noise(
     if r == 1:
         return coarse.to(dtype=dtype, device=device)
     big = r * n
-    gen = torch.Generator(device="cpu").manual_seed(refined_seed(seed, r))
+    gen = torch.Generator(device="cpu").manual_seed(refined_seed(seed, r) if fine_seed is None else int(fine_seed))
     fine_k = to_fourier(torch.randn((big, big, big), dtype=torch.float64, generator=gen))
     coarse_k = to_fourier(coarse)
     cf, ch = _coarse_index(n, 1)
@@ -133,6 +138,7 @@ def initial_density_k(
     *,
     fixed_amplitude: bool = False,
     invert_phase: bool = False,
+    fine_seed: int | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -140,9 +146,10 @@ def initial_density_k(
 
     With ``refine = 1`` it is exactly the 2LPT input of ``emulator generate`` for the same seed (same noise, same
     linear power); with ``refine > 1`` its modes strictly inside the coarse Nyquist frequency are ``refine^3``
-    times those (the ``n^3 / V`` normalisation of the finer grid).
+    times those (the ``n^3 / V`` normalisation of the finer grid), and ``fine_seed`` is that of
+    :func:`refined_white_noise`.
     """
     r = check_refine(refine)
     noise = white_noise(seed, n, dtype=dtype, device=device) if r == 1 else \
-        refined_white_noise(seed, n, r, dtype=dtype, device=device)
+        refined_white_noise(seed, n, r, fine_seed=fine_seed, dtype=dtype, device=device)
     return linear_density_k(noise, box_size, power, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase)

@@ -128,6 +128,7 @@ def run_simulation(
     steps: int = 10,
     force_factor: int = 2,
     refine: int = 1,
+    fine_seed: int | None = None,
     spacing: str = "linear",
     lpt_order: int = 2,
     deconvolve: int = 1,
@@ -163,6 +164,9 @@ def run_simulation(
         Force mesh of ``force_factor * refine * ngrid`` points per side (``>= 2``; 1 allowed for experiments).
     refine : int
         Particles per axis per output particle (mass refinement, see the module notes); 1: no refinement.
+    fine_seed : int, optional
+        With ``refine > 1``: seed of the sub-grid initial modes (default derived from ``seed``; see
+        :func:`data_prep.simulate.refine.refined_white_noise`). Recorded in ``config`` when given.
     spacing : {"linear", "log"}
         Step spacing in ``a`` or ``ln a``.
     lpt_order : {1, 2}
@@ -195,6 +199,8 @@ def run_simulation(
     if isinstance(force_factor, bool) or not isinstance(force_factor, int) or force_factor < 1:
         raise ValueError(f"force_factor must be a positive integer, got {force_factor!r}")
     refine = check_refine(refine)
+    if fine_seed is not None and refine == 1:
+        raise ValueError("fine_seed needs refine > 1 (an unrefined run has no sub-grid modes)")
     if lpt_order not in (1, 2):
         raise ValueError(f"lpt_order must be 1 or 2, got {lpt_order!r}")
     if spacing not in SPACINGS:
@@ -220,7 +226,7 @@ def run_simulation(
     fine = refine * n
     pk = power if power is not None else LinearPower(cosmology, 0.0)
     delta_k = initial_density_k(seed, n, box, pk, refine, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase,
-                                dtype=dtype, device=device)
+                                fine_seed=fine_seed, dtype=dtype, device=device)
     psi1 = vector_field_to_particles(za_displacement(delta_k, box)).contiguous()
     disp = float(growth.D1(a_init)) * psi1
     mom = float(growth.gp(a_init)) * psi1
@@ -264,6 +270,8 @@ def run_simulation(
         "fixed_amplitude": fixed_amplitude, "invert_phase": invert_phase, "custom_power": power is not None,
         "dtype": str(dtype).replace("torch.", ""),
     }
+    if fine_seed is not None:
+        config["fine_seed"] = int(fine_seed)
     return SimulationResult(
         ic=ic, outputs=outputs, cosmology=cosmology, seed=seed, ngrid=n, box_size=box, boundaries=boundaries,
         config=config, wall_time=time.perf_counter() - t0,

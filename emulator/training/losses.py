@@ -9,6 +9,8 @@ the predicted particles. Two-point terms use the core estimators of :mod:`emulat
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -57,15 +59,23 @@ def eulerian_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, log: bool 
     return F.mse_loss(delta_pred, delta_true)
 
 
-def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None) -> torch.Tensor:
+def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None,
+               kmax_fraction: float | None = None) -> torch.Tensor:
     """Mean over k bins of ``(log P_pred(k) - log P_true(k))^2`` on the crops (box of ``c`` cells).
 
-    The target's power is treated as a constant; bins run from the crop's fundamental to its Nyquist frequency.
+    The target's power is treated as a constant; bins run from the crop's fundamental to its Nyquist frequency,
+    or to ``kmax_fraction`` of it (``0 < kmax_fraction <= 1``; the bins near the Nyquist frequency otherwise
+    outnumber the rest, and there the target holds power that no function of the input predicts).
     """
     c = delta_pred.shape[-1]
     box = float(c)
-    p_pred = power_spectrum(delta_pred, box, nbins=nbins).power
-    p_true = power_spectrum(delta_true.detach(), box, nbins=nbins).power
+    kmax = None
+    if kmax_fraction is not None:
+        if not 0.0 < float(kmax_fraction) <= 1.0:
+            raise ValueError(f"power kmax_fraction must be in (0, 1], got {kmax_fraction!r}")
+        kmax = float(kmax_fraction) * math.pi  # crop units: cell = 1, k_Nyq = pi
+    p_pred = power_spectrum(delta_pred, box, nbins=nbins, kmax=kmax).power
+    p_true = power_spectrum(delta_true.detach(), box, nbins=nbins, kmax=kmax).power
     tiny = torch.finfo(p_pred.dtype).tiny
     return ((p_pred.clamp_min(tiny).log() - p_true.clamp_min(tiny).log()) ** 2).mean()
 

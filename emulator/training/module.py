@@ -70,6 +70,9 @@ class FieldEmulator(L.LightningModule):
         overdensity MSE), ``power`` (log P(k) ratio) and ``xi`` (correlation-function mismatch).
     eulerian_log : bool
         Compare ``log(1 + delta)`` instead of ``delta`` in the Eulerian term.
+    power_kmax_fraction : float, optional
+        The power term's bins stop at this fraction of the crop's Nyquist wavenumber (default: at it; see
+        :func:`emulator.training.losses.power_loss`).
     lr, weight_decay : float
         AdamW settings; the learning rate follows a linear warm-up then a cosine decay to ``lr * lr_floor``.
     warmup_steps : int
@@ -94,6 +97,7 @@ class FieldEmulator(L.LightningModule):
         warmup_steps: int = 100,
         log_k_fractions: tuple[float, ...] = (0.125, 0.25, 0.5),
         periodic: bool = False,
+        power_kmax_fraction: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -102,6 +106,8 @@ class FieldEmulator(L.LightningModule):
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
+        if power_kmax_fraction is not None and not 0.0 < float(power_kmax_fraction) <= 1.0:
+            raise ValueError(f"model.power_kmax_fraction must be in (0, 1], got {power_kmax_fraction!r}")
         self.net = StyledUNet(**network)
         # Filled from the training set in setup() and then saved in every checkpoint.
         self.register_buffer("style_low", torch.full((6,), math.nan, dtype=torch.float64))
@@ -179,7 +185,8 @@ class FieldEmulator(L.LightningModule):
             fields.update(delta_pred=delta_pred, delta_true=delta_true)
             losses["eulerian"] = eulerian_loss(delta_pred, delta_true, log=self.hparams.eulerian_log)
             if w["power"] or not self.training:
-                losses["power"] = power_loss(delta_pred, delta_true)
+                losses["power"] = power_loss(delta_pred, delta_true,
+                                             kmax_fraction=self.hparams.power_kmax_fraction)
             if w["xi"]:
                 losses["xi"] = xi_loss(delta_pred, delta_true)
         losses["total"] = sum(w[k] * v for k, v in losses.items() if w.get(k))

@@ -1,0 +1,35 @@
+"""The training power term: log-P mismatch over k bins, optionally only up to a fraction of k_Nyq."""
+
+import math
+
+import pytest
+import torch
+
+from emulator.core.fourier import k_magnitude, to_fourier, to_real
+from emulator.training.losses import power_loss
+from emulator.training.module import FieldEmulator
+
+
+def _fields(seed=0, c=16):
+    g = torch.Generator().manual_seed(seed)
+    true = torch.randn((2, c, c, c), generator=g, dtype=torch.float64)
+    # the prediction differs from the truth only above 0.6 k_Nyq (crop units: k_Nyq = pi)
+    kk = k_magnitude(c, float(c), dtype=torch.float64)
+    pred = to_real(to_fourier(true) * torch.where(kk > 0.6 * math.pi, 2.0, 1.0), c)
+    return pred, true
+
+
+def test_kmax_fraction_ignores_modes_above_it():
+    pred, true = _fields()
+    assert power_loss(pred, true) > 0.05  # factor 4 in P above 0.6 k_Nyq: log 4 squared on those bins
+    assert power_loss(pred, true, kmax_fraction=0.5) < 1e-20
+    assert power_loss(pred, true, kmax_fraction=0.9) > 0.05
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
+def test_bad_fraction_is_refused(bad):
+    pred, true = _fields()
+    with pytest.raises(ValueError, match="kmax_fraction"):
+        power_loss(pred, true, kmax_fraction=bad)
+    with pytest.raises(ValueError, match="model.power_kmax_fraction"):
+        FieldEmulator(network={"base_channels": 4, "depth": 1}, power_kmax_fraction=bad)
