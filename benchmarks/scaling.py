@@ -94,7 +94,7 @@ def run_scaling(cfg: dict, *, log=print) -> dict:
 def scaling_table(result: dict) -> str:
     """Markdown table of :func:`run_scaling`'s rows."""
     head = ("| method | particles | s/mock (median) | s/mock (fastest) | µs/particle | mocks/hour/core | "
-            "peak RSS MB | mocks' RSS MB |")
+            "peak RSS MiB | mocks' RSS MiB |")
     lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         if "median_seconds" not in r:
@@ -133,7 +133,7 @@ def _plot(result: dict, path: Path) -> None:
         axes[1].loglog(npart, [max(r["peak_rss_mb"], 1.0) for r in rows], "o-", label=method)
     axes[0].set(xlabel="particles per mock", ylabel="seconds per mock (median)",
                 title=f"{result['environment']['threads']} thread(s)")
-    axes[1].set(xlabel="particles per mock", ylabel="peak resident memory (MB)")
+    axes[1].set(xlabel="particles per mock", ylabel="peak resident memory (MiB)")
     for ax in axes:
         ax.legend()
         ax.grid(True, which="both", alpha=0.3)

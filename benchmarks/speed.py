@@ -110,7 +110,7 @@ def _network_pass(model, cosmo, z: float, n: int, seed: int, device: torch.devic
     from emulator.model.tiling import periodic_forward
 
     gen = torch.Generator().manual_seed(seed)
-    x = (0.3 * torch.randn((1, 3, n, n, n), generator=gen)).to(device)  # displacements in cells, 2LPT-like size
+    x = (0.3 * torch.randn((1, 3, n, n, n), generator=gen)).to(device)  # input values do not change the cost
     style = model.style(cosmo, z)[None].to(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

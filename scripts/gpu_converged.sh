@@ -34,7 +34,8 @@ left() { echo $(( BUDGET - $(elapsed) )); }
 phase() { echo "[$(elapsed) s] $*" | tee -a "$OUT/phases.txt"; }
 share() { "$PY" -c "print(max(1, int($BUDGET * $1)))"; }
 
-phase "start: budget $BUDGET s, suite $SUITE, config $TRAIN_CFG"
+[ -z "${EXTRA_CFG:-}" ] || [ -f "$EXTRA_CFG" ] || { echo "EXTRA_CFG=$EXTRA_CFG: no such file" >&2; exit 1; }
+phase "start: budget $BUDGET s, suite $SUITE, config $TRAIN_CFG${EXTRA_CFG:+ + $EXTRA_CFG}"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee -a "$OUT/phases.txt"
 
@@ -88,9 +89,9 @@ rc=${PIPESTATUS[0]}; phase "fit exit $rc"
 newest() { find "$root/$1" -name "$2" -newer "$marker" -printf "%T@ %p\n" 2>/dev/null | sort -n | tail -1 | cut -d" " -f2-; }
 ckpt=$(newest checkpoints "best-*.ckpt"); [ -n "$ckpt" ] || ckpt=$(newest checkpoints "last.ckpt")
 [ -n "$ckpt" ] || { phase "this run wrote no checkpoint: stop"; exit 1; }
-name=$(basename "$TRAIN_CFG" .yaml)
+name=$(basename "$TRAIN_CFG" .yaml)${EXTRA_CFG:+_$(basename "$EXTRA_CFG" .yaml)}
 "$PY" -m emulator.cli export --ckpt "$ckpt" --out "$OUT/$name.pt" --name "$name" \
-    --description "truth $SUITE; $TRAIN_CFG, $steps steps planned, $BUDGET s budget; code ${CODE_COMMIT:-working tree}" \
+    --description "truth $SUITE; $TRAIN_CFG${EXTRA_CFG:+ + $EXTRA_CFG}, $steps steps planned, $BUDGET s budget; code ${CODE_COMMIT:-working tree}" \
     || { phase "export failed"; exit 1; }
 phase "exported $ckpt -> $OUT/$name.pt"
 rm -f "$OUT"/best.ckpt.part-*

@@ -52,22 +52,25 @@ def test_run_measures_then_skips_what_would_exceed_the_cap(tmp_path):
     assert "| 2lpt | 16³ |" in table and "skipped" not in table.split("| 2lpt | 64³ |")[0] and "predicted" in table
 
 
-def test_network_method_times_the_bare_whole_box_pass():
+def test_network_method_times_the_bare_whole_box_pass(monkeypatch, one_thread):
+    import emulator.model.tiling as tiling
     from emulator.core.cosmology import get_preset
     from emulator.model.portable import DEFAULT_MODEL_PATH
 
+    import benchmarks.contenders as contenders
     from benchmarks.speed import measure_speed
 
-    out = measure_speed(["network"], ngrid=16, box_size=32.0, redshift=0.0, cosmology=get_preset("planck18"),
-                        model_path=str(DEFAULT_MODEL_PATH), simulation={}, pm_steps=6, repeats=3, device="cpu",
-                        threads=1, isolate=False)["network"]
+    calls = []
+    real = tiling.periodic_forward
+    monkeypatch.setattr(tiling, "periodic_forward", lambda *a: calls.append(a[1].shape) or real(*a))
+    monkeypatch.setattr(contenders, "make_contender", lambda *a, **k: pytest.fail("a whole mock was made"))
+    common = dict(ngrid=16, box_size=32.0, redshift=0.0, cosmology=get_preset("planck18"), simulation={},
+                  pm_steps=6, repeats=3, device="cpu", threads=1, isolate=False)
+    out = measure_speed(["network"], model_path=str(DEFAULT_MODEL_PATH), **common)["network"]
     assert out["method"] == "network" and out["ngrid"] == 16 and len(out["seconds"]) == 3
+    assert calls == [(1, 3, 16, 16, 16)] * 4  # one warm-up and three timed passes on the unpadded box
     assert all(t > 0 for t in out["seconds"]) and out["median_seconds"] == sorted(out["seconds"])[1]
-    with pytest.raises(ValueError, match="no model file|network"):
-        bad = measure_speed(["network"], ngrid=16, box_size=32.0, redshift=0.0, cosmology=get_preset("planck18"),
-                            model_path=None, simulation={}, pm_steps=6, repeats=3, device="cpu", threads=1,
-                            isolate=False)["network"]
-        raise ValueError(bad["error"])
+    assert measure_speed(["network"], model_path=None, **common)["network"] == {"error": "no model file"}
 
 
 def test_table_states_the_generator_over_network_ratio():

@@ -109,8 +109,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                     "tiles of 128; a --max-memory run: slabs of at most 64)"))
     o.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help=_no_default("memory cap per process in GB (1e9 bytes): a mock estimated above it is made "
-                                    "slab by slab through scratch files in --out, same particles, halos and "
-                                    "tracers (particles, halos, galaxies, biased; cut-sky of all but particles; "
+                                    "slab by slab through scratch files in --out, the same particles, halos "
+                                    "and tracers as held whole with the same --tile "
+                                    "(particles, halos, galaxies, biased; cut-sky of all but particles; "
                                     "not lightcones; the estimate is printed first; default: held whole)"))
     o.add_argument("--fof-overlap", type=float, default=None, metavar="MPC",
                    help=_no_default("overlap of the FoF slabs of a --max-memory mock, Mpc/h (default: 10 Mpc/h "

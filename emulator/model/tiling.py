@@ -10,12 +10,13 @@ back to end at the box edge (overlapping its neighbour; the overlap is computed 
 A whole-box pass of a network with a periodic mode (:class:`~emulator.model.unet.StyledUNet`) needs no halo at
 all: the box, rolled to align the stride-2 grids, goes through circular-padded convolutions, which equal the
 valid ones on the periodic extension, so the pass costs what the unpadded box costs (with it and the allocator
-setting of :mod:`emulator.core.allocator`, one generator mock at 128^3 takes 2.0 s on one CPU thread, against 4.9
-s before: ``python -m benchmarks.scaling``); tiles (bounded memory) still read halos.
+setting of :mod:`emulator.core.allocator`, one generator mock at 128^3 took 2.0 s on one CPU thread, against 4.9
+s before, on an idle day of this host: ``python -m benchmarks.scaling``); tiles (bounded memory) still read halos.
 
-Boxes larger than :data:`DEFAULT_TILE` cells per side run in tiles of that size by default. Measured with the
-embedded model on one CPU thread at 256^3 (``/proc`` peak of the pass, ``python -m benchmarks.scaling`` for whole
-mocks): the periodic whole box takes 5.3 GB; tiles of 128 cost 1.13x its time at 2.0 GB, tiles of 64 1.5x at 1.5 GB.
+Boxes larger than :data:`DEFAULT_TILE` cells per side run in tiles of that size by default. Timed once with the
+embedded model on one CPU thread at 256^3 (this function on a random input, ``/proc`` peak; whole mocks:
+``python -m benchmarks.scaling``): the periodic whole box takes 5.3 GB; tiles of 128 cost 1.13x its time at
+2.0 GB, tiles of 64 1.5x at 1.5 GB.
 """
 
 from __future__ import annotations

@@ -71,9 +71,12 @@ def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | 
     box = float(c)
     kmax = None
     if kmax_fraction is not None:
-        if not 0.0 < float(kmax_fraction) <= 1.0:
+        if isinstance(kmax_fraction, bool) or not 0.0 < float(kmax_fraction) <= 1.0:
             raise ValueError(f"power kmax_fraction must be in (0, 1], got {kmax_fraction!r}")
-        kmax = float(kmax_fraction) * math.pi  # crop units: cell = 1, k_Nyq = pi
+        last = math.floor(float(kmax_fraction) * c / 2)  # last whole bin (width k_f) below the fraction of k_Nyq
+        if last < 1:
+            raise ValueError(f"power kmax_fraction={kmax_fraction} leaves no k bin on a crop of {c} cells")
+        kmax = (last + 0.5) * 2.0 * math.pi / c  # crop units (cell = 1): the default edges, cut; 1.0 = default
     p_pred = power_spectrum(delta_pred, box, nbins=nbins, kmax=kmax).power
     p_true = power_spectrum(delta_true.detach(), box, nbins=nbins, kmax=kmax).power
     tiny = torch.finfo(p_pred.dtype).tiny

@@ -71,8 +71,9 @@ class FieldEmulator(L.LightningModule):
     eulerian_log : bool
         Compare ``log(1 + delta)`` instead of ``delta`` in the Eulerian term.
     power_kmax_fraction : float, optional
-        The power term's bins stop at this fraction of the crop's Nyquist wavenumber (default: at it; see
-        :func:`emulator.training.losses.power_loss`).
+        The power term's bins stop at the last whole bin below this fraction of the crop's Nyquist wavenumber
+        (default and 1.0: at it; see :func:`emulator.training.losses.power_loss`). ``val/power`` and ``val/total``
+        then depend on it: compare runs with different values on ``val/ratio_model@k``.
     lr, weight_decay : float
         AdamW settings; the learning rate follows a linear warm-up then a cosine decay to ``lr * lr_floor``.
     warmup_steps : int
@@ -106,7 +107,8 @@ class FieldEmulator(L.LightningModule):
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
-        if power_kmax_fraction is not None and not 0.0 < float(power_kmax_fraction) <= 1.0:
+        if power_kmax_fraction is not None and (isinstance(power_kmax_fraction, bool)
+                                                or not 0.0 < float(power_kmax_fraction) <= 1.0):
             raise ValueError(f"model.power_kmax_fraction must be in (0, 1], got {power_kmax_fraction!r}")
         self.net = StyledUNet(**network)
         # Filled from the training set in setup() and then saved in every checkpoint.
