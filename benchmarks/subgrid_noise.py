@@ -36,7 +36,7 @@ def subgrid_spread(cosmology, seed: int, ngrid: int, box_size: float, redshifts,
     """
     from data_prep.simulate.run import run_simulation
     from emulator.core.mesh import paint, to_overdensity
-    from emulator.core.spectra import power_spectrum
+    from emulator.core.spectra import cross_correlation, power_spectrum
 
     recipe = dict(RECIPE if recipe is None else recipe)
     if int(recipe.get("refine", 1)) < 2:
@@ -48,9 +48,8 @@ def subgrid_spread(cosmology, seed: int, ngrid: int, box_size: float, redshifts,
     for i, z in enumerate(zs):
         d1, d2 = (to_overdensity(paint(r.outputs[i].positions, ngrid, box_size)) for r in runs)
         p1, p2 = power_spectrum(d1, box_size), power_spectrum(d2, box_size)
-        x = power_spectrum(d1, box_size, d2)
         k = p1.k.numpy()
-        r = (x.power / (p1.power * p2.power).sqrt()).numpy()
+        r = cross_correlation(d1, d2, box_size)[1].numpy()
         ratio = (p2.power / p1.power).numpy()
         for kv in kvalues:
             j = int(np.argmin(np.abs(k - kv)))

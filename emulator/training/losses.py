@@ -23,6 +23,7 @@ __all__ = [
     "lagrangian_loss",
     "eulerian_loss",
     "power_loss",
+    "check_kmax_fraction",
     "xi_loss",
 ]
 
@@ -59,6 +60,15 @@ def eulerian_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, log: bool 
     return F.mse_loss(delta_pred, delta_true)
 
 
+def check_kmax_fraction(value: object, name: str = "power kmax_fraction") -> float | None:
+    """``value`` as a float in (0, 1] (None passes through); otherwise a ``ValueError`` naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
 def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None,
                kmax_fraction: float | None = None) -> torch.Tensor:
     """Mean over k bins of ``(log P_pred(k) - log P_true(k))^2`` on the crops (box of ``c`` cells).
@@ -70,10 +80,9 @@ def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | 
     c = delta_pred.shape[-1]
     box = float(c)
     kmax = None
-    if kmax_fraction is not None:
-        if isinstance(kmax_fraction, bool) or not 0.0 < float(kmax_fraction) <= 1.0:
-            raise ValueError(f"power kmax_fraction must be in (0, 1], got {kmax_fraction!r}")
-        last = math.floor(float(kmax_fraction) * c / 2)  # last whole bin (width k_f) below the fraction of k_Nyq
+    fraction = check_kmax_fraction(kmax_fraction)
+    if fraction is not None:
+        last = math.floor(fraction * c / 2)  # last whole bin (width k_f) below the fraction of k_Nyq
         if last < 1:
             raise ValueError(f"power kmax_fraction={kmax_fraction} leaves no k bin on a crop of {c} cells")
         kmax = (last + 0.5) * 2.0 * math.pi / c  # crop units (cell = 1): the default edges, cut; 1.0 = default

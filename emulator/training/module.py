@@ -14,7 +14,8 @@ import lightning as L
 import torch
 from torchmetrics import Metric
 
-from .losses import eulerian_loss, lagrangian_loss, painted_overdensity, power_loss, xi_loss
+from .losses import (check_kmax_fraction, eulerian_loss, lagrangian_loss, painted_overdensity, power_loss,
+                     xi_loss)
 from ..model import StyledUNet, periodic_forward
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
@@ -107,9 +108,7 @@ class FieldEmulator(L.LightningModule):
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
-        if power_kmax_fraction is not None and (isinstance(power_kmax_fraction, bool)
-                                                or not 0.0 < float(power_kmax_fraction) <= 1.0):
-            raise ValueError(f"model.power_kmax_fraction must be in (0, 1], got {power_kmax_fraction!r}")
+        check_kmax_fraction(power_kmax_fraction, "model.power_kmax_fraction")
         self.net = StyledUNet(**network)
         # Filled from the training set in setup() and then saved in every checkpoint.
         self.register_buffer("style_low", torch.full((6,), math.nan, dtype=torch.float64))
