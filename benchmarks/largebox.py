@@ -42,6 +42,7 @@ def run_largebox(args: argparse.Namespace, log=print) -> dict:
     import torch
 
     from emulator.mocks.io import read_catalog
+    from emulator.mocks.largebox import BASELINE_BYTES, GB, IN_MEMORY_BYTES_PER_PARTICLE
     from emulator.model.portable import load_model
 
     from .env import hardware, rss_mb, versions
@@ -56,7 +57,8 @@ def run_largebox(args: argparse.Namespace, log=print) -> dict:
         if args.check_ngrid:
             n = args.check_ngrid
             whole, t_whole, _ = _mock(Path(tmp) / "whole", n, cell, args, tile=64)
-            cap = 0.9 * (0.45 + 190.0 * n**3 / 1e9)  # just below the held-whole estimate: forces streaming
+            # just below the held-whole estimate: forces streaming (in slabs of 64 planes at 128^3)
+            cap = (BASELINE_BYTES + IN_MEMORY_BYTES_PER_PARTICLE * n**3) / GB - 0.005
             part, t_part, lines = _mock(Path(tmp) / "streamed", n, cell, args, tile=64, max_memory=cap)
             a, b = read_catalog(whole, "data"), read_catalog(part, "data")
             same = list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)

@@ -166,6 +166,22 @@ def test_torch_input_equals_numpy_input():
     np.testing.assert_array_equal(alt.position, ref.position)
 
 
+def test_float32_input_equals_float64_and_the_callers_arrays_are_untouched():
+    """Catalogs pass float32 particles (converted and wrapped once, in a private copy; velocities read at members
+    only): the same halos as float64 input; a float64 array outside the box is read, never wrapped in place."""
+    pos, vel, *_ = planted()
+    pos32, vel32 = (pos + 3.0 * L).astype(np.float32), vel.astype(np.float32)  # unwrapped: needs the wrap
+    ref = friends_of_friends(pos32.astype(np.float64), L, min_members=5, velocities=vel32.astype(np.float64))
+    alt = friends_of_friends(pos32, L, min_members=5, velocities=vel32)
+    np.testing.assert_array_equal(alt.labels, ref.labels)
+    np.testing.assert_array_equal(alt.position, ref.position)
+    np.testing.assert_array_equal(alt.velocity, ref.velocity)
+    shifted = pos + 3.0 * L
+    before = shifted.copy()
+    friends_of_friends(shifted, L, min_members=5)
+    np.testing.assert_array_equal(shifted, before)
+
+
 def test_particle_mass_matches_astropy_critical_density():
     from astropy import units as u
     from astropy.cosmology import FlatLambdaCDM

@@ -11,7 +11,7 @@ from emulator.mocks.io import read_catalog
 from emulator.core.cosmology import Cosmology
 from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.growth import GrowthHistory
-from emulator.core.lpt import lpt2_displacement, za_displacement
+from emulator.core.lpt import lagrangian_grid, lpt2_displacement, vector_field_to_particles, za_displacement
 from emulator.core.power import LinearPower
 from emulator.model.emulate import emulate_fields, resolve_grid
 from emulator.model import StyledUNet
@@ -65,6 +65,19 @@ def test_emulator_residual_is_added_and_tiling_has_no_seams(model_file):
     assert (whole.displacement - lpt.displacement).abs().max() > 1e-3  # the network's residual is applied
     with pytest.raises(ValueError, match="multiple"):
         emulate_fields(COSMO, 0.5, 66.0, 5, model=m)
+
+
+def test_fields_without_the_displacement_are_the_same_particles(model_file):
+    """``keep_displacement=False`` (what catalogs use: 201 MB less at 256^3) changes no particle; positions are
+    ``q + displacement`` wrapped into the box."""
+    m = load_model(model_file)
+    full = emulate_fields(COSMO, 0.5, 64.0, 5, model=m)
+    lean = emulate_fields(COSMO, 0.5, 64.0, 5, model=m, keep_displacement=False)
+    assert lean.displacement is None
+    assert torch.equal(lean.positions, full.positions) and torch.equal(lean.velocities, full.velocities)
+    d = full.positions - lagrangian_grid(16, 64.0) - vector_field_to_particles(full.displacement)
+    assert float((d - 64.0 * torch.round(d / 64.0)).abs().max()) < 1e-4
+    assert float(full.positions.min()) >= 0.0 and float(full.positions.max()) < 64.0
 
 
 def test_hull_guard_and_extrapolation_flag(model_file, tmp_path):

@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from emulator.core.mesh import paint, readout, to_overdensity
+from emulator.core.mesh import paint, readout, to_overdensity, wrap_positions
 from emulator.core.window import compensate, paint_interlaced, window_kernel
 
 try:
@@ -250,3 +250,18 @@ def test_painting_in_whole_batches_into_out_gives_the_bits_of_one_call():
         paint(pos, 16, 50.0, out=torch.zeros(15**3))
     with pytest.raises(ValueError, match="out must be"):
         paint(pos, 16, 50.0, out=torch.zeros(16**3, dtype=torch.float64))
+
+
+def test_wrap_positions_into_the_box_in_place_or_not():
+    """Every result lies in [0, L) and differs from the input by a whole number of boxes; ``out=x`` gives the same
+    numbers without a temporary, including a tiny negative value that rounds up to L (mapped to 0)."""
+    box = 100.0
+    x = torch.tensor([[-1e-9, 0.0, 99.99], [100.0, 250.5, -0.25], [-300.0, 37.5, 1e-6]], dtype=torch.float32)
+    ref = wrap_positions(x, box)
+    assert float(ref.min()) >= 0.0 and float(ref.max()) < box
+    shifts = ((x.double() - ref.double()) / box)
+    assert torch.allclose(shifts, shifts.round(), atol=1e-6)
+    assert float(ref[0, 0]) == 0.0  # -1e-9 mod 100 rounds to 100 in float32: wrapped to 0
+    y = x.clone()
+    assert wrap_positions(y, box, out=y) is y
+    assert torch.equal(y, ref)

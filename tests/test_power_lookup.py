@@ -78,6 +78,18 @@ def test_torch_lookup_matches_reference_in_float64_and_float32(table):
     assert lp(grid).shape == (32, 32, 17)
 
 
+def test_chunked_lookup_is_the_one_pass_lookup(table, monkeypatch):
+    """Large meshes are interpolated in chunks (bounded float64 temporaries); the numbers do not change."""
+    k = torch.from_numpy(_inside_samples(table)[-4 * 8 * 5 * 7:].reshape(4, 8, 5, 7)).float()
+    lp = power.LinearPower(COSMO, 0.0)
+    whole = lp(k)
+    monkeypatch.setattr(power.LinearPower, "CHUNK", 37)  # does not divide the 1120 elements
+    chunked = lp(k)
+    assert chunked.shape == k.shape and chunked.dtype == k.dtype
+    assert torch.equal(chunked, whole)
+    assert lp(torch.tensor(0.5)).shape == ()
+
+
 def test_extrapolation_continues_the_end_segments(table):
     k = np.array([1e-8, 1e-6, 2e2, 1e4])
     new, ref = power._interp_np(table, k), _searchsorted_reference(table, k)

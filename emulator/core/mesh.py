@@ -253,9 +253,15 @@ def readout(
     return result[:, 0] if scalar else result
 
 
-def wrap_positions(x: torch.Tensor, box_size: float) -> torch.Tensor:
-    """Periodic wrap into ``[0, L)`` (Mpc/h); a value that rounds up to ``L`` (a tiny negative input) becomes 0."""
-    x = torch.remainder(x, box_size)
+def wrap_positions(x: torch.Tensor, box_size: float, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Periodic wrap into ``[0, L)`` (Mpc/h); a value that rounds up to ``L`` (a tiny negative input) becomes 0.
+
+    ``out`` (may be ``x`` itself) receives the result without a temporary of ``x``'s size (same numbers).
+    """
+    x = torch.remainder(x, box_size, out=out)
+    if out is not None:
+        out[out >= box_size] -= box_size
+        return out
     return torch.where(x >= box_size, x - box_size, x)
 
 

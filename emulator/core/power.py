@@ -250,7 +250,21 @@ class LinearPower:
                 raise ValueError("k must be finite and >= 0 (h/Mpc)")
         work = torch.float32 if k.device.type == "mps" else torch.float64
         y, dy = self._tables(k.device, work)
-        kw = k.to(work)
+        flat = k.reshape(-1)
+        if flat.numel() <= self.CHUNK:
+            return self._lookup(flat, y, dy).reshape(k.shape)
+        # in chunks: the float64 temporaries of a 256^3 mesh's rfft half (8.5e6 modes) would take ~0.5 GB at once
+        out = torch.empty(flat.shape, dtype=k.dtype, device=k.device)
+        for start in range(0, flat.numel(), self.CHUNK):
+            out[start : start + self.CHUNK] = self._lookup(flat[start : start + self.CHUNK], y, dy)
+        return out.reshape(k.shape)
+
+    #: Elements of ``k`` interpolated at once by :meth:`__call__` (the result does not depend on it).
+    CHUNK = 1 << 20
+
+    def _lookup(self, k: torch.Tensor, y: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+        """Interpolated ``P`` at the 1-d ``k`` (checked by the caller), in ``k``'s dtype."""
+        kw = k.to(y.dtype)
         positive = kw > 0.0
         # The dense ln k grid is uniform: the segment index is computed, not searched (one pass over k).
         u = torch.log(torch.where(positive, kw, torch.ones_like(kw)))

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..core.allocator import release_freed_memory
 from ..core.checks import check_box_size
 from ..core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
 from ..core.distributed import (all_gather_objects, barrier, init_if_needed, launched_by_torchrun, rank_device,
@@ -228,6 +229,7 @@ def generate_mocks(
                 streamed_mock(target.path, cosmo, redshift, box, seed, opts, plan, model=model, device=device,
                               allow_extrapolation=allow_extrapolation, progress=progress, attrs_of=attrs_of,
                               format=format)
+                release_freed_memory()
                 continue
             if opts.cutsky is not None and opts.cutsky.get("lightcone"):  # one realization at a ladder of z
                 from .lightcone_mocks import lightcone_mock
@@ -237,9 +239,11 @@ def generate_mocks(
                                                      allow_extrapolation=allow_extrapolation), opts)
             else:
                 fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
-                                        allow_extrapolation=allow_extrapolation)
+                                        allow_extrapolation=allow_extrapolation, keep_displacement=False)
                 catalogs, extra = make_catalogs(fields, opts)
             write_mock_files(target.path, catalogs, attrs_of(fields, extra), format=format)  # companions, then mock
+            del fields, catalogs
+            release_freed_memory()  # the next mock starts from an unfragmented heap (emulator.core.allocator)
     kept = {p for part in all_gather_objects([str(t.path) for t in mine if not t.compute]) for p in part}
     for t in targets:
         t.compute = str(t.path) not in kept

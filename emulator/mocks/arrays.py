@@ -29,8 +29,11 @@ def as_array(x: Any, dtype: Any = None) -> np.ndarray:
     return np.asarray(from_torch(x), dtype=dtype)
 
 
-def as_vectors(x: Any, name: str) -> np.ndarray:
+def as_vectors(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
     """A finite float64 ``(N, 3)`` array (positions in Mpc/h, velocities in km/s, ...).
+
+    ``dtype=None`` keeps a float32 or float64 input as it is (no copy of a large array that is only read);
+    anything else becomes float64.
 
     Raises
     ------
@@ -38,8 +41,10 @@ def as_vectors(x: Any, name: str) -> np.ndarray:
         Naming ``name``, if ``x`` is not real, not of shape ``(N, 3)`` or holds NaN or inf.
     """
     x = from_torch(x)
+    if dtype is None:
+        dtype = x.dtype if getattr(x, "dtype", None) in (np.float32, np.float64) else np.float64
     try:
-        out = np.asarray(x, dtype=np.float64)
+        out = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a real (N, 3) array, got {type(x).__name__}") from None
     if out.ndim != 2 or out.shape[1] != 3:

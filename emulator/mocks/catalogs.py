@@ -186,7 +186,7 @@ def check_hod(opts: MockOptions, cosmology, redshift: float, box_size: float, ng
 
 def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptions):
     mass = particle_mass_from_cosmology(f.cosmology.Omega_m, f.box_size, f.ngrid**3)
-    halos = friends_of_friends(pos.astype(np.float64), f.box_size, opts.linking_length, opts.min_members,
+    halos = friends_of_friends(pos, f.box_size, opts.linking_length, opts.min_members,
                                particle_mass=mass, velocities=vel)
     return halos, mass
 

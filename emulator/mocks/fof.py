@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import check_positive
-from .arrays import as_vectors
+from .arrays import as_vectors, from_torch
 
 __all__ = ["Halos", "friends_of_friends", "linking_length_mpc", "summarise_groups"]
 
@@ -64,9 +64,9 @@ class Halos:
         return int(self.mass.shape[0])
 
 
-def _wrap(x: np.ndarray, box: float) -> np.ndarray:
-    """Wrap into ``[0, box)``; ``np.mod`` can return ``box`` itself for tiny negative inputs."""
-    x = np.mod(x, box)
+def _wrap(x: np.ndarray, box: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Wrap into ``[0, box)`` (into ``out`` if given); ``np.mod`` can return ``box`` for tiny negative inputs."""
+    x = np.mod(x, box, out=out)
     x[x >= box] = 0.0
     return x
 
@@ -110,7 +110,9 @@ def friends_of_friends(
         the member mean after unwrapping each member to the minimum image of the halo's lowest-index member,
         which is exact for halos smaller than ``L/2``.
     """
-    pos = as_vectors(positions, "positions")
+    src = from_torch(positions)
+    pos = as_vectors(src, "positions")
+    private = not np.may_share_memory(pos, src)  # as_vectors made a float64 copy: wrapped in place below
     box = check_positive(box_size, "box_size", "Mpc/h")
     ll = check_positive(linking_length, "linking_length", "mean interparticle separations")
     mp = check_positive(particle_mass, "particle_mass", "Msun/h")
@@ -119,7 +121,7 @@ def friends_of_friends(
     n = pos.shape[0]
     vel = None
     if velocities is not None:
-        vel = as_vectors(velocities, "velocities")
+        vel = as_vectors(velocities, "velocities", dtype=None)  # read at members only: float32 stays float32
         if vel.shape[0] != n:
             raise ValueError(f"velocities must have shape ({n}, 3) to match positions, got {vel.shape}")
     if n == 0:
@@ -127,7 +129,8 @@ def friends_of_friends(
     b = linking_length_mpc(box, n, ll)
     if b >= box / 2:
         raise ValueError(f"linking_length gives b={b:.4g} Mpc/h, not below half the box ({box / 2:.4g})")
-    pos = _wrap(pos, box)
+    # into [0, L); in place in a private copy (at 256^3 each float64 copy of the positions is 400 MB)
+    pos = _wrap(pos, box, out=pos if private else None)
 
     from .fof_link import lowest_member_labels  # imports numba: only when halos are found
 
@@ -191,7 +194,7 @@ def summarise_groups(pos: np.ndarray, vel: np.ndarray | None, comp: np.ndarray, 
     centre = _wrap(ref + centre / n_members[:, None], box).reshape(nh, 3)
     mean_v = None
     if vel is not None:
-        vm = vel[members]
+        vm = vel[members].astype(np.float64)  # exact; the sums below are float64 either way
         mean_v = np.stack([np.bincount(hl, weights=vm[:, a], minlength=nh) for a in range(3)], axis=1)
         mean_v = (mean_v / n_members[:, None]).reshape(nh, 3)
     return labels, centre, mean_v, n_members

@@ -1,6 +1,6 @@
 """Mocks of boxes larger than memory: ``emulator generate --max-memory GB``.
 
-:func:`plan_memory` estimates the peak resident memory of a mock held whole (about 190 bytes per particle with
+:func:`plan_memory` estimates the peak resident memory of a mock held whole (about 145 bytes per particle with
 halos) and, when that exceeds the cap, of the streamed path, choosing the network tile (= Lagrangian slab
 thickness) and the number of FoF slabs so every stage fits; it refuses, before anything runs, a cap no plan
 meets. :func:`streamed_mock` then makes one realization: the particles, identical bit for bit to the in-memory
@@ -40,8 +40,10 @@ __all__ = ["MemoryPlan", "plan_memory", "streamed_mock", "warn_if_short", "avail
 GB = 1e9
 #: Resident set of a generation process before its first mock (Python, torch, numba, the model), bytes.
 BASELINE_BYTES = 0.45 * GB
-#: Peak bytes per particle of a mock held whole (fields, network pass, FoF, catalog), measured at 256^3.
-IN_MEMORY_BYTES_PER_PARTICLE = 190.0
+#: Peak bytes per particle of a mock held whole (fields, network pass, FoF, catalog) above the baseline: three
+#: 256^3 halo mocks in one process peaked at 2709 MiB (2.84 GB; ``/usr/bin/time -v emulator generate --preset
+#: planck18 --box-size 512 --tracer halos --n-realizations 3 --out DIR``, two threads), one alone at 2.54 GB.
+IN_MEMORY_BYTES_PER_PARTICLE = 145.0
 #: Streamed biased tracers: bytes per mesh cell (particle-grid meshes, float64 tracer density, Poisson draws),
 #: per tracer, and the fixed part (one painting batch read from the scratch file). Fitted to the peak resident
 #: sets of ``python -m benchmarks.biased_memory`` (128^3 and 256^3 cells at 0.01 and 0.1 tracers per (Mpc/h)^3:

@@ -78,6 +78,7 @@ def predict_box(
     tile_batch: int = 1,
     enable_grad: bool = False,
     periodic: bool | None = None,
+    divisor: float | None = None,
 ) -> torch.Tensor:
     """Run ``model`` over a whole periodic box.
 
@@ -102,6 +103,9 @@ def predict_box(
         For a whole-box pass (``tile`` ``None`` or ``n``): run the network in its periodic mode (circular pads, no
         halo: the cost of the unpadded box; same output to float rounding) when it has one
         (``model.periodic_shift``). ``None``: whenever possible; ``False``: always the halo path.
+    divisor : float or None
+        The network reads ``field / divisor`` (e.g. a displacement in Mpc/h over the cell size), divided tile by
+        tile, so a tiled pass holds no scaled copy of the whole box (the same numbers as dividing first).
 
     Returns
     -------
@@ -126,7 +130,8 @@ def predict_box(
     origins = list(itertools.product(starts, repeat=3))
     if len(origins) == 1 and periodic is not False and hasattr(model, "periodic_shift"):
         with torch.set_grad_enabled(enable_grad and torch.is_grad_enabled()):
-            return periodic_forward(model, field.to(device), style).to(field.device)
+            x = field.to(device)
+            return periodic_forward(model, x / divisor if divisor is not None else x, style).to(field.device)
 
     with torch.set_grad_enabled(enable_grad and torch.is_grad_enabled()):
         out: torch.Tensor | None = None
@@ -135,6 +140,8 @@ def predict_box(
             x = torch.cat(
                 [periodic_crop(field, (ox - halo, oy - halo, oz - halo), tile + 2 * halo) for ox, oy, oz in chunk]
             ).to(device)
+            if divisor is not None:
+                x /= divisor
             y = model(x, style.repeat(len(chunk), 1)).to(field.device)
             if len(origins) == 1:
                 return y
