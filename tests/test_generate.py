@@ -67,6 +67,19 @@ def test_emulator_residual_is_added_and_tiling_has_no_seams(model_file):
         emulate_fields(COSMO, 0.5, 66.0, 5, model=m)
 
 
+def test_boxes_above_the_default_tile_run_in_balanced_tiles(model_file, monkeypatch):
+    """Above DEFAULT_TILE the default tile is balanced_tile's (24 cells under a cap of 16: two tiles of 12, not
+    16 twice over the middle): the particles of that explicit tile, and those of the whole box to rounding."""
+    import emulator.model.emulate as emulate
+
+    m = load_model(model_file)
+    whole = emulate_fields(COSMO, 0.5, 96.0, 5, model=m)
+    monkeypatch.setattr(emulate, "DEFAULT_TILE", 16)
+    auto = emulate_fields(COSMO, 0.5, 96.0, 5, model=m)
+    assert torch.equal(auto.positions, emulate_fields(COSMO, 0.5, 96.0, 5, model=m, tile=12).positions)
+    torch.testing.assert_close(auto.displacement, whole.displacement, rtol=0, atol=1e-5)
+
+
 def test_fields_without_the_displacement_are_the_same_particles(model_file):
     """``keep_displacement=False`` (what catalogs use: 201 MB less at 256^3) changes no particle; positions are
     ``q + displacement`` wrapped into the box."""

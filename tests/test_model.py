@@ -297,19 +297,6 @@ def test_cuda_matches_cpu_with_cpu_box():
     assert float((gpu - cpu).abs().max()) < 1e-4 * float(cpu.abs().max())
 
 
-@pytest.mark.parametrize("tile", [None, 8])
-def test_divisor_is_dividing_the_box_first(tile):
-    """``divisor`` scales tile by tile (no scaled copy of the box) with the numbers of scaling the box first."""
-    model = _model(1)
-    field = 3.7 * torch.randn((1, 3, 16, 16, 16), generator=_gen(11))
-    style = torch.rand((1, 6), generator=_gen(12)) * 2 - 1
-    before = field.clone()
-    out = predict_box(model, field, style, tile=tile, divisor=1.9)
-    assert torch.equal(out, predict_box(model, field / 1.9, style, tile=tile))
-    assert torch.equal(field, before)  # the caller's box is not scaled in place
-    assert not torch.equal(out, predict_box(model, field, style, tile=tile))
-
-
 @pytest.mark.parametrize("depth, blocks", [(0, 1), (1, 1), (2, 1), (2, 2), (3, 1), (1, 3)])
 def test_periodic_mode_equals_the_halo_path(depth, blocks):
     """A whole periodic box through circular-padded convolutions (no halo) gives the halo path's output: exactly

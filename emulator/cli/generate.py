@@ -106,7 +106,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--device", default="cpu", help="torch device: cpu or cuda (cuda:<index>)")
     o.add_argument("--tile", type=int, default=None,
                    help=_no_default("network tile size in cells, for memory (default: whole box up to 128^3, else "
-                                    "tiles of 128; a --max-memory run: slabs of at most 64)"))
+                                    "the fewest tiles of at most 128, balanced: 96 at 192^3; a --max-memory run: "
+                                    "slabs of at most 64)"))
     o.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help=_no_default("memory cap per process in GB (1e9 bytes): a mock estimated above it is made "
                                     "slab by slab through scratch files in --out, the same particles, halos "

@@ -25,7 +25,7 @@ from ..core.lpt import (lagrangian_grid, lpt2_displacement, lpt_displacement, ve
                         za_displacement)
 from ..core.mesh import wrap_positions
 from ..core.power import LinearPower
-from .tiling import DEFAULT_TILE, predict_box
+from .tiling import DEFAULT_TILE, balanced_tile, predict_box
 from .portable import EmulatorModel, ExtrapolationError, check_device
 
 __all__ = ["Realization", "GeneratedFields", "emulate_fields", "check_request", "growth_factors", "METHODS",
@@ -171,7 +171,8 @@ def emulate_fields(
         :func:`emulator.model.portable.check_device`).
     tile : int, optional
         Output tile size of the network pass (cells); default: the whole box up to ``DEFAULT_TILE`` (128) cells
-        per side, else tiles of that size (:mod:`emulator.model.tiling`).
+        per side, else the fewest tiles of at most that size, as small as they can be
+        (:func:`emulator.model.tiling.balanced_tile`: 96 at 192^3, not 128 twice over the middle).
     allow_extrapolation : bool
         Permit parameters outside the hull (a warning is issued and recorded in ``extrapolated``).
     keep_displacement : bool
@@ -199,8 +200,8 @@ def emulate_fields(
     if method == "emulator":
         cell = model.cell_size
         style = model.style(cosmology, redshift).to(device)[None]
-        if tile is None and n > DEFAULT_TILE:
-            tile = DEFAULT_TILE
+        if tile is None and n > DEFAULT_TILE:  # as few tiles as DEFAULT_TILE needs, no larger than needed
+            tile = balanced_tile(n, DEFAULT_TILE, max(2, int(model.net.size_multiple)))
         net_device = next(model.net.parameters()).device
         res = predict_box(model.net, disp[None], style.to(net_device), tile=tile, divisor=cell)[0]
         res = res.to(disp.device).mul_(cell)
