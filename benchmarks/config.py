@@ -16,7 +16,8 @@ import yaml
 
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
 
-__all__ = ["TIERS", "DEFAULTS", "CONTENDERS", "config_path", "load_config", "parse_cosmology"]
+__all__ = ["TIERS", "DEFAULTS", "CONTENDERS", "config_path", "load_config", "parse_cosmology", "pm_settings",
+           "same_recipe", "speed_threads"]
 
 TIERS: tuple[str, ...] = ("smoke", "standard", "full")
 CONTENDERS: tuple[str, ...] = ("generator", "2lpt", "za", "pm_few", "lognormal")
@@ -27,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "box_size": None,  # Mpc/h; None: ngrid * model cell size
     "redshift": 0.0,
     "device": "auto",
-    "threads": None,  # torch.set_num_threads; None: torch's default
+    "threads": None,  # torch.set_num_threads of the accuracy phases; None: torch's default (speed.threads: timings)
     "contenders": list(CONTENDERS),
     "model": {
         "path": None,  # None: the embedded default model, else the identity fallback below
@@ -72,7 +73,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "covariance": {"cosmology": 0, "realizations": 4, "base_seed": 9000, "nbins": 4, "kmax": 0.5,
                    "simulation": None},  # truth recipe of the covariance realizations; None: the truth's
-    "speed": {"enabled": True, "isolate": True, "ngrid": 32, "repeats": 2,
+    # threads: torch threads of the timed mocks (fixed, so timings compare); None: the top-level ``threads``
+    "speed": {"enabled": True, "isolate": True, "ngrid": 32, "repeats": 2, "threads": None,
               "methods": ["generator", "2lpt", "za", "lognormal", "pm_few", "pm"]},
     "report": {"figures": True},
     # Pass/fail thresholds of the report's targets table (issue 11, section 3; benchmarks.targets)
@@ -146,6 +148,29 @@ def pm_settings(cfg: dict, name: str) -> dict | None:
     if name not in cfg["pm"]:
         return None
     return {**cfg["pm_base"], **cfg["pm"][name]}
+
+
+def same_recipe(a: dict | None, b: dict | None) -> bool:
+    """Whether two ``run_simulation`` settings are the same simulation (omitted keys take the function's defaults).
+
+    The simulator is deterministic in its settings and seed, so a contender with the truth's recipe needs no
+    simulation of its own.
+    """
+    if a is None or b is None:
+        return False
+    import inspect
+
+    from data_prep.simulate.run import run_simulation
+
+    defaults = {k: p.default for k, p in inspect.signature(run_simulation).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return {**defaults, **a} == {**defaults, **b}
+
+
+def speed_threads(cfg: dict) -> int | None:
+    """Torch threads of the timed mocks: ``speed.threads``, else the top-level ``threads``."""
+    threads = cfg["speed"].get("threads")
+    return cfg["threads"] if threads is None else int(threads)
 
 
 def resolve_repo_path(path: str | Path) -> Path:

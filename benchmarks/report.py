@@ -156,6 +156,12 @@ def _pdf_figure(res, path):
     return _save(fig, path)
 
 
+def _speed_threads(res) -> str:
+    """``; timings with N thread(s)`` from the speed results (each method's process records its own)."""
+    threads = sorted({v["threads"] for v in (res.get("speed") or {}).values() if "threads" in v})
+    return f"; timings with {', '.join(map(str, threads))} thread(s)" if threads else ""
+
+
 def _covariance_figure(res, path):
     import matplotlib.pyplot as plt
 
@@ -253,7 +259,8 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         f"{res['created']} · {st['ngrid']}^3 particles in {st['box_size']:g} Mpc/h · z = {st['redshift']:g} · "
         f"{_design_line(res)} · truth: {st['truth_source']} (PM, {st['simulation']}) · "
         f"wall time {res['wall_seconds']:.0f} s", "",
-        f"Hardware: {hw['cpu_model']} ({hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads), device "
+        f"Hardware: {hw['cpu_model']} ({hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads"
+        f"{_speed_threads(res)}), device "
         f"`{hw['device']}`{' ' + hw['gpu_name'] if 'gpu_name' in hw else ''}; torch {res['versions']['torch']}, "
         f"code {res['versions']['code']}.", "",
         f"Model: `{model.get('name')}` ({model.get('path')}, sha256 `{model.get('sha256', '')[:16]}…`, cell "

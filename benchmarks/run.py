@@ -23,7 +23,7 @@ from emulator.core.fourier import to_real
 from emulator.core.power import LinearPower
 from emulator.core.stats import covariance, power_spectrum_k
 
-from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_repo_path
+from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_repo_path, same_recipe, speed_threads
 from .contenders import make_contender, resolve_model
 from .env import hardware, jsonify, resolve_device, utc_now, versions, write_json
 from .lognormal import realization_factor
@@ -93,6 +93,10 @@ def _covariance(cfg, b: Binning, cosmo, model, sim, device, log) -> dict:
     mean_fine = torch.stack(truth_fine).mean(0)
     samples = {"truth": torch.stack(truth_cov)}
     for name in cfg["contenders"]:
+        if same_recipe(pm_settings(cfg, name), sim):  # deterministic in (recipe, seed): the truth's own samples
+            log(f"covariance: {name} is the covariance truth's recipe: its {len(seeds)} realizations reused")
+            samples[name] = samples["truth"]
+            continue
         log(f"covariance: {name} x {len(seeds)}")
         rows = []
         for s in seeds:
@@ -235,7 +239,7 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
                               model_path=minfo["path"] if minfo else None, simulation=sim,
                               pm_steps=cfg["pm_few"]["steps"], repeats=int(scfg["repeats"]), device=str(dev),
                               pm=pm_all,
-                              threads=cfg["threads"], isolate=bool(scfg["isolate"]), log=log)
+                              threads=speed_threads(cfg), isolate=bool(scfg["isolate"]), log=log)
     results = {
         "schema": "cosmo-emulator-benchmark", "schema_version": 1, "tier": tier, "created": utc_now(),
         "config": cfg, "hardware": hardware(dev), "versions": versions(), "model": minfo,

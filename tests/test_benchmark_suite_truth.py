@@ -105,7 +105,8 @@ def test_the_committed_standard_report_matches_its_config_and_suite():
     assert data["setup"]["covariance_simulation"] == cfg["covariance"]["simulation"]
     assert len(data["covariance"]["seeds"]) == cfg["covariance"]["realizations"] >= 30
     assert data["setup"]["ngrid"] == cfg["ngrid"] == suite.ngrid and data["setup"]["box_size"] == suite.box_size
-    assert data["hardware"]["torch_threads"] == cfg["threads"] == 1
+    assert data["config"]["threads"] == cfg["threads"]  # the accuracy phases' threads
+    assert cfg["speed"]["threads"] == 1 and all(v["threads"] == 1 for v in data["speed"].values())  # timings
     assert list(data["summary"]) == cfg["contenders"] and len(cfg["pm"]) >= 3
     assert data["setup"]["pm_contenders"] == {name: pm_settings(cfg, name) for name in cfg["pm"]}
     assert all(len(v["seconds"]) >= 3 for v in data["speed"].values())  # medians of at least three

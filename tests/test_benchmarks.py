@@ -328,3 +328,4 @@ def test_hod_galaxy_multipoles_are_measured_and_compared(nonlinear):
     other = compare(tm, measure(nonlinear["m"]["2lpt"], b, stats, ref=tm), b)
     assert {"gal_p0_ratio", "gal_dp2_over_p0", "gal_dp4_over_p0", "gal_sigma_over_p0", "n_galaxies"} <= set(other)
     assert other["n_galaxies"] != g["n_galaxies"]  # 2LPT halos differ, so do their galaxies
+
