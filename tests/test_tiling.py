@@ -42,3 +42,16 @@ def test_divisor_is_dividing_the_box_first(tile):
     assert torch.equal(out, predict_box(model, field / 1.9, style, tile=tile))
     assert torch.equal(field, before)  # the caller's box is not scaled in place
     assert not torch.equal(out, predict_box(model, field, style, tile=tile))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("tile", [None, 8])
+def test_divisor_divides_where_the_box_lives(tile):
+    """A CPU box through a CUDA network reads the bits of ``field / divisor`` computed on the CPU (CUDA divides by
+    a scalar as a multiplication by its inverse), as the streamed path does."""
+    model = _model(1).cuda()
+    field = 3.7 * torch.randn((1, 3, 16, 16, 16), generator=_gen(13))
+    style = torch.rand((1, 6), generator=_gen(14)) * 2 - 1
+    out = predict_box(model, field, style, tile=tile, divisor=1.9)
+    assert out.device == field.device
+    assert torch.equal(out, predict_box(model, field / 1.9, style, tile=tile))

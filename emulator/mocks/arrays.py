@@ -30,7 +30,7 @@ def as_array(x: Any, dtype: Any = None) -> np.ndarray:
 
 
 def as_vectors(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
-    """A finite float64 ``(N, 3)`` array (positions in Mpc/h, velocities in km/s, ...).
+    """A finite ``(N, 3)`` array, float64 by default (positions in Mpc/h, velocities in km/s, ...).
 
     ``dtype=None`` keeps a float32 or float64 input as it is (no copy of a large array that is only read);
     anything else becomes float64.

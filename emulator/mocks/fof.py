@@ -112,7 +112,9 @@ def friends_of_friends(
     """
     src = from_torch(positions)
     pos = as_vectors(src, "positions")
-    private = not np.may_share_memory(pos, src)  # as_vectors made a float64 copy: wrapped in place below
+    # a float64 copy made by as_vectors, or a host copy of a device tensor: wrapped in place below
+    on_device = getattr(getattr(positions, "device", None), "type", "cpu") != "cpu"
+    private = on_device or not np.may_share_memory(pos, src)
     box = check_positive(box_size, "box_size", "Mpc/h")
     ll = check_positive(linking_length, "linking_length", "mean interparticle separations")
     mp = check_positive(particle_mass, "particle_mass", "Msun/h")
@@ -194,7 +196,7 @@ def summarise_groups(pos: np.ndarray, vel: np.ndarray | None, comp: np.ndarray, 
     centre = _wrap(ref + centre / n_members[:, None], box).reshape(nh, 3)
     mean_v = None
     if vel is not None:
-        vm = vel[members].astype(np.float64)  # exact; the sums below are float64 either way
+        vm = vel[members].astype(np.float64, copy=False)  # exact; the sums below are float64 either way
         mean_v = np.stack([np.bincount(hl, weights=vm[:, a], minlength=nh) for a in range(3)], axis=1)
         mean_v = (mean_v / n_members[:, None]).reshape(nh, 3)
     return labels, centre, mean_v, n_members
