@@ -45,6 +45,7 @@ from emulator.core.lpt import (
     vector_field_to_particles,
     za_displacement,
 )
+from emulator.core.mesh import wrap_positions  # re-exported: the simulator's wrap is the core's
 from emulator.core.power import LinearPower
 
 from .pm import GRADIENTS, SPACINGS, PMForce, kdk, step_schedule
@@ -99,12 +100,6 @@ class SimulationResult:
     boundaries: np.ndarray
     config: dict = field(default_factory=dict)
     wall_time: float = 0.0
-
-
-def wrap_positions(x: torch.Tensor, box_size: float) -> torch.Tensor:
-    """Wrap positions into ``[0, L)`` (``remainder`` can round up to exactly ``L`` for tiny negative inputs)."""
-    x = torch.remainder(x, box_size)
-    return torch.where(x >= box_size, x - box_size, x)
 
 
 def _state(q, disp, mom, ids, a, box_size) -> ParticleState:

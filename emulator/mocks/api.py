@@ -141,8 +141,8 @@ def generate_mocks(
         Memory cap in GB (10^9 bytes): a mock whose estimated peak (:func:`emulator.mocks.largebox.plan_memory`)
         exceeds it is made with bounded memory, slab by slab through scratch files in ``out_dir``, with the same
         particles and halos as held whole with the same ``tile`` (:mod:`emulator.mocks.largebox`; streamed
-        slabs default to at most 64 planes, the in-memory pass to tiles of 128 above 128^3); a cap no plan
-        meets is refused before any work.
+        slabs default to at most 64 planes, the in-memory pass to balanced tiles of at most 128 above 128^3); a
+        cap no plan meets is refused before any work.
         None: every mock is held whole (a warning when the estimate exceeds the memory available).
     fof_overlap : float, optional
         Overlap of the FoF slabs of a streamed mock, Mpc/h (default: 10 Mpc/h or 25 linking lengths).
