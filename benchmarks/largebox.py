@@ -42,7 +42,7 @@ def run_largebox(args: argparse.Namespace, log=print) -> dict:
     import torch
 
     from emulator.mocks.io import read_catalog
-    from emulator.mocks.largebox import BASELINE_BYTES, GB, IN_MEMORY_BYTES_PER_PARTICLE
+    from emulator.mocks.largebox import GB, in_memory_estimate
     from emulator.model.portable import load_model
 
     from .env import hardware, rss_mb, versions
@@ -58,7 +58,8 @@ def run_largebox(args: argparse.Namespace, log=print) -> dict:
             n = args.check_ngrid
             whole, t_whole, _ = _mock(Path(tmp) / "whole", n, cell, args, tile=64)
             # just below the held-whole estimate: forces streaming (in slabs of 64 planes at 128^3)
-            cap = (BASELINE_BYTES + IN_MEMORY_BYTES_PER_PARTICLE * n**3) / GB - 0.005
+            cap = in_memory_estimate(n, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
+                                     tile=64) / GB - 0.005
             part, t_part, lines = _mock(Path(tmp) / "streamed", n, cell, args, tile=64, max_memory=cap)
             a, b = read_catalog(whole, "data"), read_catalog(part, "data")
             same = list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)

@@ -21,7 +21,7 @@ from emulator.mocks.catalogs import MockOptions
 from emulator.mocks.fof import friends_of_friends
 from emulator.mocks.fof_slabs import slab_friends_of_friends
 from emulator.mocks.io import read_catalog
-from emulator.mocks.largebox import plan_memory
+from emulator.mocks.largebox import in_memory_estimate, plan_memory
 from emulator.model.emulate import emulate_fields
 from emulator.model.portable import load_model
 from emulator.model.streaming import stream_fields
@@ -247,3 +247,29 @@ def test_biased_memory_benchmark_measures_the_streamed_stage():
         estimate = BIASED_FIXED_BYTES + BIASED_BYTES_PER_CELL * row["ngrid"] ** 3 + BIASED_BYTES_PER_TRACER * expected
         assert row["peak_above_mb"] * 2**20 < estimate  # the plan's estimate bounds the measured peak
     assert np.isfinite(res["bytes_per_cell"]) and res["densities"] == [0.02]
+
+
+_PEAK = """
+import sys
+from emulator.cli import main
+code = main(sys.argv[1:])
+with open("/proc/self/status") as fh:  # this process's own high-water mark (a fork's rusage holds its parent's)
+    print("VmHWM", next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")))
+sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM from /proc")
+def test_the_held_whole_estimate_bounds_a_measured_mock(tmp_path):
+    """The estimate printed before a mock held whole (under a cap it meets) is above the peak resident set of
+    ``emulator generate`` for a 64^3 halo mock, and not so far above that it would stream a mock that fits (within
+    1.5x)."""
+    cmd = [sys.executable, "-c", _PEAK, "generate", "--preset", "planck18", "--box-size", "128", "--tracer", "halos",
+           "--max-memory", "8", "--no-progress", "--out", str(tmp_path / "mock")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    peak = float(res.stdout.split("VmHWM")[-1]) * 1024.0  # kB
+    model = load_model()
+    estimate = in_memory_estimate(64, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)))
+    assert f"memory estimate: {estimate / 1e9:.2f} GB for 64^3 particles held whole" in res.stderr
+    assert peak < estimate < 1.5 * peak, (peak, estimate)

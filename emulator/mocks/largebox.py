@@ -1,12 +1,13 @@
 """Mocks of boxes larger than memory: ``emulator generate --max-memory GB``.
 
-:func:`plan_memory` estimates the peak resident memory of a mock held whole (about 145 bytes per particle with
-halos) and, when that exceeds the cap, of the streamed path, choosing the network tile (= Lagrangian slab
-thickness) and the number of FoF slabs so every stage fits; it refuses, before anything runs, a cap no plan
-meets. :func:`streamed_mock` then makes one realization: the particles, identical bit for bit to the in-memory
-path with the same tile (:mod:`emulator.model.streaming`), go to a scratch HDF5 file in the output folder; halos
-come from :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends` (identical to the whole-box finder), galaxies
-from the same HOD code; ``biased`` tracers from the particle number and momentum meshes painted from the scratch
+:func:`plan_memory` estimates the peak resident memory of a mock held whole (:func:`in_memory_estimate`: the
+baseline, one network tile pass and about 100 bytes per particle with halos) and, when that exceeds the cap, of
+the streamed path, choosing the network tile (= Lagrangian slab thickness) and the number of FoF slabs so every
+stage fits; it refuses, before anything runs, a cap no plan meets. :func:`streamed_mock` then makes one
+realization: the particles, identical bit for bit to the in-memory path with the same tile
+(:mod:`emulator.model.streaming`), go to a scratch HDF5 file in the output folder; halos come from
+:func:`~emulator.mocks.fof_slabs.slab_friends_of_friends` (identical to the whole-box finder), galaxies from the
+same HOD code; ``biased`` tracers from the particle number and momentum meshes painted from the scratch
 file in whole :data:`~emulator.core.mesh.PAINT_CHUNK` batches (the bits of painting all at once, so the same
 tracers); particle catalogs are copied into the mock chunk by chunk (HDF5 only). Scratch files are removed at the
 end, also on failure, and those of killed runs at the start. Supported: ``particles`` (HDF5), ``halos``,
@@ -34,16 +35,21 @@ from .catalogs import MockOptions, _seed, finish_catalogs, halo_tracer_columns
 from .fof_slabs import default_overlap, slab_fof_memory
 from .fof import linking_length_mpc
 
-__all__ = ["MemoryPlan", "plan_memory", "streamed_mock", "warn_if_short", "available_memory", "BASELINE_BYTES",
-           "IN_MEMORY_BYTES_PER_PARTICLE"]
+__all__ = ["MemoryPlan", "plan_memory", "in_memory_estimate", "streamed_mock", "warn_if_short", "available_memory",
+           "BASELINE_BYTES", "IN_MEMORY_BYTES_PER_PARTICLE", "NETWORK_PASS_BYTES_PER_CELL"]
 
 GB = 1e9
 #: Resident set of a generation process before its first mock (Python, torch, numba, the model), bytes.
 BASELINE_BYTES = 0.45 * GB
-#: Peak bytes per particle of a mock held whole (fields, network pass, FoF, catalog) above the baseline: three
-#: 256^3 halo mocks in one process peaked at 2709 MiB (2.84 GB; ``/usr/bin/time -v emulator generate --preset
-#: planck18 --box-size 512 --tracer halos --n-realizations 3 --out DIR``, two threads), one alone at 2.54 GB.
-IN_MEMORY_BYTES_PER_PARTICLE = 145.0
+#: A mock held whole peaks at the baseline, plus one network tile pass (activations of an input cube of
+#: ``(tile + 2 halo)^3`` cells), plus the box's fields, FoF and catalog per particle. Fitted to the maximum resident
+#: sets of ``/usr/bin/time -v emulator generate --preset planck18 --tracer halos --box-size L [--n-realizations 3]``
+#: (two threads): 0.54 / 1.36 / 1.30 / 2.54 GB at 64^3 / 128^3 / 192^3 / 256^3 particles (tiles of 64 / 128 / 96 /
+#: 128), three 256^3 mocks in one process 2.84 GB; the estimate is 7-28% above each (0.69 / 1.56 / 1.64 / 3.03 GB),
+#: particle catalogs lower still (0.46 / 1.17 GB at 64^3 / 128^3). Bytes per input cell of the tile pass:
+NETWORK_PASS_BYTES_PER_CELL = 190.0
+#: Bytes per particle of a mock held whole, above the baseline and the tile pass.
+IN_MEMORY_BYTES_PER_PARTICLE = 100.0
 #: Streamed biased tracers: bytes per mesh cell (particle-grid meshes, float64 tracer density, Poisson draws),
 #: per tracer, and the fixed part (one painting batch read from the scratch file). Fitted to the peak resident
 #: sets of ``python -m benchmarks.biased_memory`` (128^3 and 256^3 cells at 0.01 and 0.1 tracers per (Mpc/h)^3:
@@ -92,6 +98,17 @@ def _tiles(ngrid: int, multiple: int, largest: int) -> list[int]:
     return [t for t in range(min(largest, ngrid), smallest - 1, -1) if t % multiple == 0]
 
 
+def in_memory_estimate(ngrid: int, *, halo: int, multiple: int, tile: int | None = None) -> float:
+    """Estimated peak resident memory (bytes) of a mock of ``ngrid^3`` particles held whole, network tiles of
+    ``tile`` cells (default: :func:`~emulator.model.tiling.balanced_tile` of at most 128, as generation uses) with
+    ``halo`` cells of context on each side."""
+    from ..model.tiling import DEFAULT_TILE, balanced_tile
+
+    t = min(int(tile), ngrid) if tile else balanced_tile(ngrid, DEFAULT_TILE, multiple)
+    return (BASELINE_BYTES + NETWORK_PASS_BYTES_PER_CELL * float(t + 2 * halo) ** 3
+            + IN_MEMORY_BYTES_PER_PARTICLE * float(ngrid) ** 3)
+
+
 def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multiple: int, max_memory: float | None,
                 tile: int | None = None, fof_overlap: float | None = None, format: str = "hdf5") -> MemoryPlan:
     """Choose how to make a mock of ``ngrid^3`` particles within ``max_memory`` GB (None: held whole).
@@ -104,7 +121,7 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     from ..model.streaming import streaming_memory
 
     npart = float(ngrid) ** 3
-    whole = BASELINE_BYTES + IN_MEMORY_BYTES_PER_PARTICLE * npart
+    whole = in_memory_estimate(ngrid, halo=halo, multiple=multiple, tile=tile)
     if max_memory is None or whole <= max_memory * GB:
         return MemoryPlan(ngrid, whole, False)
     cap = float(max_memory) * GB

@@ -1,9 +1,9 @@
 """Bounded-memory generation of large boxes: the same particles as :func:`~emulator.model.emulate.emulate_fields`,
 made slab by slab through HDF5 scratch files.
 
-One process holding a whole box needs about 145 bytes per particle at its peak with halos (2.9 GB at 256^3 with
-the process's baseline, ~145 GB for a 2 Gpc/h box at 2 Mpc/h: see
-:data:`emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE`). Here the box goes through three stages, each
+One process holding a whole box needs about 100 bytes per particle at its peak with halos, above the baseline and
+one network tile pass (3.0 GB estimated at 256^3, 2.5 GB measured; ~100 GB for a 2 Gpc/h box at 2 Mpc/h: see
+:func:`emulator.mocks.largebox.in_memory_estimate`). Here the box goes through three stages, each
 bounded:
 
 1. **Linear fields.** The white noise, ``delta_k`` and the two LPT potentials need the whole mesh (they are
