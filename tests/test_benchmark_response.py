@@ -36,6 +36,7 @@ def test_response_curves_are_central_differences():
     np.testing.assert_allclose(r, [np.log(1.1 / 0.9) / 0.1, 0.0])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_sigma8_response_is_two_over_sigma8_on_large_scales(tmp_path):
     """P is proportional to sigma8^2 in linear theory: d ln P / d sigma8 = 2 / sigma8 exactly for CAMB's linear

@@ -136,6 +136,7 @@ def test_the_full_tier_is_converged_paired_in_seeds_and_has_100_realizations():
     assert {"pm6", "pm12", "pm20_3x"} <= set(cfg["contenders"]) and len(cfg["pm"]) >= 3
 
 
+@pytest.mark.slow
 def test_missing_truth_simulations_run_in_torchrun_processes_with_the_same_particles(tmp_path):
     """``processes=2``: the suite's simulations are made by two torchrun ranks of ``data-prep simulate`` (one
     thread each) and are the particles one process with one thread makes (the benchmark's tiers fix threads 1)."""

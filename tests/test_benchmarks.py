@@ -168,6 +168,7 @@ def test_lognormal_ensemble_mean_matches_target():
     assert float(pull.abs().max()) < 4.0
 
 
+@pytest.mark.slow
 def test_run_tier_writes_results_and_report(tmp_path):
     model = write_identity_model(tmp_path / "m.pt", 8.0, DEFAULTS["model"]["fallback_prior"], (0.0, 2.0))
     cfg = tmp_path / "micro.yaml"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -15,15 +15,22 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TRAINING = ["tiny_cpu.yaml", "default_model.yaml", "single_gpu.yaml", "multi_gpu_ddp.yaml"]
 
 
+def _print_config(*names: str) -> dict:
+    """``emulator fit --config A [--config B ...] --print_config``, parsed (in this process: a subprocess each
+    would spend ~15 s importing Lightning)."""
+    from emulator.cli import main
+
+    args = [a for name in names for a in ("--config", str(CONFIGS / name))]
+    buf, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as done:
+        main(["fit", *args, "--print_config"])
+    assert done.value.code in (0, None), err.getvalue()[-2000:]
+    return yaml.safe_load(buf.getvalue())
+
+
 @pytest.mark.parametrize("name", TRAINING)
 def test_training_config_parses(name):
-    out = subprocess.run(
-        [sys.executable, "-c", "from emulator.cli import main; main()", "fit", "--config", str(CONFIGS / name),
-         "--print_config"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    cfg = yaml.safe_load(out.stdout)
+    cfg = _print_config(name)
     assert cfg["model"]["network"]["base_channels"] > 0 and cfg["data"]["halo"] >= 0
 
 
@@ -43,14 +50,6 @@ def test_suite_config_parses(path):
     assert cfg.ngrid % 2 == 0 and cfg.box_size > 0 and all(cfg.low <= cfg.high)
 
 
-def _print_config(*names: str) -> dict:
-    args = [a for name in names for a in ("--config", str(CONFIGS / name))]
-    out = subprocess.run([sys.executable, "-c", "from emulator.cli import main; main()", "fit", *args,
-                          "--print_config"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return yaml.safe_load(out.stdout)
-
-
 def test_default_model_continuation_resumes_to_the_embedded_models_step():
     """The embedded model's second run: default_model.yaml with default_model_continue.yaml layered on it resumes
     from last.ckpt to 7000 steps and changes nothing else."""
@@ -64,12 +63,5 @@ def test_default_model_continuation_resumes_to_the_embedded_models_step():
 
 
 def test_power_half_override_layers_over_the_gpu_config():
-    out = subprocess.run(
-        [sys.executable, "-c", "from emulator.cli import main; main()", "fit", "--config",
-         str(CONFIGS / "converged_gpu.yaml"), "--config", str(CONFIGS / "converged_gpu_power_half.yaml"),
-         "--print_config"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    cfg = yaml.safe_load(out.stdout)
+    cfg = _print_config("converged_gpu.yaml", "converged_gpu_power_half.yaml")
     assert cfg["model"]["power_kmax_fraction"] == 0.5 and cfg["model"]["periodic"] is True

@@ -67,6 +67,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.slow
 def test_generate_over_two_ranks_matches_one_process(tmp_path):
     common = ["generate", "--preset", "planck18", "--box-size", "32", "--n-realizations", "4", "--seed", "3",
               "--tracer", "particles", "--number-density", "0.005", "--no-progress"]
@@ -151,6 +152,7 @@ def _torchrun_module(nproc: int, module: str, args: list[str]) -> None:
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
 
 
+@pytest.mark.slow
 def test_simulate_suite_over_two_ranks_matches_one_process(tmp_path):
     runs = {}
     for nproc, d in ((2, "two"), (1, "one")):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 REPO = Path(__file__).resolve().parents[1]
 NOISE = (
@@ -41,6 +43,7 @@ def _emulator_fit(cwd: Path, data: Path, *extra: str) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_fit_and_resume_print_no_known_noise(synthetic_training_set, tmp_path):
     (tmp_path / "wandb.yaml").write_text(WANDB)
     first = _emulator_fit(tmp_path, synthetic_training_set, "--trainer.max_steps", "3")  # stops mid-epoch

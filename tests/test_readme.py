@@ -114,6 +114,7 @@ def test_readme_parser_sees_the_examples():
     assert shlex.split(shlex.join(["--bias", '{"model": "linear", "b1": 2}'])) == ["--bias", '{"model": "linear", "b1": 2}']
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs(workspace):
     """All README commands in order (later ones use what earlier ones made: suite -> build -> fit -> export)."""
     commands = readme_commands((ROOT / "README.md").read_text())

@@ -101,6 +101,7 @@ def test_resume_mid_epoch_yields_the_remaining_batches(index_set):
     assert done.state_dict() == {"seed": 3, "epoch": 2, "batches": 0}
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_ddp_ranks_draw_different_crops(tmp_path):
     """All simulations of the index set hold the same fields, so two ranks that drew the same origins and

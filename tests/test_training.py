@@ -150,6 +150,7 @@ def test_tiled_inference_equals_whole_box_and_training_crops(synthetic_training_
             assert torch.allclose(pred, want, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_ddp_two_processes_validate_each_crop_once(synthetic_training_set, tmp_path):
     """DDP (gloo, 2 CPU processes): each rank validates a disjoint shard, and the gathered sample indices hold

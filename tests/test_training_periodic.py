@@ -49,6 +49,7 @@ def test_periodic_step_equals_the_halo_step_on_a_whole_box(synthetic_training_se
     assert float(want["displacement"]) > 1e-4  # a non-trivial prediction was compared
 
 
+@pytest.mark.slow
 def test_periodic_training_learns_and_needs_whole_boxes(synthetic_training_set, tmp_path):
     L.seed_everything(0, verbose=False)
     model = FieldEmulator(network=TINY_NET, lr=3e-3, warmup_steps=5, periodic=True)
