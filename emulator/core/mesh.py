@@ -19,8 +19,8 @@ Conventions
 
 from __future__ import annotations
 
-import itertools
 import math
+from collections.abc import Iterator
 
 import torch
 
@@ -78,29 +78,61 @@ def _check_chunk(chunk_size: int) -> int:
 
 def _stencil(
     pos: torch.Tensor, n: int, box_size: float, order: int, shift: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-axis mesh indices (wrapped into ``[0, n)``) and weights, each of shape ``(N, 3, order)``."""
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Mesh indices and weights of the ``order`` stencil points per axis.
+
+    Returns two lists of ``order`` tensors of shape ``(N, 3)``: the int64 mesh indices along each axis (wrapped
+    into ``[0, n)``) and the matching weights. One contiguous tensor per stencil point, not a stacked
+    ``(N, 3, order)`` array: stacking along the last axis costs more than the rest of the stencil.
+    """
     cell = box_size / n
     # Wrap into [0, L] first so that the fractional offset keeps full precision for far-away coordinates.
     u = torch.remainder(pos, box_size) / cell - shift
     if order == 1:
         base = torch.floor(u.detach() + 0.5)
         d = u - base
-        weights = (1.0 + 0.0 * d).unsqueeze(-1)  # keeps the (zero) dependence on positions in the graph
-        offsets = (0,)
+        weights = [1.0 + 0.0 * d]  # keeps the (zero) dependence on positions in the graph
+        offsets: tuple[int, ...] = (0,)
     elif order == 2:
         base = torch.floor(u.detach())
         d = u - base
-        weights = torch.stack([1.0 - d, d], dim=-1)
+        weights = [1.0 - d, d]
         offsets = (0, 1)
     else:
         base = torch.floor(u.detach() + 0.5)
         d = u - base  # in [-1/2, 1/2)
-        weights = torch.stack([0.5 * (0.5 - d) ** 2, 0.75 - d**2, 0.5 * (0.5 + d) ** 2], dim=-1)
+        weights = [0.5 * (0.5 - d) ** 2, 0.75 - d**2, 0.5 * (0.5 + d) ** 2]
         offsets = (-1, 0, 1)
-    off = torch.tensor(offsets, dtype=torch.int64, device=pos.device)
-    index = torch.remainder(base.to(torch.int64).unsqueeze(-1) + off, n)
+    # base holds small integers (|base| <= n + |shift| + 1), exact in floating point, so the periodic wrap is
+    # exact there and cheaper than an integer remainder.
+    base = torch.remainder(base, n)
+    index = []
+    for o in offsets:
+        i = base + o if o else base
+        if o > 0:
+            i = torch.where(i >= n, i - n, i)
+        elif o < 0:
+            i = torch.where(i < 0, i + n, i)
+        index.append(i.to(torch.int64))
     return index, weights
+
+
+def _corners(
+    index: list[torch.Tensor], weights: list[torch.Tensor], n: int, mass: torch.Tensor | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Flat mesh index and weight ``w_x w_y w_z`` (times ``mass``) of each of the ``order^3`` stencil points.
+
+    Sums and products shared between points are formed once (row offsets ``(i_x n + i_y) n``, weights
+    ``w_x w_y``); the values are those of the per-point expressions, bit for bit.
+    """
+    wx = [w[:, 0] if mass is None else w[:, 0] * mass for w in weights]
+    cols = [i[:, 2] for i in index]
+    for ix, wa in zip(index, wx):
+        for iy, wb in zip(index, weights):
+            row = (ix[:, 0] * n + iy[:, 1]) * n
+            wab = wa * wb[:, 1]
+            for iz, wc in zip(cols, weights):
+                yield row + iz, wab * wc[:, 2]
 
 
 def paint(
@@ -177,13 +209,9 @@ def paint(
     for start in range(0, npart, chunk_size):
         pos = positions[start : start + chunk_size]
         index, weights = _stencil(pos, n, box, order, shift)
-        ix, iy, iz = index.unbind(1)
-        wx, wy, wz = weights.unbind(1)
-        if mass is not None:  # fold the mass into the x-axis weights only
-            wx = wx * mass[start : start + chunk_size, None]
-        for a, b, c in itertools.product(range(order), repeat=3):
-            flat = (ix[:, a] * n + iy[:, b]) * n + iz[:, c]
-            out.index_add_(0, flat, wx[:, a] * wy[:, b] * wz[:, c])
+        chunk_mass = None if mass is None else mass[start : start + chunk_size]  # folded into the x weights
+        for flat, w in _corners(index, weights, n, chunk_mass):
+            out.scatter_add_(0, flat, w)  # same sums as index_add_, in the same order, ~1.5x faster
     return out.view(n, n, n)
 
 
@@ -239,12 +267,9 @@ def readout(
     pieces = []
     for start in range(0, positions.shape[0], chunk_size):
         index, weights = _stencil(positions[start : start + chunk_size], n, box, order, shift)
-        ix, iy, iz = index.unbind(1)
-        wx, wy, wz = weights.unbind(1)
-        value = torch.zeros(flat_mesh.shape[0], index.shape[0], dtype=dtype, device=mesh.device)
-        for a, b, c in itertools.product(range(order), repeat=3):
-            flat = (ix[:, a] * n + iy[:, b]) * n + iz[:, c]
-            value = value + flat_mesh[:, flat] * (wx[:, a] * wy[:, b] * wz[:, c])
+        value = torch.zeros(flat_mesh.shape[0], index[0].shape[0], dtype=dtype, device=mesh.device)
+        for flat, w in _corners(index, weights, n):
+            value = value.add_(flat_mesh.index_select(1, flat) * w)  # ~4x faster than advanced indexing
         pieces.append(value)
     if pieces:
         result = torch.cat(pieces, dim=1).T
