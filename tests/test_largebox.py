@@ -131,9 +131,16 @@ def test_plan_streams_a_512_cube_within_8_gb_and_refuses_too_little():
         0.45e9 + 0.4e9 + 66.0 * 512**3 + 153.0 * 1e-3 * 1024.0**3)
     with pytest.raises(ValueError, match="below the smallest estimate"):
         plan_memory(biased, 512, 1024.0, halo=20, multiple=4, max_memory=8.0)
-    sky = plan_memory(MockOptions(tracer="halos", cutsky={"redshift_range": [0.1, 0.3], "randoms_factor": 5}),
+    sky = plan_memory(MockOptions(tracer="halos", cutsky={"redshift_range": [0.1, 0.3], "randoms_factor": 5,
+                                                          "n_random_files": 3}),
                       512, 1024.0, halo=20, multiple=4, max_memory=8.0)  # not counted, but said
+    # a bound on the rows (every particle group of min_members, data + one random file: drawn when written)
     assert sky.cutsky_rows == pytest.approx(512**3 / 20 * (1 + 5)) and "cut-sky stage holds up to" in sky.describe()
+    assert sky.cutsky_bytes == pytest.approx(105.0 * sky.cutsky_rows) and f"{sky.cutsky_bytes / 1e9:.2g} GB" in \
+        sky.describe()
+    fits = plan_memory(MockOptions(tracer="halos", cutsky={"redshift_range": [0.1, 0.3]}), 512, 1024.0, halo=20,
+                       multiple=4, max_memory=8.0, format="fits")  # the FITS writer copies the table
+    assert fits.cutsky_bytes == pytest.approx(290.0 * 512**3 / 20 * (1 + 20))
     with pytest.raises(ValueError, match="HDF5 only"):
         plan_memory(MockOptions(), 512, 1024.0, halo=20, multiple=4, max_memory=8.0, format="fits")
 

@@ -4,6 +4,7 @@ evolving halo lightcone through ``generate_mocks``."""
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,20 @@ def test_documented_survey_command(tmp_path, one_thread):
     assert fits.getheader(out / "mock_000001.fits", "DATA")["DISTCONV"].startswith("DISTANCE=chi(Z)")
 
 
-def test_hod_and_randoms_seeds_are_independent(tmp_path, one_thread):
+def test_hod_and_randoms_seeds_are_independent(tmp_path, one_thread, monkeypatch):
+    from emulator.mocks import survey_files
+
+    drawn, alive_at_draw, draw = [], [], survey_files.make_randoms
+
+    def tracked(*args, **kwargs):  # random files are drawn when written: one held at a time
+        alive_at_draw.append(sum(ref() is not None for ref in drawn))
+        cat = draw(*args, **kwargs)
+        drawn.append(weakref.ref(cat))
+        return cat
+
+    monkeypatch.setattr(survey_files, "make_randoms", tracked)
     base = _run(tmp_path, "base", "--n-random-files", "2")
+    assert alive_at_draw == [0, 0]
     other = _run(tmp_path, "other", "--hod-seed", "5", "--randoms-seed", "9", "--n-random-files", "2")
     b0, o0 = (read_catalog(p / "mock_000001.fits", "data") for p in (base, other))
     # another HOD draw on the same density field: the same hosts are available, other galaxies

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..core.atomic import atomic_path
 from .catalog import (
@@ -194,9 +194,11 @@ def read_file_attrs(path: str | os.PathLike) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 class Companion:
     """A file written next to the mock: ``suffix`` (e.g. ``"_randoms_0"`` or ``"_nz.txt"``) and its contents,
-    catalogs (``{name: Catalog}``, same format as the mock) or text."""
+    catalogs (``{name: Catalog}``, same format as the mock) or text, or a function without arguments that makes
+    them when the file is written (so that several large random files are held one at a time, not together)."""
 
-    def __init__(self, suffix: str, content: Mapping[str, Catalog] | str) -> None:
+    def __init__(self, suffix: str,
+                 content: Mapping[str, Catalog] | str | Callable[[], Mapping[str, Catalog] | str]) -> None:
         self.suffix, self.content = suffix, content
 
 
@@ -233,21 +235,25 @@ def hdf5_mock_writer(path: str | os.PathLike, attrs: Mapping[str, Any], name: st
         yield create_catalog_group(fh, name, file_attrs)
 
 
+def _write_companion(path: str | os.PathLike, comp: Companion, attrs: Mapping[str, Any], format: str) -> Path:
+    """Write one companion of the mock at ``path`` (its content made now if deferred, and released on return)."""
+    target = companion_path(path, comp.suffix)
+    content = comp.content() if callable(comp.content) else comp.content
+    if isinstance(content, str):
+        with atomic_path(target) as tmp:
+            Path(tmp).write_text(content)
+    else:
+        own = {k: v for cat in content.values() for k, v in getattr(cat, "attrs", {}).items()}
+        write_catalogs(target, dict(content), {**attrs, **own}, format=format)
+    return target
+
+
 def write_mock_files(path: str | os.PathLike, catalogs: Mapping[str, Any], attrs: Mapping[str, Any],
                      format: str = "hdf5") -> list[Path]:
     """Write the companions, then the mock file itself (all atomically); return the companion paths."""
     attrs = _mock_attrs(attrs)
     main = {k: v for k, v in catalogs.items() if not isinstance(v, Companion)}
-    written = []
-    for comp in (v for v in catalogs.values() if isinstance(v, Companion)):
-        target = companion_path(path, comp.suffix)
-        if isinstance(comp.content, str):
-            with atomic_path(target) as tmp:
-                Path(tmp).write_text(comp.content)
-        else:
-            sub = {name: cat for name, cat in comp.content.items()}
-            own = {k: v for cat in sub.values() for k, v in getattr(cat, "attrs", {}).items()}
-            write_catalogs(target, sub, {**attrs, **own}, format=format)
-        written.append(target)
+    written = [_write_companion(path, comp, attrs, format) for comp in catalogs.values()
+               if isinstance(comp, Companion)]
     write_catalogs(path, main, attrs, format=format)
     return written

@@ -13,8 +13,10 @@ tracers); particle catalogs are copied into the mock chunk by chunk (HDF5 only).
 end, also on failure, and those of killed runs at the start. Supported: ``particles`` (HDF5), ``halos``,
 ``galaxies`` and ``biased`` (HDF5 or FITS), with ``rsd_axis``, and cut-sky catalogs (data, randoms, n(z)) of
 halos, galaxies and biased tracers from the snapshot; not lightcones or cut-sky particles (a one-line error says
-so). The cut-sky stage holds tracer catalogs and their randoms; the plan does not count it but prints an upper
-bound on its rows.
+so). The cut-sky stage holds the tracer catalog, the data and one random file at a time (each drawn when written);
+the plan does not count it in its peak, as only a loose bound on its rows is known before the halos are found
+(a halo for every ``min_members`` particles), but prints that bound in GB
+(:data:`CUTSKY_BYTES_PER_ROW`).
 
 The estimates are fitted to peak resident sets measured with ``python -m benchmarks.largebox`` and carry the
 allocator setting of :mod:`emulator.core.allocator`; they are estimates (the report states measured against
@@ -36,7 +38,7 @@ from .fof_slabs import default_overlap, slab_fof_memory
 from .fof import linking_length_mpc
 
 __all__ = ["MemoryPlan", "plan_memory", "in_memory_estimate", "streamed_mock", "warn_if_short", "available_memory",
-           "BASELINE_BYTES", "IN_MEMORY_BYTES_PER_PARTICLE", "NETWORK_PASS_BYTES_PER_CELL"]
+           "BASELINE_BYTES", "IN_MEMORY_BYTES_PER_PARTICLE", "NETWORK_PASS_BYTES_PER_CELL", "CUTSKY_BYTES_PER_ROW"]
 
 GB = 1e9
 #: Resident set of a generation process before its first mock (Python, torch, numba, the model), bytes.
@@ -57,6 +59,11 @@ IN_MEMORY_BYTES_PER_PARTICLE = 100.0
 BIASED_BYTES_PER_CELL = 66.0
 BIASED_BYTES_PER_TRACER = 153.0
 BIASED_FIXED_BYTES = 0.4 * GB
+#: Cut-sky stage: peak bytes per catalogue row held (data and one random file; the box tracer catalog included), by
+#: file format. Measured with ``python -m benchmarks.cutsky_memory`` (1e6 halos in 1000 Mpc/h, full sky, randoms
+#: x20, two random files: 2998 MiB FITS, 1077 MiB HDF5 above the start, fits of 285 and 101 bytes per row; the
+#: FITS writer copies the table. With both random files held at once, as before, 3758 and 1837 MiB).
+CUTSKY_BYTES_PER_ROW = {"fits": 290.0, "hdf5": 105.0}
 
 
 @dataclass
@@ -72,6 +79,7 @@ class MemoryPlan:
     stages: dict[str, float] | None = None
     scratch_disk: float = 0.0
     cutsky_rows: float = 0.0  # upper bound on the catalogue rows the cut-sky stage holds (data and randoms)
+    cutsky_bytes: float = 0.0  # the memory of those rows above the baseline, bytes (CUTSKY_BYTES_PER_ROW)
 
     @property
     def peak(self) -> float:
@@ -88,7 +96,7 @@ class MemoryPlan:
                 f"{self.fof_overlap:g} Mpc/h overlap; stages (GB): {parts}; scratch on disk "
                 f"{self.scratch_disk / GB:.1f} GB in the output folder"
                 + (f"; not counted: the cut-sky stage holds up to ~{self.cutsky_rows:.3g} catalogue rows (data and "
-                   "every random file) at once" if self.cutsky_rows else ""))
+                   f"one random file, ~{self.cutsky_bytes / GB:.2g} GB) at once" if self.cutsky_rows else ""))
 
 
 def _tiles(ngrid: int, multiple: int, largest: int) -> list[int]:
@@ -153,8 +161,10 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
                 if box / s + 2 * overlap + b < box:  # the extended slab must not wrap onto itself
                     slabs, fof = s, BASELINE_BYTES + slab_fof_memory(int(npart), box, s, overlap, chunk)
             stages["fof"] = fof
+        rows = _cutsky_rows(opts, npart, box)
+        per_row = CUTSKY_BYTES_PER_ROW.get(format, max(CUTSKY_BYTES_PER_ROW.values()))
         plan = MemoryPlan(ngrid, whole, True, t, slabs if opts.tracer in ("halos", "galaxies") else 1, overlap, stages,
-                          48.0 * npart, _cutsky_rows(opts, npart, box))
+                          48.0 * npart, rows, rows * per_row)
         if best is None or plan.peak < best.peak:
             best = plan
         if plan.peak <= cap:
@@ -165,7 +175,8 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
 
 def _cutsky_rows(opts: MockOptions, npart: float, box: float) -> float:
     """Upper bound on the rows a cut-sky stage holds: every box tracer (biased: ``nbar L^3``; halos: one per
-    ``min_members`` particles; galaxies: twice that) as data, plus ``randoms_factor`` times that per random file."""
+    ``min_members`` particles; galaxies: twice that) as data, plus ``randoms_factor`` times that in the one random
+    file held at a time."""
     if opts.cutsky is None:
         return 0.0
     from .survey import SURVEY_DEFAULTS
@@ -173,7 +184,7 @@ def _cutsky_rows(opts: MockOptions, npart: float, box: float) -> float:
     cs = {**SURVEY_DEFAULTS, **opts.cutsky}
     rows = (float(opts.number_density) * box**3 if opts.tracer == "biased"
             else npart / opts.min_members * (2.0 if opts.tracer == "galaxies" else 1.0))
-    return rows * (1.0 + float(cs["randoms_factor"]) * max(1, int(cs["n_random_files"])))
+    return rows * (1.0 + float(cs["randoms_factor"]))
 
 
 def available_memory() -> float | None:

@@ -55,14 +55,17 @@ def survey_outputs(cols: Mapping[str, np.ndarray], aux: Mapping[str, np.ndarray]
     keys = survey_keys(cs, fp, target, sky.attrs, seeds, f.cosmology)
     n_rand = int(round(float(opt["randoms_factor"]) * data.size))
     nfiles = int(opt["n_random_files"])
-    randoms = [make_randoms(k, n_rand, data["Z"], nzf, cs, f.cosmology, seeds["SEED_RAN"], (fp, target))
-               for k in range(max(nfiles, 1))]
+    data_z = data["Z"]  # for shuffled random redshifts
+
+    def randoms(k: int) -> Catalog:
+        return make_randoms(k, n_rand, data_z, nzf, cs, f.cosmology, seeds["SEED_RAN"], (fp, target))
+
     data.attrs.update(catalog_type="cutsky-data", DISTCONV=keys["DISTCONV"])
     catalogs: dict[str, Any] = {"data": data}
     if nfiles == 0:
-        catalogs["randoms"] = randoms[0]
-    for k, rand in enumerate(randoms if nfiles else []):
-        catalogs[f"randoms_{k}"] = Companion(f"_randoms_{k}", {"randoms": rand})
+        catalogs["randoms"] = randoms(0)
+    for k in range(nfiles):  # each random file is drawn (from its own seed) when written: one held at a time
+        catalogs[f"randoms_{k}"] = Companion(f"_randoms_{k}", lambda k=k: {"randoms": randoms(k)})
     catalogs["nz"] = Companion("_nz.txt", text)
     attrs = {f"cutsky_{k}": v for k, v in sky.attrs.items() if isinstance(v, (int, float, str))}
     attrs.update(keys)
