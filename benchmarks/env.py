@@ -17,7 +17,9 @@ from emulator.core.atomic import atomic_open
 from emulator.core.device import resolve_device  # re-exported: the benchmarks' device choice is the commands'
 from emulator.core.provenance import code_version, package_version, utc_now
 
-__all__ = ["resolve_device", "hardware", "versions", "jsonify", "write_json", "utc_now", "rss_mb"]
+__all__ = ["resolve_device", "hardware", "versions", "jsonify", "write_json", "utc_now", "rss_mb", "repo_relative"]
+
+_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cpu_model() -> str:
@@ -105,3 +107,14 @@ def rss_mb(field: str = "VmRSS") -> float | None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak / 1024.0 if sys.platform != "darwin" else peak / 2**20
     return None
+
+
+def repo_relative(path: str | os.PathLike | None) -> str | None:
+    """``path`` relative to the repository root when it lies inside it (so that a committed report names
+    ``configs/...``, not the folder of the clone that made it), else unchanged."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(_ROOT))
+    except ValueError:
+        return str(path)

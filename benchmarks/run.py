@@ -25,7 +25,7 @@ from emulator.core.stats import covariance, power_spectrum_k
 
 from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_repo_path, same_recipe, speed_threads
 from .contenders import make_contender, resolve_model
-from .env import hardware, jsonify, resolve_device, utc_now, versions, write_json
+from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
 from .lognormal import realization_factor
 from .metrics import (Binning, compare, cosmology_groups, make_binning, max_over, measure, mock_delta_k,
                       power_for_covariance, seed_scatter)
@@ -242,7 +242,8 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
                               threads=speed_threads(cfg), isolate=bool(scfg["isolate"]), log=log)
     results = {
         "schema": "cosmo-emulator-benchmark", "schema_version": 1, "tier": tier, "created": utc_now(),
-        "config": cfg, "hardware": hardware(dev), "versions": versions(), "model": minfo,
+        "config": {**cfg, "config_file": repo_relative(cfg.get("config_file"))}, "hardware": hardware(dev),
+        "versions": versions(), "model": minfo and {**minfo, "path": repo_relative(minfo["path"])},
         "setup": {"ngrid": n, "box_size": box, "redshift": z, "k_fundamental": b.kf, "k_nyquist": b.knyq,
                   "summary_kmax": float(cfg["statistics"]["summary_kmax"]) * b.knyq, "kedges": b.kedges,
                   "k_equilateral": b.k_eq, "k_isosceles": b.k_iso, "thetas": b.thetas, "dk": b.dk,

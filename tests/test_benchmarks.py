@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,6 +190,7 @@ def test_run_tier_writes_results_and_report(tmp_path):
         assert key in data
     assert data["tier"] == "smoke" and data["model"]["sha256"] == res["model"]["sha256"]
     assert len(data["model"]["sha256"]) == 64
+    assert data["config"]["config_file"] == str(cfg)  # outside the repository: unchanged
     assert {"cpu_model", "device", "torch_threads"} <= set(data["hardware"]) and data["versions"]["torch"]
     summary_keys = {"max_abs_pk_ratio_minus_1", "max_abs_mean_pk_ratio_minus_1", "max_one_minus_r", "max_abs_dQ",
                     "max_pdf_l1", "cov_diag_mean_abs_rel_err", "corr_frobenius", "seconds_per_mock"}
@@ -330,3 +332,11 @@ def test_hod_galaxy_multipoles_are_measured_and_compared(nonlinear):
     assert {"gal_p0_ratio", "gal_dp2_over_p0", "gal_dp4_over_p0", "gal_sigma_over_p0", "n_galaxies"} <= set(other)
     assert other["n_galaxies"] != g["n_galaxies"]  # 2LPT halos differ, so do their galaxies
 
+
+
+def test_reports_name_repository_files_relative_to_the_root(tmp_path):
+    from benchmarks.env import repo_relative
+
+    root = Path(__file__).resolve().parent.parent
+    assert repo_relative(root / "configs" / "benchmarks" / "standard.yaml") == "configs/benchmarks/standard.yaml"
+    assert repo_relative(tmp_path / "x.yaml") == str(tmp_path / "x.yaml") and repo_relative(None) is None
