@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -280,3 +281,35 @@ def test_the_held_whole_estimate_bounds_a_measured_mock(tmp_path):
     estimate = in_memory_estimate(64, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)))
     assert f"memory estimate: {estimate / 1e9:.2f} GB for 64^3 particles held whole" in res.stderr
     assert peak < estimate < 1.5 * peak, (peak, estimate)
+
+
+_PASS = """
+import json, sys, torch
+torch.set_num_threads(2)
+from emulator.core.allocator import keep_freed_memory
+from emulator.core.cosmology import get_preset
+from emulator.model.portable import load_model
+keep_freed_memory()
+model, tile = load_model(), int(sys.argv[1])
+cube = tile + 2 * int(model.net.halo)
+x, style = torch.randn(1, 3, cube, cube, cube), model.style(get_preset("planck18"), 0.0)[None]
+status = lambda key: next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key)) * 1024
+open("/proc/self/clear_refs", "w").write("5")
+start = status("VmRSS")
+with torch.inference_mode():
+    model.net(x, style)
+print(json.dumps({"cells": cube**3, "peak": status("VmHWM") - start}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM from /proc")
+def test_the_tile_pass_constant_bounds_a_measured_network_pass():
+    """One network pass of a 64-cell tile with its halos (the streamed default) peaks below
+    NETWORK_PASS_BYTES_PER_CELL per input cell, and not far below (the constant is the measured 128-cell tile's)."""
+    from emulator.mocks.largebox import NETWORK_PASS_BYTES_PER_CELL
+
+    res = subprocess.run([sys.executable, "-c", _PASS, "64"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    per_cell = got["peak"] / got["cells"]
+    assert 0.6 * NETWORK_PASS_BYTES_PER_CELL < per_cell < NETWORK_PASS_BYTES_PER_CELL, per_cell

@@ -48,8 +48,12 @@ BASELINE_BYTES = 0.45 * GB
 #: sets of ``/usr/bin/time -v emulator generate --preset planck18 --tracer halos --box-size L [--n-realizations 3]``
 #: (two threads): 0.54 / 1.36 / 1.30 / 2.54 GB at 64^3 / 128^3 / 192^3 / 256^3 particles (tiles of 64 / 128 / 96 /
 #: 128), three 256^3 mocks in one process 2.84 GB; the estimate is 7-28% above each (0.69 / 1.56 / 1.64 / 3.03 GB),
-#: particle catalogs lower still (0.46 / 1.17 GB at 64^3 / 128^3). Bytes per input cell of the tile pass:
-NETWORK_PASS_BYTES_PER_CELL = 190.0
+#: particle catalogs lower still (0.46 / 1.17 GB at 64^3 / 128^3); with the tile pass below: 0.67 / 1.47 / 1.59 /
+#: 2.94 GB (the fit used 190 bytes per cell). Bytes per input cell of one network tile pass, here and in the
+#: streamed network stage: the embedded model alone under ``torch.inference_mode`` (two threads, output included,
+#: input not) peaks 133 / 151 / 169 bytes per input cell above its start at tiles 64 / 96 / 128 with halo 20
+#: (143 / 362 / 765 MiB): the largest of those.
+NETWORK_PASS_BYTES_PER_CELL = 170.0
 #: Bytes per particle of a mock held whole, above the baseline and the tile pass.
 IN_MEMORY_BYTES_PER_PARTICLE = 100.0
 #: Streamed biased tracers: bytes per mesh cell (particle-grid meshes, float64 tracer density, Poisson draws),
@@ -144,7 +148,8 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     overlap = default_overlap(b) if fof_overlap is None else float(fof_overlap)
     best = None
     for t in _tiles(ngrid, multiple, tile or 64):
-        stages = {k: BASELINE_BYTES + v for k, v in streaming_memory(ngrid, t, halo).items()}
+        streamed = streaming_memory(ngrid, t, halo, NETWORK_PASS_BYTES_PER_CELL)
+        stages = {k: BASELINE_BYTES + v for k, v in streamed.items()}
         chunk = t * ngrid * ngrid
         if opts.tracer == "particles":
             keep = 8.0 * npart if opts.number_density is not None else 0.0

@@ -2,7 +2,7 @@
 made slab by slab through HDF5 scratch files.
 
 One process holding a whole box needs about 100 bytes per particle at its peak with halos, above the baseline and
-one network tile pass (3.0 GB estimated at 256^3, 2.5 GB measured; ~100 GB for a 2 Gpc/h box at 2 Mpc/h: see
+one network tile pass (2.9 GB estimated at 256^3, 2.5 GB measured; ~100 GB for a 2 Gpc/h box at 2 Mpc/h: see
 :func:`emulator.mocks.largebox.in_memory_estimate`). Here the box goes through three stages, each
 bounded:
 
@@ -181,17 +181,19 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     return res
 
 
-def streaming_memory(n: int, tile: int, halo: int) -> dict[str, float]:
+def streaming_memory(n: int, tile: int, halo: int, pass_bytes_per_cell: float) -> dict[str, float]:
     """Estimated peak resident memory (bytes, above the process's baseline) of the two stages of
     :func:`stream_fields` for ``n^3`` particles.
 
     Stage 1 holds ``phi1_k`` and the meshes of the 2LPT source (measured 43 bytes per cell at 256^3 with the
     allocator setting of :mod:`emulator.core.allocator`; 44 used). Stage 2 holds the extended slab (12 bytes per
     input cell), the slab's outputs, positions and velocities (~150 bytes per output particle) and one network
-    tile pass (~0.1 GB at tile 64). Fitted to ``python -m benchmarks.largebox``-style stage measurements.
+    tile pass of ``pass_bytes_per_cell`` per input cell (the measured
+    :data:`emulator.mocks.largebox.NETWORK_PASS_BYTES_PER_CELL`, shared with the held-whole estimate: ~0.19 GB at
+    tile 64). Fitted to ``python -m benchmarks.largebox``-style stage measurements.
     """
     cells = float(n) ** 3
     slab_in = float(tile + 2 * halo) * n * n
     slab_out = float(tile) * n * n
-    tile_pass = (tile + 2 * halo) ** 3 * 4.0 * 24
+    tile_pass = float(tile + 2 * halo) ** 3 * float(pass_bytes_per_cell)
     return {"linear": 44.0 * cells, "network": 12.0 * slab_in + 150.0 * slab_out + tile_pass}
