@@ -289,16 +289,17 @@ torch.set_num_threads(2)
 from emulator.core.allocator import keep_freed_memory
 from emulator.core.cosmology import get_preset
 from emulator.model.portable import load_model
+from benchmarks.env import rss_mb
+from benchmarks.speed import _reset_peak
 keep_freed_memory()
 model, tile = load_model(), int(sys.argv[1])
 cube = tile + 2 * int(model.net.halo)
 x, style = torch.randn(1, 3, cube, cube, cube), model.style(get_preset("planck18"), 0.0)[None]
-status = lambda key: next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key)) * 1024
-open("/proc/self/clear_refs", "w").write("5")
-start = status("VmRSS")
+assert _reset_peak()
+start = rss_mb("VmRSS")
 with torch.inference_mode():
     model.net(x, style)
-print(json.dumps({"cells": cube**3, "peak": status("VmHWM") - start}))
+print(json.dumps({"cells": cube**3, "peak": (rss_mb("VmHWM") - start) * 2**20}))
 """
 
 
