@@ -105,14 +105,21 @@ def test_slab_fof_equals_the_whole_box_finder(streamed, n_slabs):
     assert np.array_equal(anchor, lowest)
 
 
-def test_slab_fof_refuses_a_cut_group_and_a_bad_geometry(streamed):
-    path, meta, _ = streamed
+def test_slab_fof_widens_a_short_overlap_and_refuses_a_group_across_the_box(streamed):
+    path, meta, whole = streamed
+    ref = friends_of_friends(whole.positions.numpy().astype(np.float64), 128.0, 0.2, 10)
     with h5py.File(path, "r") as fh:
         args = (fh["Position"], fh["Velocity"], meta.slabs, meta.x_extent, 128.0)
-        with pytest.raises(RuntimeError, match="overlap"):
-            slab_friends_of_friends(*args, min_members=10, n_slabs=8, overlap=0.5)
+        with pytest.warns(UserWarning, match="linked again with 1 Mpc/h"):  # 0.5 Mpc/h cuts groups: doubled
+            halos, _ = slab_friends_of_friends(*args, min_members=10, n_slabs=8, overlap=0.5)
+        assert np.array_equal(halos.n_members, ref.n_members) and np.array_equal(halos.position, ref.position)
         with pytest.raises(ValueError, match="fewer slabs"):
             slab_friends_of_friends(*args, n_slabs=2, overlap=40.0)
+    rng = np.random.default_rng(1)  # a filament of friends (spacing 1 < b = 2 Mpc/h) across a 100 Mpc/h box
+    line = np.column_stack([np.arange(100.0), np.full(100, 50.0), np.full(100, 50.0)])
+    pos = np.concatenate([line, rng.uniform(0, 100, (900, 3))])
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="reaches the edge of its 32 Mpc/h overlap"):
+        slab_friends_of_friends(pos, np.zeros_like(pos), [(0, 1000)], [(0.0, 100.0)], 100.0, n_slabs=4, overlap=2.0)
 
 
 def test_plan_streams_a_512_cube_within_8_gb_and_refuses_too_little():

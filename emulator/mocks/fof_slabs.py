@@ -6,8 +6,9 @@ finder of :mod:`.fof_link` at the linking length of the whole box. A group belon
 its lowest-index member (its *anchor*). Why that is exact: a group with its anchor in the core that lies inside
 the extended slab is found whole (the subset holds all its members and their friends); one that leaves it
 reaches, along a chain of friends from the anchor, a member within ``b`` of the extended slab's edge. So every
-component anchored in the core is checked for members in that margin, and if one has any the run stops with an
-error naming ``overlap`` (never a truncated halo). Groups are summarised by
+component anchored in the core is checked for members in that margin, and if one has any the slab is linked
+again with twice the overlap (a warning says so; the groups do not depend on ``W``), and the run stops with an error
+naming ``overlap`` once a wider slab would wrap onto itself (never a truncated halo). Groups are summarised by
 :func:`.fof.summarise_groups` over members in particle order, as the whole-box finder does, so the catalogue
 equals :func:`.fof.friends_of_friends` on all particles: same groups, same order (mass descending, ties by
 lowest member index), same centres and velocities bit for bit (``tests/test_largebox.py``).
@@ -18,6 +19,7 @@ chunk being read (:func:`slab_fof_memory`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -82,11 +84,10 @@ def slab_friends_of_friends(pos_ds, vel_ds, chunks: Sequence[tuple[int, int]],
     ValueError
         If the slabs and overlap do not fit in the box.
     RuntimeError
-        If a group anchored in a core reaches the edge of its extended slab (raise ``overlap``).
+        If a group anchored in a core reaches the edge of its extended slab even with the overlap doubled as far as
+        the box allows (a slab where one does is linked again with twice the overlap, with a warning).
     """
     from tqdm.auto import tqdm
-
-    from .fof_link import lowest_member_labels
 
     box = float(box_size)
     npart = int(chunks[-1][1])
@@ -99,40 +100,21 @@ def slab_friends_of_friends(pos_ds, vel_ds, chunks: Sequence[tuple[int, int]],
                          f"box {box:g} Mpc/h minus b = {b:.3g}: use fewer slabs or a smaller overlap")
     parts: list[tuple] = []
     for s in tqdm(range(n_slabs), desc="FoF slabs", unit="slab", leave=False, disable=not progress):
-        start = s * core - w
-        pos, vel, ids, rel = [], [], [], []
-        done = 0
-        for (first, stop), (lo, hi) in zip(chunks, x_extent):
-            first = max(first, done)
-            if first >= stop:
-                continue
-            done = stop
-            if n_slabs > 1 and not _intersects(lo, hi, start, length, box):
-                continue
-            p = np.asarray(pos_ds[first:stop], dtype=np.float64)
-            xr = np.mod(p[:, 0] - start, box) if n_slabs > 1 else p[:, 0]
-            sel = np.flatnonzero(xr < length) if n_slabs > 1 else np.arange(p.shape[0])
-            pos.append(p[sel])
-            rel.append(xr[sel])
-            vel.append(np.asarray(vel_ds[first:stop])[sel])
-            ids.append(sel.astype(np.int64) + first)
-            del p, xr, sel
-        if not ids:
-            continue
-        pos, vel, ids, rel = (np.concatenate(x) for x in (pos, vel, ids, rel))
-        comp = lowest_member_labels(pos, box, b)
-        counts = np.bincount(comp, minlength=comp.shape[0])
-        owned = (rel >= w) & (rel < w + core) if n_slabs > 1 else np.ones(comp.shape[0], dtype=bool)
-        if n_slabs > 1:
-            margin = (rel <= b * (1 + 1e-9)) | (rel >= length - b * (1 + 1e-9))
-            if owned[comp[margin]].any():
-                raise RuntimeError(f"a FoF group anchored in slab {s} reaches the edge of its {w:g} Mpc/h overlap: "
-                                   "raise the FoF overlap (--fof-overlap) or use fewer slabs")
-        kept = np.flatnonzero((counts >= min_members) & owned)
-        del rel
-        _, centre, mean_v, n_members = summarise_groups(pos, vel, comp, counts, kept, box)
-        parts.append((centre, mean_v, n_members, ids[kept]))
-        del pos, vel, ids, comp, counts
+        ws = w
+        while True:
+            try:
+                part = _slab(s, core, ws, pos_ds, vel_ds, chunks, x_extent, box, b, min_members, n_slabs)
+                break
+            except _ReachesEdge:
+                if core + 4 * ws + b >= box:
+                    raise RuntimeError(f"a FoF group anchored in slab {s} reaches the edge of its {ws:g} Mpc/h "
+                                       "overlap: raise the FoF overlap (--fof-overlap) or use fewer slabs") from None
+                warnings.warn(f"a FoF group anchored in slab {s} of {n_slabs} reaches the edge of its {ws:g} Mpc/h "
+                              f"overlap: that slab is linked again with {2 * ws:g} Mpc/h (the same groups; more "
+                              "memory for it)", stacklevel=2)
+                ws *= 2
+        if part is not None:
+            parts.append(part)
     if parts:
         centre, mean_v, n_members, anchor = (np.concatenate(x) for x in zip(*parts))
     else:
@@ -144,3 +126,47 @@ def slab_friends_of_friends(pos_ds, vel_ds, chunks: Sequence[tuple[int, int]],
                   n_members=n_members, labels=np.zeros(0, dtype=np.int64), box_size=box, linking_length=b,
                   particle_mass=float(particle_mass))
     return halos, anchor[order]
+
+
+class _ReachesEdge(Exception):
+    """A group anchored in a slab's core reaches the margin of its extended slab."""
+
+
+def _slab(s: int, core: float, w: float, pos_ds, vel_ds, chunks, x_extent, box: float, b: float, min_members: int,
+          n_slabs: int) -> tuple | None:
+    """Groups anchored in core ``s`` (extended by ``w`` Mpc/h on each side): ``(centre, velocity, members,
+    anchor)``, or None when no particle lies there; raises :class:`_ReachesEdge` when the overlap is too small."""
+    from .fof_link import lowest_member_labels
+
+    start, length = s * core - w, core + 2 * w
+    pos, vel, ids, rel = [], [], [], []
+    done = 0
+    for (first, stop), (lo, hi) in zip(chunks, x_extent):
+        first = max(first, done)
+        if first >= stop:
+            continue
+        done = stop
+        if n_slabs > 1 and not _intersects(lo, hi, start, length, box):
+            continue
+        p = np.asarray(pos_ds[first:stop], dtype=np.float64)
+        xr = np.mod(p[:, 0] - start, box) if n_slabs > 1 else p[:, 0]
+        sel = np.flatnonzero(xr < length) if n_slabs > 1 else np.arange(p.shape[0])
+        pos.append(p[sel])
+        rel.append(xr[sel])
+        vel.append(np.asarray(vel_ds[first:stop])[sel])
+        ids.append(sel.astype(np.int64) + first)
+        del p, xr, sel
+    if not ids:
+        return None
+    pos, vel, ids, rel = (np.concatenate(x) for x in (pos, vel, ids, rel))
+    comp = lowest_member_labels(pos, box, b)
+    counts = np.bincount(comp, minlength=comp.shape[0])
+    owned = (rel >= w) & (rel < w + core) if n_slabs > 1 else np.ones(comp.shape[0], dtype=bool)
+    if n_slabs > 1:
+        margin = (rel <= b * (1 + 1e-9)) | (rel >= length - b * (1 + 1e-9))
+        if owned[comp[margin]].any():
+            raise _ReachesEdge
+    kept = np.flatnonzero((counts >= min_members) & owned)
+    del rel
+    _, centre, mean_v, n_members = summarise_groups(pos, vel, comp, counts, kept, box)
+    return centre, mean_v, n_members, ids[kept]
