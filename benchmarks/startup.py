@@ -7,6 +7,8 @@
 * ``generate`` overhead: from launching ``emulator generate --preset planck18 --box-size <box> --seed 1`` to its
   first call of :func:`emulator.model.emulate.emulate_fields` (imports, argument checks, model and CAMB table
   loading), with a warm CAMB cache (one untimed run first fills it), target <= 1 s;
+* ``python -c 'import torch'``, the floor under that overhead (torch's own import: 1-2.5 s on the development
+  host depending on the day), and the overhead above it;
 * the linear-power lookup (:class:`emulator.core.power.LinearPower`) on the ``n^3`` rfft ``|k|`` grid, float64,
   in this process (no target; issue 14 measured 1.9 s at 256^3 before).
 
@@ -123,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = ["| measurement | median [s] | min [s] | runs | target [s] | |", "|---|---|---|---|---|---|"]
     for name, times in command_times(args.repeats, env).items():
         rows.append(_row(name, times, 0.5))
-    rows.append(_row(f"generate overhead (box {args.box_size:g}, warm CAMB cache)",
-                     generate_overhead(args.repeats, args.box_size, env), 1.0))
+    overhead = generate_overhead(args.repeats, args.box_size, env)
+    rows.append(_row(f"generate overhead (box {args.box_size:g}, warm CAMB cache)", overhead, 1.0))
+    # the floor under any run that computes a mock: a bare interpreter importing torch, on this host, today
+    _wall([sys.executable, "-c", "import torch"], env)
+    floor = [_wall([sys.executable, "-c", "import torch"], env) for _ in range(args.repeats)]
+    rows.append(_row("python -c 'import torch' (the floor of the overhead)", floor, None))
+    rows.append(_row("generate overhead above that floor (median - median)",
+                     [statistics.median(overhead) - statistics.median(floor)], None))
     if args.lookup_n:
         rows.append(_row(f"LinearPower lookup {args.lookup_n}^3 (float64)",
                          lookup_time(args.lookup_n, args.repeats), None))

@@ -111,12 +111,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help=_no_default("memory cap per process in GB (1e9 bytes): a mock estimated above it is made "
                                     "slab by slab through scratch files in --out, the same particles, halos "
-                                    "and tracers as held whole with the same --tile "
+                                    "and tracers as held whole with the same --tile (to float32 rounding when "
+                                    "the linear-theory FFTs must also go to disk) "
                                     "(particles, halos, galaxies, biased; cut-sky of all but particles; "
                                     "not lightcones; the estimate is printed first; default: held whole)"))
     o.add_argument("--fof-overlap", type=float, default=None, metavar="MPC",
                    help=_no_default("overlap of the FoF slabs of a --max-memory mock, Mpc/h (default: 10 Mpc/h "
-                                    "or 25 linking lengths)"))
+                                    "or 25 linking lengths; a slab where a group reaches its edge is linked again with "
+                                    "twice the overlap)"))
     o.add_argument("--allow-extrapolation", action="store_true",
                    help="permit parameters outside the model's hull (a warning goes into the attrs)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")

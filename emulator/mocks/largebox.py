@@ -1,22 +1,22 @@
 """Mocks of boxes larger than memory: ``emulator generate --max-memory GB``.
 
 :func:`plan_memory` estimates the peak resident memory of a mock held whole (:func:`in_memory_estimate`: the
-baseline, one network tile pass and about 100 bytes per particle with halos) and, when that exceeds the cap, of
-the streamed path, choosing the network tile (= Lagrangian slab thickness) and the number of FoF slabs so every
-stage fits; it refuses, before anything runs, a cap no plan meets. :func:`streamed_mock` then makes one
+baseline, one network tile pass and about 100 bytes per particle with halos) and, when that exceeds the cap, of the
+streamed path, choosing the network tile (= Lagrangian slab thickness), the number of FoF slabs and, when the linear
+stage's meshes do not fit (~44 bytes per particle), its out-of-core FFTs (:mod:`emulator.model.linear_disk`) so
+every stage fits; it refuses, before anything runs, a cap no plan meets. :func:`streamed_mock` then makes one
 realization: the particles, identical bit for bit to the in-memory path with the same tile
-(:mod:`emulator.model.streaming`), go to a scratch HDF5 file in the output folder; halos come from
-:func:`~emulator.mocks.fof_slabs.slab_friends_of_friends` (identical to the whole-box finder), galaxies from the
-same HOD code; ``biased`` tracers from the particle number and momentum meshes painted from the scratch
-file in whole :data:`~emulator.core.mesh.PAINT_CHUNK` batches (the bits of painting all at once, so the same
-tracers); particle catalogs are copied into the mock chunk by chunk (HDF5 only). Scratch files are removed at the
-end, also on failure, and those of killed runs at the start. Supported: ``particles`` (HDF5), ``halos``,
-``galaxies`` and ``biased`` (HDF5 or FITS), with ``rsd_axis``, and cut-sky catalogs (data, randoms, n(z)) of
-halos, galaxies and biased tracers from the snapshot; not lightcones or cut-sky particles (a one-line error says
-so). The cut-sky stage holds the tracer catalog, the data and one random file at a time (each drawn when written);
-the plan does not count it in its peak, as only a loose bound on its rows is known before the halos are found
-(a halo for every ``min_members`` particles), but prints that bound in GB
-(:data:`CUTSKY_BYTES_PER_ROW`).
+(:mod:`emulator.model.streaming`; to float32 rounding with out-of-core FFTs), go to a scratch HDF5 file in the
+output folder; halos come from :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends` (identical to the whole-box
+finder), galaxies from the same HOD code; ``biased`` tracers from the particle number and momentum meshes painted
+from the scratch file in whole :data:`~emulator.core.mesh.PAINT_CHUNK` batches (the bits of painting all at once, so
+the same tracers); particle catalogs are copied into the mock chunk by chunk (HDF5 only). Scratch files are removed
+at the end, also on failure, and those of killed runs at the start. Supported: ``particles`` (HDF5), ``halos``,
+``galaxies`` and ``biased`` (HDF5 or FITS), with ``rsd_axis``, and cut-sky catalogs (data, randoms, n(z)) of halos,
+galaxies and biased tracers from the snapshot; not lightcones or cut-sky particles (a one-line error says so). The
+cut-sky stage holds the tracer catalog, the data and one random file at a time (each drawn when written); the plan
+does not count it in its peak, as only a loose bound on its rows is known before the halos are found (a halo for
+every ``min_members`` particles), but prints that bound in GB (:data:`CUTSKY_BYTES_PER_ROW`).
 
 The estimates are fitted to peak resident sets measured with ``python -m benchmarks.largebox`` and carry the
 allocator setting of :mod:`emulator.core.allocator`; they are estimates (the report states measured against
@@ -84,6 +84,7 @@ class MemoryPlan:
     scratch_disk: float = 0.0
     cutsky_rows: float = 0.0  # upper bound on the catalogue rows the cut-sky stage holds (data and randoms)
     cutsky_bytes: float = 0.0  # the memory of those rows above the baseline, bytes (CUTSKY_BYTES_PER_ROW)
+    linear_block: int | None = None  # planes per block of the out-of-core linear stage (None: its meshes held)
 
     @property
     def peak(self) -> float:
@@ -95,8 +96,9 @@ class MemoryPlan:
         if not self.streamed:
             return f"memory estimate: {self.in_memory / GB:.2f} GB for {self.ngrid}^3 particles held whole"
         parts = ", ".join(f"{k} {v / GB:.2f}" for k, v in self.stages.items())
+        disk = f"linear fields by FFTs on disk in blocks of {self.linear_block} planes, " if self.linear_block else ""
         return (f"memory estimate: {self.peak / GB:.2f} GB streamed ({self.ngrid}^3 particles held whole would need "
-                f"{self.in_memory / GB:.1f} GB): slabs of {self.tile} planes, {self.fof_slabs} FoF slab(s) with "
+                f"{self.in_memory / GB:.1f} GB): {disk}slabs of {self.tile} planes, {self.fof_slabs} FoF slab(s) with "
                 f"{self.fof_overlap:g} Mpc/h overlap; stages (GB): {parts}; scratch on disk "
                 f"{self.scratch_disk / GB:.1f} GB in the output folder"
                 + (f"; not counted: the cut-sky stage holds up to ~{self.cutsky_rows:.3g} catalogue rows (data and "
@@ -130,6 +132,7 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     ValueError
         When the cap is below every plan, or a streamed plan is needed for what streaming does not support.
     """
+    from ..model.linear_disk import DISK_BYTES_PER_CELL, block_for_memory
     from ..model.streaming import streaming_memory
 
     npart = float(ngrid) ** 3
@@ -147,8 +150,11 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     b = linking_length_mpc(box, int(npart), opts.linking_length)
     overlap = default_overlap(b) if fof_overlap is None else float(fof_overlap)
     best = None
+    # stage 1 holds its meshes when they fit, else goes out of core in the largest blocks of planes that fit
+    block = None if BASELINE_BYTES + streaming_memory(ngrid, ngrid, 0, 0.0)["linear"] <= cap else \
+        block_for_memory(ngrid, cap - BASELINE_BYTES)
     for t in _tiles(ngrid, multiple, tile or 64):
-        streamed = streaming_memory(ngrid, t, halo, NETWORK_PASS_BYTES_PER_CELL)
+        streamed = streaming_memory(ngrid, t, halo, NETWORK_PASS_BYTES_PER_CELL, block)
         stages = {k: BASELINE_BYTES + v for k, v in streamed.items()}
         chunk = t * ngrid * ngrid
         if opts.tracer == "particles":
@@ -168,8 +174,9 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
             stages["fof"] = fof
         rows = _cutsky_rows(opts, npart, box)
         per_row = CUTSKY_BYTES_PER_ROW.get(format, max(CUTSKY_BYTES_PER_ROW.values()))
+        disk = 48.0 * npart + (DISK_BYTES_PER_CELL * npart if block else 0.0)
         plan = MemoryPlan(ngrid, whole, True, t, slabs if opts.tracer in ("halos", "galaxies") else 1, overlap, stages,
-                          48.0 * npart, rows, rows * per_row)
+                          disk, rows, rows * per_row, block)
         if best is None or plan.peak < best.peak:
             best = plan
         if plan.peak <= cap:
@@ -280,11 +287,15 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
     from .io import hdf5_mock_writer, write_mock_files
 
     extra: dict[str, Any] = {"streamed": True, "stream_tile": int(plan.tile), "memory_estimate_gb": plan.peak / GB}
+    if plan.linear_block:
+        extra["linear_block"] = int(plan.linear_block)
     remove_stale_temporaries(path.parent)  # scratch of killed runs (their owners dead) in this folder
-    with scratch_path(path, "particles") as scratch, scratch_path(path, "linear") as linear:
+    with scratch_path(path, "particles") as scratch, scratch_path(path, "linear") as linear, \
+            scratch_path(path, "fourier") as fourier:
         with h5py.File(scratch, "w") as fh:
             fields = stream_fields(cosmology, redshift, box, seed, fh, linear, model=model, tile=plan.tile,
-                                   device=device, allow_extrapolation=allow_extrapolation, progress=progress)
+                                   device=device, allow_extrapolation=allow_extrapolation, progress=progress,
+                                   linear_block=plan.linear_block, fourier_scratch=fourier)
             chunks = fields.slabs
             if opts.tracer == "particles":
                 extra["particle_mass"] = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)

@@ -21,8 +21,9 @@ bounded:
    halo finder (:mod:`emulator.mocks.fof_slabs`).
 
 Peak memory is then a few meshes in stage 1 (~44 bytes per particle) and ``(tile + 2 halo) n^2`` cells in stage 2,
-not the box (:func:`streaming_memory` estimates it). Stage 1 is the bound that remains: a 1000^3 box needs ~45 GB
-there (a distributed FFT would lift it).
+not the box (:func:`streaming_memory` estimates it). Where stage 1's meshes do not fit (a 1000^3 box needs ~45 GB),
+``linear_block`` makes it out of core (:mod:`emulator.model.linear_disk`: the FFTs in blocks of planes through a
+scratch file, ~240 bytes per cell of one block, the fields equal to float32 rounding rather than bit for bit).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ..core.lpt import gradient_component, lpt2_potential, lpt_displacement, lpt
 from ..core.mesh import wrap_positions
 from ..core.power import LinearPower
 from .emulate import Realization, check_request, growth_factors
+from .linear_disk import linear_fields_out_of_core, out_of_core_memory
 from .portable import EmulatorModel
 from .tiling import tile_origins
 
@@ -115,14 +117,17 @@ def _network_slab(net, x: torch.Tensor, style: torch.Tensor, tile: int, starts: 
 def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: int, out_group, scratch: Path, *,
                   model: EmulatorModel | None = None, method: str = "emulator", ngrid: int | None = None,
                   tile: int = 64, device: str | torch.device = "cpu", allow_extrapolation: bool = False,
-                  progress: bool = False, hook=None) -> StreamedFields:
+                  progress: bool = False, hook=None, linear_block: int | None = None,
+                  fourier_scratch: Path | None = None) -> StreamedFields:
     """Generate one realization into ``out_group`` (an open h5py group) with bounded memory.
 
     Parameters are those of :func:`~emulator.model.emulate.emulate_fields`, plus ``out_group`` (receives
     ``Position`` and ``Velocity``), ``scratch`` (a file path for the linear fields, removed at the end) and
     ``tile`` (slab thickness and network tile, cells; a multiple of the network's ``size_multiple``).
     ``hook(stage)``, if given, is called after the ``"linear"`` and ``"network"`` stages (memory measurements of
-    ``python -m benchmarks.largebox``).
+    ``python -m benchmarks.largebox``). ``linear_block`` (planes, a multiple of 4): make stage 1 out of core
+    (:func:`~emulator.model.linear_disk.linear_fields_out_of_core`) with its Fourier meshes in ``fourier_scratch``
+    (default: next to ``scratch``; removed at the end).
     """
     import h5py
     from tqdm.auto import tqdm
@@ -137,6 +142,7 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     a, _, _, f1, _, e = growth_factors(cosmology, redshift)
     cell = box / n
     scratch = Path(scratch)
+    fourier = Path(fourier_scratch) if fourier_scratch is not None else scratch.with_name(scratch.name + ".fourier")
     pos_ds = out_group.create_dataset("Position", (n**3, 3), dtype="f4")
     vel_ds = out_group.create_dataset("Velocity", (n**3, 3), dtype="f4")
     res = StreamedFields(cosmology=cosmology, redshift=float(redshift), box_size=box, ngrid=n, seed=seed,
@@ -146,7 +152,14 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
         with h5py.File(scratch, "w") as tmp:
             disp_ds = tmp.create_dataset("disp", (3, n, n, n), dtype="f4")
             vdisp_ds = tmp.create_dataset("vdisp", (3, n, n, n), dtype="f4")
-            linear_fields_to_file(cosmology, redshift, box, seed, n, method, disp_ds, vdisp_ds, device)
+            if linear_block is None:
+                linear_fields_to_file(cosmology, redshift, box, seed, n, method, disp_ds, vdisp_ds, device)
+            else:
+                try:
+                    linear_fields_out_of_core(cosmology, redshift, box, seed, n, method, disp_ds, vdisp_ds, fourier,
+                                              block=linear_block, progress=progress)
+                finally:
+                    fourier.unlink(missing_ok=True)
             if hook is not None:
                 hook("linear")
             net = model.net if method == "emulator" else None
@@ -181,7 +194,8 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     return res
 
 
-def streaming_memory(n: int, tile: int, halo: int, pass_bytes_per_cell: float) -> dict[str, float]:
+def streaming_memory(n: int, tile: int, halo: int, pass_bytes_per_cell: float,
+                     linear_block: int | None = None) -> dict[str, float]:
     """Estimated peak resident memory (bytes, above the process's baseline) of the two stages of
     :func:`stream_fields` for ``n^3`` particles.
 
@@ -190,10 +204,12 @@ def streaming_memory(n: int, tile: int, halo: int, pass_bytes_per_cell: float) -
     input cell), the slab's outputs, positions and velocities (~150 bytes per output particle) and one network
     tile pass of ``pass_bytes_per_cell`` per input cell (the measured
     :data:`emulator.mocks.largebox.NETWORK_PASS_BYTES_PER_CELL`, shared with the held-whole estimate: ~0.19 GB at
-    tile 64). Fitted to ``python -m benchmarks.largebox``-style stage measurements.
+    tile 64). Fitted to ``python -m benchmarks.largebox``-style stage measurements. With ``linear_block``, stage 1 is
+    out of core (:func:`~emulator.model.linear_disk.out_of_core_memory`).
     """
     cells = float(n) ** 3
     slab_in = float(tile + 2 * halo) * n * n
     slab_out = float(tile) * n * n
     tile_pass = float(tile + 2 * halo) ** 3 * float(pass_bytes_per_cell)
-    return {"linear": 44.0 * cells, "network": 12.0 * slab_in + 150.0 * slab_out + tile_pass}
+    linear = 44.0 * cells if linear_block is None else out_of_core_memory(n, linear_block)
+    return {"linear": linear, "network": 12.0 * slab_in + 150.0 * slab_out + tile_pass}
