@@ -7,8 +7,8 @@
 * ``generate`` overhead: from launching ``emulator generate --preset planck18 --box-size <box> --seed 1`` to its
   first call of :func:`emulator.model.emulate.emulate_fields` (imports, argument checks, model and CAMB table
   loading), with a warm CAMB cache (one untimed run first fills it), target <= 1 s;
-* ``python -c 'import torch'``, the floor under that overhead (torch's own import: 1-2.5 s on the development
-  host depending on the day), and the overhead above it;
+* a bare interpreter's ``import torch`` (launch to import done), the floor under that overhead (torch's own
+  import: 1-2.5 s on the development host depending on the day), and the overhead above it;
 * the linear-power lookup (:class:`emulator.core.power.LinearPower`) on the ``n^3`` rfft ``|k|`` grid, float64,
   in this process (no target; issue 14 measured 1.9 s at 256^3 before).
 
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["command_times", "generate_overhead", "lookup_time", "main"]
+__all__ = ["command_times", "generate_overhead", "torch_import_times", "lookup_time", "main"]
 
 # Run inside the child: time from the parent's launch (passed in) to the first emulate_fields call.
 _GENERATE_PROBE = """
@@ -85,6 +85,21 @@ def generate_overhead(repeats: int, box_size: float, env: dict[str, str]) -> lis
     return times
 
 
+def torch_import_times(repeats: int, env: dict[str, str]) -> list[float]:
+    """Seconds from launching a bare interpreter to the end of its ``import torch`` (not its exit: torch's
+    teardown is not part of a run's overhead): the floor under any run that computes a mock."""
+    code = ("import sys, time\nlaunched = float(sys.argv[1])\nimport torch\n"
+            "print(f'IMPORTED {time.time() - launched:.6f}', file=sys.stderr)\n")
+    times = []
+    for i in range(repeats + 1):  # the first warms the file-system cache
+        launched = time.time()
+        res = subprocess.run([sys.executable, "-c", code, f"{launched:.6f}"], env=env, capture_output=True,
+                             text=True, check=True)
+        if i:
+            times.append(float([ln for ln in res.stderr.splitlines() if ln.startswith("IMPORTED ")][0].split()[1]))
+    return times
+
+
 def lookup_time(n: int, repeats: int) -> list[float]:
     """Seconds of one ``LinearPower(planck18)(|k|)`` on the ``n^3`` rfft grid (float64), in this process."""
     import torch
@@ -127,10 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(_row(name, times, 0.5))
     overhead = generate_overhead(args.repeats, args.box_size, env)
     rows.append(_row(f"generate overhead (box {args.box_size:g}, warm CAMB cache)", overhead, 1.0))
-    # the floor under any run that computes a mock: a bare interpreter importing torch, on this host, today
-    _wall([sys.executable, "-c", "import torch"], env)
-    floor = [_wall([sys.executable, "-c", "import torch"], env) for _ in range(args.repeats)]
-    rows.append(_row("python -c 'import torch' (the floor of the overhead)", floor, None))
+    floor = torch_import_times(args.repeats, env)
+    rows.append(_row("launch to 'import torch' done (the floor of the overhead)", floor, None))
     rows.append(_row("generate overhead above that floor (median - median)",
                      [statistics.median(overhead) - statistics.median(floor)], None))
     if args.lookup_n:
