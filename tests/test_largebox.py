@@ -110,7 +110,7 @@ def test_slab_fof_widens_a_short_overlap_and_refuses_a_group_across_the_box(stre
     ref = friends_of_friends(whole.positions.numpy().astype(np.float64), 128.0, 0.2, 10)
     with h5py.File(path, "r") as fh:
         args = (fh["Position"], fh["Velocity"], meta.slabs, meta.x_extent, 128.0)
-        with pytest.warns(UserWarning, match="linked again with 1 Mpc/h"):  # 0.5 Mpc/h cuts groups: doubled
+        with pytest.warns(UserWarning, match="linked again in 2 parts with 1 Mpc/h"):  # 0.5 cuts groups
             halos, _ = slab_friends_of_friends(*args, min_members=10, n_slabs=8, overlap=0.5)
         assert np.array_equal(halos.n_members, ref.n_members) and np.array_equal(halos.position, ref.position)
         with pytest.raises(ValueError, match="fewer slabs"):

@@ -6,9 +6,10 @@ finder of :mod:`.fof_link` at the linking length of the whole box. A group belon
 its lowest-index member (its *anchor*). Why that is exact: a group with its anchor in the core that lies inside
 the extended slab is found whole (the subset holds all its members and their friends); one that leaves it
 reaches, along a chain of friends from the anchor, a member within ``b`` of the extended slab's edge. So every
-component anchored in the core is checked for members in that margin, and if one has any the slab is linked
-again with twice the overlap (a warning says so; the groups do not depend on ``W``), and the run stops with an error
-naming ``overlap`` once a wider slab would wrap onto itself (never a truncated halo). Groups are summarised by
+component anchored in the core is checked for members in that margin, and if one has any the core is linked again
+in parts with twice the overlap, as many parts as keep each extended part no longer than the slab (a warning says
+so; the groups depend on neither ``W`` nor how cores are cut), and the run stops with an error naming ``overlap``
+once a wider slab would wrap onto itself (never a truncated halo). Groups are summarised by
 :func:`.fof.summarise_groups` over members in particle order, as the whole-box finder does, so the catalogue
 equals :func:`.fof.friends_of_friends` on all particles: same groups, same order (mass descending, ties by
 lowest member index), same centres and velocities bit for bit (``tests/test_largebox.py``).
@@ -19,6 +20,7 @@ chunk being read (:func:`slab_fof_memory`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Sequence
 
@@ -85,7 +87,7 @@ def slab_friends_of_friends(pos_ds, vel_ds, chunks: Sequence[tuple[int, int]],
         If the slabs and overlap do not fit in the box.
     RuntimeError
         If a group anchored in a core reaches the edge of its extended slab even with the overlap doubled as far as
-        the box allows (a slab where one does is linked again with twice the overlap, with a warning).
+        the box allows (a core where one does is linked again in parts with twice the overlap, with a warning).
     """
     from tqdm.auto import tqdm
 
@@ -100,21 +102,7 @@ def slab_friends_of_friends(pos_ds, vel_ds, chunks: Sequence[tuple[int, int]],
                          f"box {box:g} Mpc/h minus b = {b:.3g}: use fewer slabs or a smaller overlap")
     parts: list[tuple] = []
     for s in tqdm(range(n_slabs), desc="FoF slabs", unit="slab", leave=False, disable=not progress):
-        ws = w
-        while True:
-            try:
-                part = _slab(s, core, ws, pos_ds, vel_ds, chunks, x_extent, box, b, min_members, n_slabs)
-                break
-            except _ReachesEdge:
-                if core + 4 * ws + b >= box:
-                    raise RuntimeError(f"a FoF group anchored in slab {s} reaches the edge of its {ws:g} Mpc/h "
-                                       "overlap: raise the FoF overlap (--fof-overlap) or use fewer slabs") from None
-                warnings.warn(f"a FoF group anchored in slab {s} of {n_slabs} reaches the edge of its {ws:g} Mpc/h "
-                              f"overlap: that slab is linked again with {2 * ws:g} Mpc/h (the same groups; more "
-                              "memory for it)", stacklevel=2)
-                ws *= 2
-        if part is not None:
-            parts.append(part)
+        parts += _core_groups(s, n_slabs, s * core, core, w, pos_ds, vel_ds, chunks, x_extent, box, b, min_members)
     if parts:
         centre, mean_v, n_members, anchor = (np.concatenate(x) for x in zip(*parts))
     else:
@@ -128,17 +116,36 @@ def slab_friends_of_friends(pos_ds, vel_ds, chunks: Sequence[tuple[int, int]],
     return halos, anchor[order]
 
 
+def _core_groups(s: int, n_slabs: int, lo: float, core: float, w: float, *args) -> list[tuple]:
+    """Groups anchored in the core ``[lo, lo + core)`` (Mpc/h) of slab ``s``, linked with overlap ``w``; where one
+    reaches the edge, the core again in ``k`` parts with overlap ``2 w``, ``k`` chosen so each part's extended slab
+    is no longer than this one's (``core / k + 4 w <= core + 2 w``) where that is possible."""
+    pos_ds, vel_ds, chunks, x_extent, box, b, min_members = args
+    try:
+        part = _slab(lo, core, w, pos_ds, vel_ds, chunks, x_extent, box, b, min_members, n_slabs)
+        return [] if part is None else [part]
+    except _ReachesEdge:
+        k = min(64, math.ceil(core / (core - 2 * w))) if core > 2 * w else 2
+        if core / k + 4 * w + b >= box:
+            raise RuntimeError(f"a FoF group anchored in slab {s} reaches the edge of its {w:g} Mpc/h overlap: "
+                               "raise the FoF overlap (--fof-overlap) or use fewer slabs") from None
+        warnings.warn(f"a FoF group anchored in slab {s} of {n_slabs} reaches the edge of its {w:g} Mpc/h overlap: "
+                      f"its core is linked again in {k} parts with {2 * w:g} Mpc/h (the same groups)", stacklevel=3)
+        return [p for i in range(k) for p in _core_groups(s, n_slabs, lo + i * core / k, core / k, 2 * w, *args)]
+
+
 class _ReachesEdge(Exception):
     """A group anchored in a slab's core reaches the margin of its extended slab."""
 
 
-def _slab(s: int, core: float, w: float, pos_ds, vel_ds, chunks, x_extent, box: float, b: float, min_members: int,
-          n_slabs: int) -> tuple | None:
-    """Groups anchored in core ``s`` (extended by ``w`` Mpc/h on each side): ``(centre, velocity, members,
-    anchor)``, or None when no particle lies there; raises :class:`_ReachesEdge` when the overlap is too small."""
+def _slab(lo: float, core: float, w: float, pos_ds, vel_ds, chunks, x_extent, box: float, b: float,
+          min_members: int, n_slabs: int) -> tuple | None:
+    """Groups anchored in the core ``[lo, lo + core)`` (extended by ``w`` Mpc/h on each side): ``(centre, velocity,
+    members, anchor)``, or None when no particle lies there; raises :class:`_ReachesEdge` when the overlap is too
+    small."""
     from .fof_link import lowest_member_labels
 
-    start, length = s * core - w, core + 2 * w
+    start, length = lo - w, core + 2 * w
     pos, vel, ids, rel = [], [], [], []
     done = 0
     for (first, stop), (lo, hi) in zip(chunks, x_extent):

@@ -127,7 +127,7 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     ``hook(stage)``, if given, is called after the ``"linear"`` and ``"network"`` stages (memory measurements of
     ``python -m benchmarks.largebox``). ``linear_block`` (planes, a multiple of 4): make stage 1 out of core
     (:func:`~emulator.model.linear_disk.linear_fields_out_of_core`) with its Fourier meshes in ``fourier_scratch``
-    (default: next to ``scratch``; removed at the end).
+    (default: next to ``scratch``; removed at the end), on the CPU whatever ``device``.
     """
     import h5py
     from tqdm.auto import tqdm
