@@ -174,7 +174,8 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
             stages["fof"] = fof
         rows = _cutsky_rows(opts, npart, box)
         per_row = CUTSKY_BYTES_PER_ROW.get(format, max(CUTSKY_BYTES_PER_ROW.values()))
-        disk = 48.0 * npart + (DISK_BYTES_PER_CELL * npart if block else 0.0)
+        # linear fields (24 B) with the Fourier meshes, then with the particles (24 B): the larger at once
+        disk = max(48.0, 24.0 + DISK_BYTES_PER_CELL if block else 0.0) * npart
         plan = MemoryPlan(ngrid, whole, True, t, slabs if opts.tracer in ("halos", "galaxies") else 1, overlap, stages,
                           disk, rows, rows * per_row, block)
         if best is None or plan.peak < best.peak:

@@ -15,7 +15,7 @@ The steps are those of the in-memory path (:func:`~emulator.core.fields.white_no
 :func:`~emulator.core.lpt.lpt2_potential`, :func:`~emulator.core.lpt.gradient_component`): the same white noise
 bit for bit (drawn plane block by plane block from the one generator stream), the same amplitudes and kernels,
 the 2LPT source summed in the same order. Only the FFTs are split differently, so the fields agree with the
-in-memory ones to float32 rounding (relative 1e-6 of their rms), not bit for bit.
+in-memory ones to float32 rounding (<~ 2e-6 of their rms), not bit for bit.
 
 Memory: about :data:`BYTES_PER_BLOCK_CELL` bytes per cell of one block of planes (``block n^2`` cells; 2 GB for
 blocks of 32 planes of a 512^3 mesh, 7.7 GB at 1000^3, so a 1000^3 box under 8 GB takes blocks of 28). Disk:
@@ -39,12 +39,13 @@ __all__ = ["linear_fields_out_of_core", "noise_blocks", "block_for_memory", "out
 #: Peak resident bytes per cell of one block of planes (``block n^2`` cells): complex blocks read and written, their
 #: transforms, the power spectrum's float64 temporaries, and the heap they fragment (glibc with the settings of
 #: :mod:`emulator.core.allocator`). Measured peaks above the start, two threads, 256^3: 231 / 441 / 716 MiB at
-#: blocks of 16 / 32 / 64 planes (220 / 210 / 179 bytes per block cell).
+#: blocks of 16 / 32 / 64 planes (231 / 220 / 179 bytes per block cell).
 BYTES_PER_BLOCK_CELL = 240.0
 #: Largest block chosen by :func:`block_for_memory`: thicker blocks gain little time (256^3: 5.6 s at 16 planes,
 #: 5.5 s at 32, against 3.8 s with the meshes held) for memory the other stages may want.
 LARGEST_BLOCK = 32
-#: Scratch disk per particle: eight complex64 meshes in the ``rfftn`` layout (4 bytes per cell each).
+#: Scratch disk per particle: eight complex64 meshes in the ``rfftn`` layout (4 bytes per cell each; seven for
+#: the Zel'dovich approximation), next to the 24 bytes of the linear fields' file while this stage runs.
 DISK_BYTES_PER_CELL = 32.0
 
 
@@ -98,7 +99,7 @@ def linear_fields_out_of_core(cosmology: Cosmology, redshift: float, box: float,
     scratch : Path
         HDF5 scratch file for the Fourier meshes (~32 bytes per particle); the caller removes it.
     block : int
-        Planes per block (a multiple of 4; see :func:`block_for_memory`).
+        Planes per block (a multiple of 4, or at least ``n``; see :func:`block_for_memory`).
     """
     import h5py
     from tqdm.auto import tqdm
@@ -106,6 +107,8 @@ def linear_fields_out_of_core(cosmology: Cosmology, redshift: float, box: float,
     from .emulate import growth_factors
 
     n, box = check_mesh_size(n), check_box_size(box)
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1 or (block % 4 and block < n):
+        raise ValueError(f"linear_block must be a positive multiple of 4 planes (or at least n = {n}), got {block!r}")
     block = int(min(block, n))
     _, d1, d2, f1, f2, _ = growth_factors(cosmology, redshift)
     nh = n // 2 + 1
