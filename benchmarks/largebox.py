@@ -4,12 +4,13 @@ Two measurements, in this process, at a fixed torch thread count:
 
 1. **Identity** (``--check-ngrid``, default 128): one mock made held whole and one streamed (same seed, same
    network tile) must be the same catalog, column by column, bit for bit.
-2. **Scale** (``--ngrid``, default 512: 512^3 particles in 1024 Mpc/h at the model's 2 Mpc/h): one streamed
-   mock under ``--max-memory`` (default 8 GB; below ~6.4 GB at 512^3 the linear stage goes out of core). The
-   identity check also measures how far particles made with the linear stage out of core lie from those made
-   with its meshes held (float32 rounding: reported, not graded). Recorded: the plan and its estimate, the wall time, the absolute
-   peak resident memory of the process (``VmHWM``: Python, torch and the model included, nothing subtracted),
-   the halo count and the mass function, and what holding the box whole would need by the same estimate.
+2. **Scale** (``--ngrid``, default 512: 512^3 particles in 1024 Mpc/h at the model's 2 Mpc/h): one streamed mock
+   under ``--max-memory`` (default 8 GB; below ~6.4 GB at 512^3 the linear stage goes out of core). The identity
+   check also measures how far particles made with the linear stage out of core lie from those made with its
+   meshes held (float32 rounding: reported, not graded). Recorded: the plan and its estimate, the wall time, the
+   absolute peak resident memory of the process (``VmHWM``: Python, torch and the model included, nothing
+   subtracted), the halo count and the mass function, and what holding the box whole would need by the same
+   estimate.
 
 Outputs in ``--out``: ``results.json`` (with the environment: CPU, threads, torch version, commit) and
 ``largebox.md`` (the table, pass or fail against the cap).
