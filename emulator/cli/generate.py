@@ -117,8 +117,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                     "not lightcones; the estimate is printed first; default: held whole)"))
     o.add_argument("--fof-overlap", type=float, default=None, metavar="MPC",
                    help=_no_default("overlap of the FoF slabs of a --max-memory mock, Mpc/h (default: 10 Mpc/h "
-                                    "or 25 linking lengths; a slab where a group reaches its edge is linked again with "
-                                    "twice the overlap)"))
+                                    "or 25 linking lengths; a slab where a group reaches its edge is linked again in "
+                                    "parts with twice the overlap)"))
     o.add_argument("--allow-extrapolation", action="store_true",
                    help="permit parameters outside the model's hull (a warning goes into the attrs)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
