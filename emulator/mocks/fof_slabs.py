@@ -14,8 +14,8 @@ once a wider slab would wrap onto itself (never a truncated halo). Groups are su
 equals :func:`.fof.friends_of_friends` on all particles: same groups, same order (mass descending, ties by
 lowest member index), same centres and velocities bit for bit (``tests/test_largebox.py``).
 
-Memory: about 150 bytes per particle of one extended slab, ``(T + 2 W) / L`` of the box, plus one Lagrangian
-chunk being read (:func:`slab_fof_memory`).
+Memory: about 150 bytes per particle of one extended slab, ``(T + 2 W) / L`` of the box, plus the rows being read
+(at most :data:`READ_ROWS` at a time; :func:`slab_fof_memory`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from .fof import Halos, linking_length_mpc, summarise_groups
 __all__ = ["slab_friends_of_friends", "slab_fof_memory", "default_overlap"]
 
 BYTES_PER_SLAB_PARTICLE = 150.0
+#: Rows read from the particle file at a time, and the bytes each costs while read (float64 positions, their x
+#: offsets, the selection and float32 velocities).
+READ_ROWS = 1 << 22
+READ_BYTES_PER_ROW = 56.0
 
 
 def default_overlap(b: float) -> float:
@@ -42,7 +46,7 @@ def default_overlap(b: float) -> float:
 def slab_fof_memory(npart: int, box: float, n_slabs: int, overlap: float, chunk: int) -> float:
     """Estimated peak memory (bytes) of :func:`slab_friends_of_friends` (20% margin for density contrast)."""
     frac = 1.0 if n_slabs == 1 else min(1.0, (box / n_slabs + 2 * overlap) / box * 1.2)
-    return BYTES_PER_SLAB_PARTICLE * npart * frac + 40.0 * chunk
+    return BYTES_PER_SLAB_PARTICLE * npart * frac + READ_BYTES_PER_ROW * min(int(chunk), READ_ROWS)
 
 
 def _intersects(lo: float, hi: float, start: float, length: float, box: float) -> bool:
@@ -121,31 +125,21 @@ def _core_groups(s: int, n_slabs: int, lo: float, core: float, w: float, *args) 
     reaches the edge, the core again in ``k`` parts with overlap ``2 w``, ``k`` chosen so each part's extended slab
     is no longer than this one's (``core / k + 4 w <= core + 2 w``) where that is possible."""
     pos_ds, vel_ds, chunks, x_extent, box, b, min_members = args
-    try:
-        part = _slab(lo, core, w, pos_ds, vel_ds, chunks, x_extent, box, b, min_members, n_slabs)
+    part = _slab(lo, core, w, pos_ds, vel_ds, chunks, x_extent, box, b, min_members, n_slabs)
+    if part is not REACHES_EDGE:  # returned, not raised: a traceback would hold this slab's arrays during the retry
         return [] if part is None else [part]
-    except _ReachesEdge:
-        k = min(64, math.ceil(core / (core - 2 * w))) if core > 2 * w else 2
-        if core / k + 4 * w + b >= box:
-            raise RuntimeError(f"a FoF group anchored in slab {s} reaches the edge of its {w:g} Mpc/h overlap: "
-                               "raise the FoF overlap (--fof-overlap) or use fewer slabs") from None
-        warnings.warn(f"a FoF group anchored in slab {s} of {n_slabs} reaches the edge of its {w:g} Mpc/h overlap: "
-                      f"its core is linked again in {k} parts with {2 * w:g} Mpc/h (the same groups)", stacklevel=3)
-        return [p for i in range(k) for p in _core_groups(s, n_slabs, lo + i * core / k, core / k, 2 * w, *args)]
+    k = min(64, math.ceil(core / (core - 2 * w))) if core > 2 * w else 2
+    if core / k + 4 * w + b >= box:
+        raise RuntimeError(f"a FoF group anchored in slab {s} reaches the edge of its {w:g} Mpc/h overlap: "
+                           "raise the FoF overlap (--fof-overlap) or use fewer slabs")
+    warnings.warn(f"a FoF group anchored in slab {s} of {n_slabs} reaches the edge of its {w:g} Mpc/h overlap: "
+                  f"its core is linked again in {k} parts with {2 * w:g} Mpc/h (the same groups)", stacklevel=3)
+    return [p for i in range(k) for p in _core_groups(s, n_slabs, lo + i * core / k, core / k, 2 * w, *args)]
 
 
-class _ReachesEdge(Exception):
-    """A group anchored in a slab's core reaches the margin of its extended slab."""
-
-
-def _slab(lo: float, core: float, w: float, pos_ds, vel_ds, chunks, x_extent, box: float, b: float,
-          min_members: int, n_slabs: int) -> tuple | None:
-    """Groups anchored in the core ``[lo, lo + core)`` (extended by ``w`` Mpc/h on each side): ``(centre, velocity,
-    members, anchor)``, or None when no particle lies there; raises :class:`_ReachesEdge` when the overlap is too
-    small."""
-    from .fof_link import lowest_member_labels
-
-    start, length = lo - w, core + 2 * w
+def _read_slab(start: float, length: float, pos_ds, vel_ds, chunks, x_extent, box: float, n_slabs: int):
+    """Positions (float64, Mpc/h), velocities, indices and ``x - start`` (periodic, Mpc/h) of the particles with
+    ``x - start`` in ``[0, length)``, read :data:`READ_ROWS` rows at a time (None when there are none)."""
     pos, vel, ids, rel = [], [], [], []
     done = 0
     for (first, stop), (lo, hi) in zip(chunks, x_extent):
@@ -155,24 +149,48 @@ def _slab(lo: float, core: float, w: float, pos_ds, vel_ds, chunks, x_extent, bo
         done = stop
         if n_slabs > 1 and not _intersects(lo, hi, start, length, box):
             continue
-        p = np.asarray(pos_ds[first:stop], dtype=np.float64)
-        xr = np.mod(p[:, 0] - start, box) if n_slabs > 1 else p[:, 0]
-        sel = np.flatnonzero(xr < length) if n_slabs > 1 else np.arange(p.shape[0])
-        pos.append(p[sel])
-        rel.append(xr[sel])
-        vel.append(np.asarray(vel_ds[first:stop])[sel])
-        ids.append(sel.astype(np.int64) + first)
-        del p, xr, sel
+        for a in range(first, stop, READ_ROWS):
+            z = min(stop, a + READ_ROWS)
+            p = np.asarray(pos_ds[a:z], dtype=np.float64)
+            xr = np.mod(p[:, 0] - start, box) if n_slabs > 1 else p[:, 0]
+            sel = np.flatnonzero(xr < length) if n_slabs > 1 else np.arange(p.shape[0])
+            pos.append(p[sel])
+            rel.append(xr[sel])
+            vel.append(np.asarray(vel_ds[a:z])[sel])
+            ids.append(sel.astype(np.int64) + a)
+            del p, xr, sel
     if not ids:
         return None
-    pos, vel, ids, rel = (np.concatenate(x) for x in (pos, vel, ids, rel))
+    out = []
+    for x in (pos, vel, ids, rel):  # one list at a time: each is freed once joined
+        out.append(np.concatenate(x))
+        x.clear()
+    return tuple(out)
+
+
+#: What :func:`_slab` returns when a group anchored in its core reaches the margin of its extended slab.
+REACHES_EDGE = object()
+
+
+def _slab(lo: float, core: float, w: float, pos_ds, vel_ds, chunks, x_extent, box: float, b: float,
+          min_members: int, n_slabs: int) -> tuple | object | None:
+    """Groups anchored in the core ``[lo, lo + core)`` (extended by ``w`` Mpc/h on each side): ``(centre, velocity,
+    members, anchor)``, or None when no particle lies there, or :data:`REACHES_EDGE` when the overlap is too small."""
+    from .fof_link import lowest_member_labels
+
+    start, length = lo - w, core + 2 * w
+    got = _read_slab(start, length, pos_ds, vel_ds, chunks, x_extent, box, n_slabs)
+    if got is None:
+        return None
+    pos, vel, ids, rel = got
+    del got  # so that ``del rel`` below frees it
     comp = lowest_member_labels(pos, box, b)
     counts = np.bincount(comp, minlength=comp.shape[0])
     owned = (rel >= w) & (rel < w + core) if n_slabs > 1 else np.ones(comp.shape[0], dtype=bool)
     if n_slabs > 1:
         margin = (rel <= b * (1 + 1e-9)) | (rel >= length - b * (1 + 1e-9))
         if owned[comp[margin]].any():
-            raise _ReachesEdge
+            return REACHES_EDGE
     kept = np.flatnonzero((counts >= min_members) & owned)
     del rel
     _, centre, mean_v, n_members = summarise_groups(pos, vel, comp, counts, kept, box)
