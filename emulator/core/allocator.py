@@ -6,7 +6,8 @@ allocates its large activations and meshes afresh each time and the kernel zero-
 on the 2-core development machine that is most of the cost of a mock. :func:`keep_freed_memory` raises the
 ``mmap`` threshold (to 128 MiB) and the trim threshold (to 2 GiB), so freed blocks below 128 MiB are reused; the
 resident memory stays near the peak (what a mock-generation or simulation process wants) until the process ends
-or calls :func:`release_freed_memory`, as ``generate_mocks`` does between mocks.
+or calls :func:`release_freed_memory`, as ``generate_mocks`` does between mocks and ``stream_fields`` between the
+stages of a streamed box (at 768^3 its kept heap had added ~2.5 GB to the network stage).
 Measured with ``python -m benchmarks.scaling`` (one thread, median of 3): generator 64^3 0.51 -> 0.32 s,
 128^3 3.55 -> 1.99 s, 256^3 44.2 -> 29.4 s with peak RSS 2.19 -> 2.51 GB; 2LPT 256^3 6.96 -> 4.25 s. A 1 GiB
 threshold is a little faster (128^3 1.65 s) but fragments the heap: 3.4 GB at 256^3, over the 3 GB target.

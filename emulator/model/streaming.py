@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.allocator import release_freed_memory
 from ..core.cosmology import Cosmology
 from ..core.fields import linear_density_k, white_noise
 from ..core.fourier import check_box_size
@@ -160,6 +161,9 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
                                               block=linear_block, progress=progress)
                 finally:
                     fourier.unlink(missing_ok=True)
+            # the freed heap of a stage, kept by keep_freed_memory, fragments under the next stage's arrays and adds
+            # to its peak: give it back between stages
+            release_freed_memory()
             if hook is not None:
                 hook("linear")
             net = model.net if method == "emulator" else None
@@ -187,6 +191,7 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
                 # the last slab may be shifted back over its neighbour (tile_origins): list each particle once
                 res.slabs.append((max(rows[0], res.slabs[-1][1] if res.slabs else 0), rows[1]))
                 del q, x, pos, disp, vdisp
+        release_freed_memory()
         if hook is not None:
             hook("network")
     finally:
