@@ -1,7 +1,8 @@
 """Reference catalogs for the byte-identity regression test (``tests/test_catalog_regression.py``).
 
-``python tests/catalog_regression.py`` records, for the environment it runs in (torch, numpy, Python, machine and
-the CPU capability torch dispatches to: AVX2 and AVX512 kernels round differently), the SHA-256 of every column of
+``python tests/catalog_regression.py`` records, for the environment it runs in (torch, numpy, Python, machine, the
+CPU capability torch dispatches to and the CPU's vector flags and L2 size: AVX2 and AVX512 kernels round
+differently, and so do MKL's kernels on two AVX-512 CPUs), the SHA-256 of every column of
 small mock catalogs (embedded model, one thread) written and read back through the public API, in
 ``tests/data/catalog_regression.json`` (one reference per environment). Only record it on purpose: for a new
 environment from unchanged code, or when a change is meant to alter catalogs (then drop the other environments'
@@ -35,13 +36,32 @@ SEED = 7
 BOX = 64.0
 
 
+def cpu_features() -> str:
+    """The CPU's vector-extension flags (AVX-512 subsets, AMX, AVX-VNNI) and L2 cache size (Linux; '' elsewhere).
+
+    MKL and oneDNN pick their kernels and blocking from these, so two AVX-512 CPUs can round differently: two AMD
+    EPYC hosts that both report torch's ``AVX512`` capability wrote different bits from the same code."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((ln.split(":", 1)[1].split() for ln in fh if ln.startswith("flags")), [])
+    except OSError:
+        return ""
+    keep = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx_vnni", "avx_ifma")))
+    try:
+        l2 = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+    except OSError:
+        l2 = "?"
+    return " ".join(keep) + f" L2={l2}"
+
+
 def environment() -> dict[str, str]:
     """What the bits of a catalog may depend on besides the code: torch, numpy and the machine."""
     import torch
 
     return {"torch": torch.__version__, "numpy": np.__version__, "machine": platform.machine(),
             "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}  # the SIMD kernels torch dispatches to
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the SIMD kernels torch dispatches to
+            "cpu_features": cpu_features()}
 
 
 def column_digests(path: Path) -> dict[str, dict[str, str]]:
@@ -98,7 +118,9 @@ if __name__ == "__main__":
     env = environment()
     with tempfile.TemporaryDirectory() as tmp:
         entry = {"environment": env, "digests": make_digests(Path(tmp))}
-    refs = [r for r in references() if r["environment"] != env] + [entry]  # one reference per environment
+    # one reference per environment; one recorded under another set of keys can never match again
+    refs = [r for r in references() if r["environment"] != env and r["environment"].keys() == env.keys()]
+    refs.append(entry)
     REFERENCE.parent.mkdir(exist_ok=True)
     payload = {"seed": SEED, "box_size": BOX, "references": refs}
     REFERENCE.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
