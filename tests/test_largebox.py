@@ -316,11 +316,13 @@ print(json.dumps({"cells": cube**3, "peak": (rss_mb("VmHWM") - start) * 2**20}))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM from /proc")
 def test_the_tile_pass_constant_bounds_a_measured_network_pass():
     """One network pass of a 64-cell tile with its halos (the streamed default) peaks below
-    NETWORK_PASS_BYTES_PER_CELL per input cell, and not far below (the constant is the measured 128-cell tile's)."""
+    NETWORK_PASS_BYTES_PER_CELL per input cell, and not far below. The constant is the largest pass measured over
+    tiles of 64-128 on two hosts whose peaks differ by 1.5x (133 and 180 bytes per cell at this tile), so the lower
+    bound is 0.45 of it: a constant padded far beyond every host's pass still fails."""
     from emulator.mocks.largebox import NETWORK_PASS_BYTES_PER_CELL
 
     res = subprocess.run([sys.executable, "-c", _PASS, "64"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     per_cell = got["peak"] / got["cells"]
-    assert 0.6 * NETWORK_PASS_BYTES_PER_CELL < per_cell < NETWORK_PASS_BYTES_PER_CELL, per_cell
+    assert 0.45 * NETWORK_PASS_BYTES_PER_CELL < per_cell < NETWORK_PASS_BYTES_PER_CELL, per_cell

@@ -49,11 +49,14 @@ BASELINE_BYTES = 0.45 * GB
 #: (two threads): 0.54 / 1.36 / 1.30 / 2.54 GB at 64^3 / 128^3 / 192^3 / 256^3 particles (tiles of 64 / 128 / 96 /
 #: 128), three 256^3 mocks in one process 2.84 GB; the estimate is 7-28% above each (0.69 / 1.56 / 1.64 / 3.03 GB),
 #: particle catalogs lower still (0.46 / 1.17 GB at 64^3 / 128^3); with the tile pass below: 0.67 / 1.47 / 1.59 /
-#: 2.94 GB (the fit used 190 bytes per cell). Bytes per input cell of one network tile pass, here and in the
-#: streamed network stage: the embedded model alone under ``torch.inference_mode`` (two threads, output included,
-#: input not) peaks 133 / 151 / 169 bytes per input cell above its start at tiles 64 / 96 / 128 with halo 20
-#: (143 / 362 / 765 MiB): the largest of those.
-NETWORK_PASS_BYTES_PER_CELL = 170.0
+#: 2.94 GB (the fit used 190 bytes per cell; with the 280 below: 0.79 / 1.99 / 1.86 / 3.46 GB).
+#: Bytes per input cell of one network tile pass, here and in the streamed network stage: the embedded model alone
+#: under ``torch.inference_mode`` (two threads, output included, input not) peaks above its start at 133 / 151 / 169
+#: bytes per input cell at tiles 64 / 96 / 128 with halo 20 on one 2-core AMD EPYC host, and at 180 / 229-260 /
+#: 180-231 on another (AVX-512 with bf16 and VNNI, 1 MiB L2; three runs each, 2026-12-05; 148 / 175-199 / 182-206
+#: with one thread): MKL and oneDNN choose their kernels and workspaces by CPU, and the allocator's reuse varies run
+#: to run. The largest measured, with a margin.
+NETWORK_PASS_BYTES_PER_CELL = 280.0
 #: Bytes per particle of a mock held whole, above the baseline and the tile pass.
 IN_MEMORY_BYTES_PER_PARTICLE = 100.0
 #: Streamed biased tracers: bytes per mesh cell (particle-grid meshes, float64 tracer density, Poisson draws),
