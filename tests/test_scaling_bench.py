@@ -80,3 +80,24 @@ def test_table_states_the_generator_over_network_ratio():
                             ("network", 256, 24.0), ("2lpt", 256, 1.0)]]
     table = scaling_table({"rows": rows, "environment": {"threads": 1}, "config": {"repeats": 3}})
     assert "128³ 1.50x, 256³ 1.25x" in table
+
+
+def test_network_formats_agree_with_eager_and_report_their_speed():
+    """channels-last is the same network: outputs equal the eager pass to float32 reassociation (the benchmark's
+    accuracy column), and every timed row carries a median of three and its speed-up."""
+    from benchmarks.network_formats import table, time_forms
+
+    rows = time_forms(16, forms=("eager", "channels_last"), repeats=3, log=lambda *_: None)
+    eager, last = rows
+    assert "error" not in eager and "error" not in last, rows
+    assert eager["max_abs_diff_over_rms"] == 0.0 and eager["speedup_vs_eager"] == 1.0
+    assert 0.0 <= last["max_abs_diff_over_rms"] < 1e-4
+    assert len(last["seconds"]) == 3 and last["median_seconds"] == sorted(last["seconds"])[1]
+    assert "channels_last | 16³" in table(rows)
+
+
+def test_network_formats_refuses_an_unknown_form():
+    from benchmarks.network_formats import time_forms
+
+    rows = time_forms(16, forms=("eager", "bogus"), repeats=3, log=lambda *_: None)
+    assert rows[1]["error"].startswith("ValueError: network_formats: unknown form 'bogus'")
