@@ -114,6 +114,9 @@ def test_the_committed_standard_report_matches_its_config_and_suite():
     assert data["config"]["statistics"]["galaxies"] == cfg["statistics"]["galaxies"]  # HOD galaxy multipoles
     if cfg["statistics"]["galaxies"]:
         assert all("gal_dp4_over_p0" in e["contenders"]["generator"]["compare"] for e in data["per_cosmology"])
+    # made from a clone, it names files relative to the repository, never the path of the clone that made it
+    assert data["config"]["config_file"] == "configs/benchmarks/standard.yaml"
+    assert data["model"]["path"] == "emulator/models/default.pt"
 
 
 def test_the_full_tier_is_converged_paired_in_seeds_and_has_100_realizations():
