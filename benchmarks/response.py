@@ -35,7 +35,7 @@ from emulator.core.stats import k_edges, power_spectrum_k
 
 from .config import load_config, pm_settings, resolve_repo_path
 from .contenders import make_contender, resolve_model
-from .env import hardware, jsonify, resolve_device, utc_now, versions, write_json
+from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
 from .metrics import mock_delta_k
 from .suite_truth import suite_recipe, suite_truth
 
@@ -75,8 +75,9 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
     torch.set_num_threads(int(cfg["threads"] or 1))
     dev = resolve_device(device)
     mdl, minfo = resolve_model(model or cfg["model"]["path"], device=dev) if "generator" in contenders else (None, None)
+    model_info = minfo and {k: (repo_relative(v) if k == "path" else v) for k, v in minfo.items() if k != "note"}
     res: dict = {"schema": "cosmo-emulator-response", "created": utc_now(), "suite": suite, "hardware": hardware(dev),
-                 "versions": versions(), "model": minfo and {k: v for k, v in minfo.items() if k != "note"},
+                 "versions": versions(), "model": model_info,
                  "contenders": list(contenders), "redshifts": {}}
     for z in redshifts:
         truths, scfg, notes = suite_truth(resolve_repo_path(suite), float(z), device=dev, log=log)
