@@ -96,8 +96,18 @@ def test_network_formats_agree_with_eager_and_report_their_speed():
     assert "channels_last | 16³" in table(rows)
 
 
-def test_network_formats_refuses_an_unknown_form():
+def test_network_formats_refuses_an_unknown_form_before_running():
     from benchmarks.network_formats import time_forms
 
-    rows = time_forms(16, forms=("eager", "bogus"), repeats=3, log=lambda *_: None)
-    assert rows[1]["error"].startswith("ValueError: network_formats: unknown form 'bogus'")
+    ran = []
+    with pytest.raises(ValueError, match="network_formats: unknown form 'bogus'"):
+        time_forms(16, forms=("eager", "bogus"), repeats=3, log=ran.append)
+    assert ran == []
+
+
+def test_network_formats_compares_with_eager_when_eager_is_not_run():
+    from benchmarks.network_formats import table, time_forms
+
+    (row,) = time_forms(16, forms=("channels_last",), repeats=3, log=lambda *_: None)
+    assert 0.0 <= row["max_abs_diff_over_rms"] < 1e-4 and "speedup_vs_eager" not in row
+    assert "| channels_last | 16³ |" in table([row]) and "| – |" in table([row])
