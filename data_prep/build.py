@@ -41,6 +41,7 @@ from emulator.core.cosmology import PARAMETER_NAMES
 from emulator.core.device import resolve_device
 from emulator.core.fourier import check_mesh_size
 from emulator.core.locks import exclusive_lock
+from emulator.core.base_recipe import LPT_BASE, BaseRecipe
 from emulator.core.provenance import code_version, utc_now
 
 from .build_fields import grid_fields, simulation_fields
@@ -97,8 +98,9 @@ def _write_simulation(f: h5py.File, fields: dict, split: str) -> None:
     for key, attrs, arrays in fields["redshifts"]:
         zg = grp.create_group(key)
         zg.attrs.update(attrs)
-        for name in ("lpt_disp", "lpt_vel", "disp", "vel"):
-            zg.create_dataset(name, data=arrays[name], chunks=vec_chunks)
+        for name in ("lpt_disp", "lpt_vel", "base_disp", "base_vel", "disp", "vel"):
+            if name in arrays:
+                zg.create_dataset(name, data=arrays[name], chunks=vec_chunks)
         zg.create_dataset("density", data=arrays["density"], chunks=sca_chunks)
     grp.attrs.update(fields["attrs"])
     grp.attrs["split"] = split
@@ -106,11 +108,11 @@ def _write_simulation(f: h5py.File, fields: dict, split: str) -> None:
     f.flush()
 
 
-def _fields_in_order(todo, ngrid, box_size, device, workers):
+def _fields_in_order(todo, ngrid, box_size, device, workers, base):
     """Yield ``(entry, fields)`` in ``todo``'s order, computed here or by ``workers`` processes (a bounded window)."""
     if workers <= 1 or len(todo) <= 1:
         for e in todo:
-            yield e, simulation_fields(e, ngrid, box_size, device)
+            yield e, simulation_fields(e, ngrid, box_size, device, base)
         return
     import multiprocessing
     from collections import deque
@@ -122,14 +124,14 @@ def _fields_in_order(todo, ngrid, box_size, device, workers):
         window: deque = deque()
         entries = iter(todo)
         for e in entries:
-            window.append((e, pool.submit(simulation_fields, e, ngrid, box_size, "cpu")))
+            window.append((e, pool.submit(simulation_fields, e, ngrid, box_size, "cpu", base)))
             if len(window) >= 2 * workers:
                 break
         while window:
             e, fut = window.popleft()
             nxt = next(entries, None)
             if nxt is not None:
-                window.append((nxt, pool.submit(simulation_fields, nxt, ngrid, box_size, "cpu")))
+                window.append((nxt, pool.submit(simulation_fields, nxt, ngrid, box_size, "cpu", base)))
             yield e, fut.result()
     finally:  # also on an error here or in the writer (generator closed): queued simulations are dropped
         pool.shutdown(wait=True, cancel_futures=True)
@@ -150,6 +152,7 @@ def build_training_set(
     progress: bool = True,
     device: str = "cpu",
     workers: int = 1,
+    base: BaseRecipe = LPT_BASE,
 ) -> Path:
     """Build (or complete) the training set ``out`` from a manifest; return its path.
 
@@ -176,6 +179,10 @@ def build_training_set(
     workers : int
         With ``workers > 1`` (CPU only), that many processes (one thread each) compute simulations while this one
         writes them in manifest order; the file is identical to a one-process build.
+    base : BaseRecipe
+        The fields the generator will correct (:mod:`emulator.core.pm_base`): 2LPT (default; every training set
+        holds ``lpt_disp`` / ``lpt_vel``) or a few-step PM run, then also written as ``base_disp`` / ``base_vel``
+        for every snapshot and recorded in the file's ``base`` attribute and fingerprint.
 
     Raises
     ------
@@ -192,6 +199,10 @@ def build_training_set(
     fingerprint = trainingset_fingerprint(manifest, meta, val_fraction=val_fraction, test_fraction=test_fraction,
                                           split_seed=split_seed, format_version=FORMAT_VERSION,
                                           builder_version=BUILDER_VERSION)
+    if not isinstance(base, BaseRecipe):
+        raise ValueError(f"base must be a BaseRecipe, got {type(base).__name__}")
+    if not base.is_lpt:  # 2LPT sets keep the fingerprint they always had
+        fingerprint["base"] = base.to_dict()
     device = resolve_device(device)  # bad options are refused before anything is removed or written
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
@@ -212,12 +223,14 @@ def build_training_set(
             up_to_date = True
         remove_stale_temporaries(out.parent)  # left by killed builds (and other atomic writers) of this host
         if not up_to_date:
-            _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress, device, workers)
+            _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress, device, workers,
+                   base)
             os.replace(partial, out)
     return out
 
 
-def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress, device, workers) -> None:
+def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_size, progress, device, workers,
+           base) -> None:
     """Write (or complete) the partial build: fingerprint first, then every unfinished simulation, then attrs."""
     from tqdm.auto import tqdm
 
@@ -237,7 +250,7 @@ def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_siz
             if g is not None and g.attrs.get("complete") and g.attrs.get("split") == split_of[e.sim_id]:
                 continue
             todo.append(e)
-        stream = _fields_in_order(todo, ngrid, box_size, device, workers)
+        stream = _fields_in_order(todo, ngrid, box_size, device, workers, base)
         try:
             for e, fields in tqdm(stream, total=len(todo), desc="build", unit="sim", disable=not progress):
                 _write_simulation(f, fields, split_of[e.sim_id])
@@ -256,6 +269,7 @@ def _build(partial, manifest, meta, entries, fingerprint, splits, ngrid, box_siz
             prior_low=low,
             prior_high=high,
             manifest=os.path.abspath(manifest),
+            base=base.to_json(),
         )
         sp = f.require_group("splits")
         for name, ids in splits.items():

@@ -18,6 +18,7 @@ from emulator.core.fourier import check_mesh_size, gradient_kernels, to_fourier,
 from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import lagrangian_grid, lpt2_displacement, lpt_velocity, za_displacement
 from emulator.core.mesh import paint
+from emulator.core.pm_base import LPT_BASE, BaseRecipe, pm_base_fields
 from emulator.core.power import LinearPower
 from emulator.core.provenance import sha256_file
 
@@ -84,7 +85,8 @@ def _linear_delta_k(entry: SimulationEntry, ngrid: int, box_size: float, device:
     return -div_k / d1
 
 
-def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, device: str | torch.device = "cpu") -> dict:
+def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, device: str | torch.device = "cpu",
+                      base: BaseRecipe = LPT_BASE) -> dict:
     """Everything the training set holds for one simulation, as NumPy arrays (float32) and attributes.
 
     Parameters
@@ -97,12 +99,17 @@ def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, devic
         Box side, Mpc/h.
     device : str or torch.device
         Where the 2LPT fields and the painted densities are computed (``"cpu"`` or a CUDA device).
+    base : BaseRecipe
+        With a PM recipe, also ``base_disp`` / ``base_vel``: the few-step PM run of
+        :func:`emulator.core.pm_base.pm_base_fields` from the same linear density (in float32, as generation
+        runs it) at each snapshot's redshift, in Mpc/h and km/s.
 
     Returns
     -------
     dict
         ``sim_id``, ``ngrid``, ``linear_delta`` (n, n, n), ``redshifts``: a list of ``(group name, attrs,
-        arrays)`` per snapshot with arrays ``lpt_disp``, ``lpt_vel``, ``disp``, ``vel`` (3, n, n, n) and
+        arrays)`` per snapshot with arrays ``lpt_disp``, ``lpt_vel`` (and ``base_disp``, ``base_vel``), ``disp``,
+        ``vel`` (3, n, n, n) and
         ``density`` (n, n, n), and ``attrs`` of the simulation group (cosmology, seed, sources and checksums).
     """
     n = ngrid
@@ -133,6 +140,13 @@ def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, devic
             "vel": vel,
             "density": density.float().cpu().numpy(),
         }
+        if not base.is_lpt:
+            try:
+                bd, bv = pm_base_fields(delta_k.to(torch.complex64), box_size, entry.cosmology, z, base, growth=growth)
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
+            arrays["base_disp"] = bd.cpu().numpy()
+            arrays["base_vel"] = (bv * (100.0 * a * e * f1)).cpu().numpy()
         redshifts.append((key, attrs, arrays))
     out["redshifts"] = redshifts
     attrs = {k: v for k, v in entry.cosmology.to_dict().items()}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from emulator.core.base_recipe import LPT_BASE, BaseRecipe
+
 from .build import build_training_set
 
 __all__ = ["add_arguments", "run"]
@@ -28,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes computing simulations in parallel on the CPU (one thread each); the file "
                              "is identical to a one-process build")
+    parser.add_argument("--base", choices=("2lpt", "pm"), default="2lpt",
+                        help="fields the generator corrects: 2LPT, or a few-step PM run from the same seed (the "
+                             "hybrid design; then also written as base_disp / base_vel)")
+    parser.add_argument("--base-steps", type=int, default=4, help="PM base: steps from --base-z-init to each "
+                        "snapshot's redshift")
+    parser.add_argument("--base-force-factor", type=int, default=2,
+                        help="PM base: force mesh points per particle per axis")
+    parser.add_argument("--base-z-init", type=float, default=12.0, help="PM base: redshift of its 2LPT start")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -41,6 +51,8 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the training set and print its path (or that it was already up to date)."""
+    base = LPT_BASE if args.base == "2lpt" else BaseRecipe(
+        "pm", steps=args.base_steps, force_factor=args.base_force_factor, z_init=args.base_z_init)
     before = _identity(args.out)
     out = build_training_set(
         args.manifest,
@@ -52,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         device=args.device,
         workers=args.workers,
+        base=base,
     )
     if before is not None and _identity(str(out)) == before:
         print(f"{out} is up to date (built from the same manifest, files and options)")

@@ -1,4 +1,7 @@
-"""Field generation: white noise of a seed -> 2LPT -> emulated nonlinear displacement and velocity.
+"""Field generation: white noise of a seed -> base fields -> emulated nonlinear displacement and velocity.
+
+The base is what the model was trained to correct (``model.base``, :mod:`emulator.core.pm_base`): 2LPT, or for a
+hybrid model a few-step PM run from the same noise.
 
 The same function produces the baselines used by the benchmarks (``method="2lpt"`` or ``"za"``), so every
 contender shares the initial conditions, the LPT code and the particle layout.
@@ -24,6 +27,7 @@ from ..core.growth import GrowthHistory
 from ..core.lpt import (lagrangian_grid, lpt2_displacement, lpt_displacement, vector_field_to_particles,
                         za_displacement)
 from ..core.mesh import wrap_positions
+from ..core.pm_base import pm_base_fields
 from ..core.power import LinearPower
 from .tiling import DEFAULT_TILE, balanced_tile, predict_box
 from .portable import EmulatorModel, ExtrapolationError, check_device
@@ -120,6 +124,7 @@ def check_request(cosmology: Cosmology, redshift: float, box_size: float, seed: 
         n = resolve_grid(box_size, model.cell_size, max(2, model.net.size_multiple))
         if ngrid is not None and ngrid != n:
             raise ValueError(f"ngrid={ngrid} does not match box_size / cell_size = {n} of the model")
+        model.base.check_redshift(redshift)
         extrapolated = model.check_domain(cosmology, redshift)
         if extrapolated and not allow_extrapolation:
             raise ExtrapolationError(
@@ -132,6 +137,19 @@ def check_request(cosmology: Cosmology, redshift: float, box_size: float, seed: 
         if n is None:
             raise ValueError("ngrid is required for the LPT baselines when no model is given")
     return n, seed, device, extrapolated
+
+
+def _lpt_fields(psi1: torch.Tensor, psi2: torch.Tensor | None, d1: float, d2: float, f1: float,
+                f2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """2LPT (ZA without ``psi2``) displacement and velocity in displacement units ``v / (100 a E f1)``, both
+    ``(3, n, n, n)`` Mpc/h: the network's output convention (:mod:`emulator.training.crops`). The displacement
+    takes ``psi1``'s memory."""
+    vdisp = lpt_displacement(psi1, psi2, d1, (f2 / f1) * d2)
+    # then the displacement in psi1's memory: D1 psi1 + D2 psi2, the numbers of lpt_displacement
+    disp = psi1.mul_(d1)
+    if psi2 is not None:
+        disp += psi2.mul_(d2)
+    return disp, vdisp
 
 
 def emulate_fields(
@@ -187,16 +205,15 @@ def emulate_fields(
     noise = white_noise(seed, n, dtype=torch.float32, device=device)
     delta_k = linear_density_k(noise, box, LinearPower(cosmology))
     del noise
-    psi1 = za_displacement(delta_k, box)
-    psi2 = lpt2_displacement(delta_k, box) if method != "za" else None
-    del delta_k
-    # velocity in displacement units v / (100 a E f1): the network's output convention (emulator.training.trainingset)
-    vdisp = lpt_displacement(psi1, psi2, d1, (f2 / f1) * d2)
-    # then the displacement in psi1's memory: D1 psi1 + D2 psi2, the numbers of lpt_displacement
-    disp = psi1.mul_(d1)
-    if psi2 is not None:
-        disp += psi2.mul_(d2)
-    del psi1, psi2
+    if method == "emulator" and not model.base.is_lpt:  # hybrid: the network corrects a few-step PM run
+        disp, vdisp = pm_base_fields(delta_k, box, cosmology, redshift, model.base)
+        del delta_k
+    else:
+        psi1 = za_displacement(delta_k, box)
+        psi2 = lpt2_displacement(delta_k, box) if method != "za" else None
+        del delta_k
+        disp, vdisp = _lpt_fields(psi1, psi2, d1, d2, f1, f2)
+        del psi1, psi2
     if method == "emulator":
         cell = model.cell_size
         style = model.style(cosmology, redshift).to(device)[None]

@@ -94,6 +94,7 @@ class ModelHeader(ModelIdentity):
     metadata: dict = field(default_factory=dict)
     path: str = ""
     sha256: str = ""
+    base: dict = field(default_factory=lambda: {"method": "2lpt"})  # emulator.core.pm_base.BaseRecipe.to_dict()
 
     @property
     def halo(self) -> int:
@@ -169,6 +170,7 @@ def read_header(path: str | Path | None = None) -> ModelHeader:
             metadata=payload.get("metadata", {}),
             path=str(path),
             sha256=sha256_file(path),
+            base=dict(payload.get("base") or {"method": "2lpt"}),
         )
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: not a cosmo-emulator model file (incomplete header)") from None

@@ -5,7 +5,8 @@ A model file is a ``torch.save`` of a plain dict (tensors, numbers, strings, lis
     {"format": "cosmo-emulator-model", "format_version": 1,
      "network": {...StyledUNet kwargs...}, "state_dict": {...network weights...},
      "style_low": [6 floats], "style_high": [6 floats],   # training prior (5 parameters) + redshift range
-     "cell_size": float (Mpc/h), "metadata": {...}}       # training config, validation numbers, provenance
+     "cell_size": float (Mpc/h), "metadata": {...},       # training config, validation numbers, provenance
+     "base": {"method": "2lpt"} or {"method": "pm", ...}}  # what the network corrects (absent: 2LPT)
 
 The embedded default model lives in ``emulator/models/default.pt``.
 """
@@ -22,6 +23,7 @@ import torch
 from ..core.atomic import atomic_path
 from ..core.cosmology import Cosmology
 from ..core.device import check_device
+from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
 from .header import FORMAT, ModelIdentity
 from .style import normalise_style
@@ -49,6 +51,7 @@ class EmulatorModel(ModelIdentity):
     metadata: dict = field(default_factory=dict)
     path: str = ""
     sha256: str = ""
+    base: BaseRecipe = LPT_BASE  # the fields the network corrects (emulator.core.pm_base)
 
     @property
     def redshift_range(self) -> tuple[float, float]:
@@ -99,6 +102,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[st
         "style_low": sd["style_low"].tolist(),
         "style_high": sd["style_high"].tolist(),
         "cell_size": float(sd["cell_size"]),
+        "base": BaseRecipe.from_dict(ckpt.get("base"), where=f"{checkpoint}: base").to_dict(),
         "metadata": {"checkpoint": str(checkpoint), "global_step": int(ckpt.get("global_step", 0)),
                      **(metadata or {})},
     }
@@ -129,6 +133,7 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
                          "model files are only read weights-only)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a cosmo-emulator model file")
+    base = BaseRecipe.from_dict(payload.get("base"), where=f"{path}: base")
     net = StyledUNet(**payload["network"])
     net.load_state_dict(payload["state_dict"])
     net.eval().to(dev)
@@ -140,4 +145,5 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         metadata=payload.get("metadata", {}),
         path=str(path),
         sha256=sha256_file(path),
+        base=base,
     )

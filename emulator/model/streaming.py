@@ -133,6 +133,9 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     import h5py
     from tqdm.auto import tqdm
 
+    if method == "emulator" and model is not None and not model.base.is_lpt:
+        raise ValueError(f"--max-memory streams 2LPT-base models only; {model.name} corrects a "
+                         f"{model.base.label()} run, which needs the whole box in memory (drop --max-memory)")
     n, seed, device, extrapolated = check_request(cosmology, redshift, box_size, seed, model=model,
                                                   method=method, ngrid=ngrid, device=device,
                                                   allow_extrapolation=allow_extrapolation)

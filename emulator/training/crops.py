@@ -4,9 +4,12 @@ A sample is one simulation at one redshift. Each item of :class:`CropDataset` is
 (the output region) plus ``halo`` cells of periodic context on every side for the network input. Fields are
 made dimensionless by the Lagrangian cell size ``L / n`` (Mpc/h):
 
-* ``input``  (3, c+2h, c+2h, c+2h): 2LPT displacement / cell;
-* ``lpt``    (6, c, c, c): 2LPT displacement / cell and 2LPT velocity in displacement units / cell;
+* ``input``  (3, c+2h, c+2h, c+2h): base displacement / cell;
+* ``lpt``    (6, c, c, c): base displacement / cell and base velocity in displacement units / cell;
 * ``target`` (6, c, c, c): the N-body displacement and velocity in the same units, minus ``lpt``;
+
+The base is 2LPT (``lpt_disp`` / ``lpt_vel``) or, in a training set built with a PM base
+(:mod:`emulator.core.pm_base`), the few-step PM run (``base_disp`` / ``base_vel``); the item keeps the key ``lpt``.
 
 where a velocity ``v`` (km/s) in displacement units is ``v / (100 a E(a) f1(a))`` (Mpc/h), so that in linear
 theory it equals the displacement. ``style`` is the cosmology and redshift normalised to [-1, 1] over the
@@ -153,11 +156,12 @@ class CropDataset(Dataset):
         ox, oy, oz = self._origin(index, generator)
         c, h = self.crop, self.halo
         cell = self.info.cell
-        inp = read_periodic_crop(grp["lpt_disp"], (ox - h, oy - h, oz - h), c + 2 * h) / cell
+        base_disp, base_vel = (grp[name] for name in self.info.base_fields)
+        inp = read_periodic_crop(base_disp, (ox - h, oy - h, oz - h), c + 2 * h) / cell
         centre = (ox, oy, oz)
         vu = sample.velocity_unit
         lpt = np.concatenate(
-            [read_periodic_crop(grp["lpt_disp"], centre, c), read_periodic_crop(grp["lpt_vel"], centre, c) / vu]
+            [read_periodic_crop(base_disp, centre, c), read_periodic_crop(base_vel, centre, c) / vu]
         )
         nbody = np.concatenate(
             [read_periodic_crop(grp["disp"], centre, c), read_periodic_crop(grp["vel"], centre, c) / vu]

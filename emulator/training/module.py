@@ -16,6 +16,7 @@ from torchmetrics import Metric
 
 from .losses import (check_kmax_fraction, eulerian_loss, lagrangian_loss, painted_overdensity, power_loss,
                      xi_loss)
+from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
@@ -116,6 +117,7 @@ class FieldEmulator(L.LightningModule):
         self.register_buffer("cell_size", torch.tensor(math.nan, dtype=torch.float64))
         self.val_spectra: SpectrumSums | None = None
         self.last_validation: dict[str, Any] = {}
+        self.base: dict | None = None  # the training set's base recipe (emulator.core.pm_base), kept in checkpoints
 
     @property
     def halo(self) -> int:
@@ -142,6 +144,12 @@ class FieldEmulator(L.LightningModule):
                     "training set's prior, redshift range or cell size differs from the checkpoint's style bounds "
                     "and cell size (data.path)"
                 )
+        base = dm.read_info().base.to_dict()
+        if self.base is None:
+            self.base = base
+        elif BaseRecipe.from_dict(self.base) != BaseRecipe.from_dict(base):
+            raise ValueError(f"the training set's base ({BaseRecipe.from_dict(base).label()}) differs from the "
+                             f"checkpoint's ({BaseRecipe.from_dict(self.base).label()}) (data.path)")
         if self.hparams.periodic:
             n, hp = dm.read_info().ngrid, dm.hparams
             if hp.halo != 0 or hp.crop != n or (hp.val_crop or hp.crop) != n:
@@ -153,8 +161,15 @@ class FieldEmulator(L.LightningModule):
         elif dm.hparams.halo < self.halo:
             raise ValueError(f"data.halo={dm.hparams.halo} is smaller than the network halo {self.halo}")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["base"] = self.base if self.base is not None else {"method": "2lpt"}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.base = checkpoint.get("base")  # absent in checkpoints from before the PM base: 2LPT
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """Residual over 2LPT ``(B, 6, c, c, c)`` from the 2LPT input ``(B, 3, c+2h, ...)`` and style ``(B, 6)``."""
+        """Residual over the base ``(B, 6, c, c, c)`` from the base displacement ``(B, 3, c+2h, ...)`` and style
+        ``(B, 6)`` (base: 2LPT or a few-step PM run, :mod:`emulator.core.pm_base`)."""
         return self.net(x, style)
 
     def _centre(self, x: torch.Tensor, out_size: int) -> torch.Tensor:

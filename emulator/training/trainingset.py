@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from ..core.cosmology import PARAMETER_NAMES
+from ..core.base_recipe import LPT_BASE, BaseRecipe
 
 __all__ = ["SampleInfo", "TrainingSetInfo"]
 
@@ -70,6 +71,12 @@ class TrainingSetInfo:
     prior_high: tuple[float, ...]
     redshift_range: tuple[float, float]
     splits: dict[str, list[str]]
+    base: BaseRecipe = LPT_BASE
+
+    @property
+    def base_fields(self) -> tuple[str, str]:
+        """Datasets of the base displacement (Mpc/h) and velocity (km/s) the generator corrects."""
+        return ("lpt_disp", "lpt_vel") if self.base.is_lpt else ("base_disp", "base_vel")
 
     @property
     def cell(self) -> float:
@@ -106,6 +113,7 @@ class TrainingSetInfo:
                 ngrid, box_size = int(f.attrs["ngrid"]), float(f.attrs["box_size"])
                 prior_low = tuple(float(x) for x in f.attrs["prior_low"])
                 prior_high = tuple(float(x) for x in f.attrs["prior_high"])
+                base = BaseRecipe.from_dict(f.attrs.get("base"), where=f"{path}: attribute 'base'")
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"{path}: incomplete training set ({str(exc).splitlines()[0]})") from None
             if not zs:
@@ -118,6 +126,7 @@ class TrainingSetInfo:
                 prior_high=prior_high,
                 redshift_range=(min(zs), max(zs)),
                 splits=splits,
+                base=base,
             )
 
     def samples(self, split: str) -> list[SampleInfo]:

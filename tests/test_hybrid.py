@@ -1,0 +1,120 @@
+"""The hybrid design (issue 11 (c)) end to end: a training set with a PM base, a fit on it, the exported model's
+recorded base, and generation that runs the same PM base under the network."""
+
+from __future__ import annotations
+
+import h5py
+import pytest
+import torch
+
+from data_prep.build import build_training_set
+from data_prep.simulate import run_simulation
+from data_prep.simulate.suite import SuiteConfig, run_suite
+from emulator.core.base_recipe import BaseRecipe
+from emulator.core.cosmology import Cosmology
+from emulator.core.fields import linear_density_k, white_noise
+from emulator.core.pm_base import pm_base_fields
+from emulator.core.power import LinearPower
+from emulator.model.emulate import emulate_fields
+from emulator.model.header import read_header
+from emulator.model.portable import export_checkpoint, load_model
+from emulator.model.streaming import stream_fields
+from emulator.training.crops import CropDataset
+from emulator.training.trainingset import TrainingSetInfo
+
+try:
+    from helpers_fit import cli, cli_fit
+except ImportError:  # pragma: no cover
+    from tests.helpers_fit import cli, cli_fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+N, L = 16, 64.0
+BASE = BaseRecipe("pm", steps=2, force_factor=1, z_init=9.0)
+COSMO = Cosmology(0.3, 0.048, 0.68, 0.965, 0.8)
+
+
+@pytest.fixture(scope="module")
+def hybrid_set(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hybrid")
+    prior = {k: [v, v] for k, v in COSMO.to_dict().items()}
+    prior["sigma8"] = [0.75, 0.85]
+    cfg = SuiteConfig(name="h", out_dir=str(tmp / "suite"), box_size=L, ngrid=N, n_cosmologies=3, prior=prior,
+                      simulation={"steps": 4, "z_init": 9.0, "output_redshifts": [0.0, 1.0]}, device="cpu")
+    manifest = run_suite(cfg, progress=False)
+    out = build_training_set(manifest, tmp / "hybrid.h5", val_fraction=0.34, test_fraction=0.0, progress=False,
+                             base=BASE)
+    return tmp, manifest, out
+
+
+def test_training_set_holds_the_pm_base_of_each_snapshot(hybrid_set):
+    tmp, manifest, path = hybrid_set
+    info = TrainingSetInfo.read(path)
+    assert info.base == BASE and info.base_fields == ("base_disp", "base_vel")
+    with h5py.File(path, "r") as f:
+        sid = sorted(f["sims"])[0]
+        sim = f["sims"][sid]
+        seed, z = int(sim.attrs["seed"]), float(sim["z_1.0000"].attrs["redshift"])
+        cosmo = Cosmology(*(float(sim.attrs[k]) for k in ("Omega_m", "Omega_b", "h", "n_s", "sigma8")))
+        stored = torch.from_numpy(sim["z_1.0000"]["base_disp"][...])
+        stored_v = torch.from_numpy(sim["z_1.0000"]["base_vel"][...])
+        assert "lpt_disp" in sim["z_1.0000"]  # the 2LPT fields stay, under their own name
+    # the simulator's own run of the base recipe from the same seed (km/s velocities)
+    run = run_simulation(cosmo, seed, N, L, output_redshifts=[z], z_init=BASE.z_init, steps=BASE.steps,
+                         force_factor=BASE.force_factor).outputs[0]
+    torch.testing.assert_close(stored.flatten(1).T, run.displacements, rtol=0, atol=2e-4)
+    torch.testing.assert_close(stored_v.flatten(1).T, run.velocities, rtol=0, atol=0.05)
+    # the crops feed that base to the network and subtract it from the target
+    ds = CropDataset(info, "train", crop=N, halo=0, random_crops=False)
+    item = ds[0]
+    sample = ds.samples[0]
+    with h5py.File(path, "r") as f:
+        grp = f["sims"][sample.sim_id][sample.zgroup]
+        torch.testing.assert_close(item["input"] * info.cell, torch.from_numpy(grp["base_disp"][...]))
+        nbody = torch.from_numpy(grp["disp"][...])
+    torch.testing.assert_close((item["target"][:3] + item["lpt"][:3]) * info.cell, nbody, rtol=0, atol=1e-5)
+
+
+def test_a_2lpt_build_and_a_pm_build_of_one_manifest_differ_in_fingerprint(hybrid_set, tmp_path):
+    _, manifest, path = hybrid_set
+    other = tmp_path / path.name
+    other.write_bytes(path.read_bytes())
+    with pytest.raises(ValueError, match="differing"):
+        build_training_set(manifest, other, val_fraction=0.34, test_fraction=0.0, progress=False)
+
+
+def test_fit_export_and_generate_with_the_pm_base(hybrid_set, tmp_path, monkeypatch, capsys):
+    _, _, path = hybrid_set
+    monkeypatch.chdir(tmp_path)
+    assert cli_fit(path, "--trainer.max_epochs", "1", "--data.crop", "8", "--data.halo", "8") == 0
+    ckpt = tmp_path / "runs" / "tiny_cpu" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["base"] == BASE.to_dict()
+    model_file = export_checkpoint(ckpt, tmp_path / "hybrid.pt")
+    model = load_model(model_file)
+    assert model.base == BASE
+    assert cli("info", "--model", str(model_file)) == 0
+    assert "corrects: PM 2 steps, force mesh 1x, from z = 9" in capsys.readouterr().out
+    # with a zero network the generator returns its base: the simulator's run of the recipe from that seed
+    with torch.no_grad():
+        model.net.head.weight.zero_()
+        model.net.head.bias.zero_()
+    seed = 42
+    out = emulate_fields(COSMO, 0.5, L, seed, model=model)
+    run = run_simulation(COSMO, seed, N, L, output_redshifts=[0.5], z_init=BASE.z_init, steps=BASE.steps,
+                         force_factor=BASE.force_factor).outputs[0]
+    torch.testing.assert_close(out.displacement.flatten(1).T, run.displacements, rtol=0, atol=1e-4)
+    torch.testing.assert_close(out.velocities, run.velocities, rtol=1e-4, atol=0.05)
+    delta_k = linear_density_k(white_noise(seed, N), L, LinearPower(COSMO))
+    disp, _ = pm_base_fields(delta_k, L, COSMO, 0.5, BASE)
+    torch.testing.assert_close(out.displacement, disp)
+    with pytest.raises(ValueError, match="z_init = 9"):
+        emulate_fields(COSMO, 9.5, L, seed, model=model, allow_extrapolation=True)
+    with pytest.raises(ValueError, match="2LPT-base models only"):  # a PM base needs the whole box
+        stream_fields(COSMO, 0.5, L, seed, None, tmp_path / "scratch", model=model)
+    assert not (tmp_path / "scratch").exists()
+
+
+def test_models_without_a_recorded_base_correct_2lpt(capsys):
+    assert read_header().base == {"method": "2lpt"} and load_model().base.is_lpt
+    assert cli("info") == 0
+    assert "corrects: 2LPT" in capsys.readouterr().out
