@@ -45,6 +45,7 @@ from emulator.core.base_recipe import LPT_BASE, BaseRecipe
 from emulator.core.provenance import code_version, utc_now
 
 from .build_fields import grid_fields, simulation_fields
+from .simulate.run import SIMULATOR_VERSION
 from .fingerprint import canonical_json, digest
 from .manifest import SimulationEntry, check_recorded_fingerprint, load_manifest, trainingset_fingerprint
 
@@ -201,8 +202,8 @@ def build_training_set(
                                           builder_version=BUILDER_VERSION)
     if not isinstance(base, BaseRecipe):
         raise ValueError(f"base must be a BaseRecipe, got {type(base).__name__}")
-    if not base.is_lpt:  # 2LPT sets keep the fingerprint they always had
-        fingerprint["base"] = base.to_dict()
+    if not base.is_lpt:  # 2LPT sets keep the fingerprint they always had; a PM base also names the PM code
+        fingerprint["base"] = {**base.to_dict(), "simulator_version": SIMULATOR_VERSION}
     device = resolve_device(device)  # bad options are refused before anything is removed or written
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")

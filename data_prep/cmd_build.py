@@ -33,11 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", choices=("2lpt", "pm"), default="2lpt",
                         help="fields the generator corrects: 2LPT, or a few-step PM run from the same seed (the "
                              "hybrid design; then also written as base_disp / base_vel)")
-    parser.add_argument("--base-steps", type=int, default=4, help="PM base: steps from --base-z-init to each "
-                        "snapshot's redshift")
-    parser.add_argument("--base-force-factor", type=int, default=2,
-                        help="PM base: force mesh points per particle per axis")
-    parser.add_argument("--base-z-init", type=float, default=12.0, help="PM base: redshift of its 2LPT start")
+    parser.add_argument("--base-steps", type=int, default=None,
+                        help="PM base: steps from --base-z-init to each snapshot's redshift (default 4)")
+    parser.add_argument("--base-force-factor", type=int, default=None,
+                        help="PM base: force mesh points per particle per axis (default 2)")
+    parser.add_argument("--base-z-init", type=float, default=None,
+                        help="PM base: redshift of its 2LPT start (default 12)")
+    parser.add_argument("--base-spacing", choices=("linear", "log"), default=None,
+                        help="PM base: steps even in a or in ln a (default linear)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -51,8 +54,13 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the training set and print its path (or that it was already up to date)."""
-    base = LPT_BASE if args.base == "2lpt" else BaseRecipe(
-        "pm", steps=args.base_steps, force_factor=args.base_force_factor, z_init=args.base_z_init)
+    given = [(flag, key, value) for flag, key, value in (
+        ("--base-steps", "steps", args.base_steps), ("--base-force-factor", "force_factor", args.base_force_factor),
+        ("--base-z-init", "z_init", args.base_z_init), ("--base-spacing", "spacing", args.base_spacing))
+        if value is not None]
+    if args.base == "2lpt" and given:
+        raise ValueError(f"{given[0][0]} sets a PM base: add --base pm")
+    base = LPT_BASE if args.base == "2lpt" else BaseRecipe("pm", **{key: value for _, key, value in given})
     before = _identity(args.out)
     out = build_training_set(
         args.manifest,

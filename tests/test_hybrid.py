@@ -114,6 +114,41 @@ def test_fit_export_and_generate_with_the_pm_base(hybrid_set, tmp_path, monkeypa
     assert not (tmp_path / "scratch").exists()
 
 
+def test_resuming_a_checkpoint_on_a_set_with_another_base_is_refused(hybrid_set, synthetic_training_set, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Lightning restores a checkpoint after setup(): the base check runs when it is loaded."""
+    _, _, path = hybrid_set
+    monkeypatch.chdir(tmp_path)
+    assert cli_fit(path, "--trainer.max_steps", "1") == 0
+    capsys.readouterr()
+    assert cli_fit(synthetic_training_set, "--trainer.max_steps", "2", "--ckpt_path", "last") != 0
+    assert "the training set's base (2LPT) differs from the checkpoint's (PM 2 steps" in capsys.readouterr().err
+
+
+def test_build_options_and_recipe_normalisation(tmp_path, capsys):
+    from data_prep.cli import main as data_prep_main
+
+    assert data_prep_main(["build", "--manifest", str(tmp_path / "m.json"), "--out", str(tmp_path / "t.h5"),
+                           "--base-steps", "3"]) != 0
+    assert "--base-steps sets a PM base: add --base pm" in capsys.readouterr().err
+    assert not (tmp_path / "t.h5").exists()
+    assert BaseRecipe("pm", z_init=12).to_json() == BaseRecipe("pm", z_init=12.0).to_json()
+    with pytest.raises(ValueError, match="z_init"):
+        BaseRecipe.from_dict({"method": "pm", "z_init": True})
+
+
+def test_memory_plan_counts_the_pm_base_and_never_streams_it():
+    from emulator.mocks.largebox import MockOptions, in_memory_estimate, plan_memory
+
+    lpt = in_memory_estimate(256, halo=20, multiple=4)
+    pm = in_memory_estimate(256, halo=20, multiple=4, pm_force_factor=2)
+    assert pm - lpt == pytest.approx((220 + 24 * 8) * 256**3)  # measured 369 bytes/particle at 128^3, factor 2
+    assert not plan_memory(MockOptions(), 256, 512.0, halo=20, multiple=4, max_memory=None,
+                           pm_force_factor=2).streamed
+    with pytest.raises(ValueError, match="corrects a PM run, which needs the whole box"):
+        plan_memory(MockOptions(), 256, 512.0, halo=20, multiple=4, max_memory=2.0, pm_force_factor=2)
+
+
 def test_models_without_a_recorded_base_correct_2lpt(capsys):
     assert read_header().base == {"method": "2lpt"} and load_model().base.is_lpt
     assert cli("info") == 0

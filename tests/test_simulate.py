@@ -83,7 +83,7 @@ def test_pm_force_on_a_perturbed_lattice_is_the_linear_force(wave):
     """A lattice displaced by a small plane wave psi feels F = 1.5 Omega_m psi (linear theory, exact in the fluid).
 
     For k <= k_Nyq/5 of the particle lattice the PM discreteness error is at most 1.3% (measured 1.0032, 1.0127,
-    0.9992, 0.9905 for the four waves; it grows as (k h)^2, see the data_prep.simulate.pm docstring).
+    0.9992, 0.9905 for the four waves; it grows as (k h)^2, see the emulator.core.pm docstring).
     """
     n, box, om = 32, 256.0, 0.3
     q = lagrangian_grid(n, box, dtype=F64)
@@ -210,7 +210,7 @@ def test_velocities_are_peculiar_km_s(small_run, growth):
 def test_tiny_amplitude_follows_the_zeldovich_solution(growth):
     """Linear regime: the PM displacement field equals D1 psi1 of the same noise on all but the smallest scales.
 
-    The residual is the PM response of a perturbed lattice (module docstring of data_prep.simulate.pm): the rms
+    The residual is the PM response of a perturbed lattice (module docstring of emulator.core.pm): the rms
     difference is 0.4% of the field below k_Nyq/8, 0.9% below k_Nyq/4, 2.4% below k_Nyq/2 and 5% overall.
     """
     n, box, amp = 32, 256.0, 1e-8

@@ -19,11 +19,12 @@ Determinism: a given configuration gives bit-identical outputs on the CPU. On CU
 additions whose order varies, so repeated runs agree only to float rounding.
 
 Versioning: :data:`SIMULATOR_VERSION` is the simulator's code version for provenance and resumption. It is bumped
-by hand whenever a change (here, in :mod:`data_prep.simulate.pm`, in the core physics they call, in a default of
+by hand whenever a change (here, in :mod:`emulator.core.pm`, in the core physics they call, in a default of
 :func:`run_simulation`, or in the snapshot writer) changes the snapshots written for the same inputs. Suites
 record it per simulation rather than the git commit, so that a commit that leaves the physics alone (docs,
 refactoring) does not invalidate a suite, while one that changes it makes a resumed suite refuse to mix old and
-new simulations.
+new simulations. Training sets with a PM base (:mod:`emulator.core.pm_base`, the same PM code) record it in
+their fingerprint.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ class BaseRecipe:
             raise ValueError(f"base z_init must be a positive finite redshift, got {self.z_init!r}")
         if self.spacing not in SPACINGS:
             raise ValueError(f"base spacing must be one of {SPACINGS}, got {self.spacing!r}")
+        object.__setattr__(self, "z_init", float(self.z_init))  # 12 and 12.0: one recipe, one fingerprint
 
     @property
     def is_lpt(self) -> bool:
@@ -82,7 +83,7 @@ class BaseRecipe:
                 if len(data) > 1:
                     raise TypeError("a 2lpt base takes no other key")
                 return LPT_BASE
-            return cls(**{**data, "z_init": float(data.get("z_init", cls.z_init))})
+            return cls(**data)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: not a base recipe ({str(exc).splitlines()[0]})") from None
 

@@ -177,6 +177,7 @@ def generate_mocks(
     device = str(check_device(rank_device(str(device))))  # cuda -> cuda:LOCAL_RANK under torchrun
     if not isinstance(model, EmulatorModel):
         model = load_model(model, device=device)
+    model.base.check_redshift(redshift)  # a PM base starts at its z_init
     outside = model.check_domain(cosmo, redshift)
     if outside and not allow_extrapolation:
         raise ExtrapolationError(
@@ -192,7 +193,8 @@ def generate_mocks(
     else:
         check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
-                       max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format)
+                       max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
+                       pm_force_factor=None if model.base.is_lpt else model.base.force_factor)
     if log is not None:
         log(plan.describe())
     warn_if_short(plan, max_memory)

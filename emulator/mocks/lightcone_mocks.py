@@ -116,6 +116,8 @@ def check_lightcone_request(opts: MockOptions, model, cosmology, allow_extrapola
 
     z0, z1 = (float(z) for z in opts.cutsky["redshift_range"])
     ladder = check_ladder(ladder_of(opts.cutsky), z0, z1)
+    for z in ladder:
+        model.base.check_redshift(z)  # a PM base starts at its z_init
     outside = sorted({msg for z in ladder for msg in model.check_domain(cosmology, z)})
     if outside and not allow_extrapolation:
         raise ExtrapolationError(f"lightcone ladder {ladder} outside the model's training hull: "

@@ -1,5 +1,6 @@
 """Bounded-memory generation of large boxes: the same particles as :func:`~emulator.model.emulate.emulate_fields`,
-made slab by slab through HDF5 scratch files.
+made slab by slab through HDF5 scratch files, for models whose base is 2LPT (a hybrid model's PM base needs the
+whole box and is refused here).
 
 One process holding a whole box needs about 100 bytes per particle at its peak with halos, above the baseline and
 one network tile pass (2.9 GB estimated at 256^3, 2.5 GB measured; ~100 GB for a 2 Gpc/h box at 2 Mpc/h: see

@@ -1,7 +1,9 @@
 """The LightningModule: a style-conditioned U-Net trained with field, Eulerian and two-point losses.
 
 The network predicts, for each Lagrangian cell of a crop, the residual of the N-body displacement and velocity
-(both in cell units, velocity in displacement units ``v / (100 a E f1)``) over 2LPT; see :mod:`emulator.training.trainingset`.
+(both in cell units, velocity in displacement units ``v / (100 a E f1)``) over the base the training set names:
+2LPT, or a few-step PM run (:mod:`emulator.core.pm_base`); see :mod:`emulator.training.crops`. The validation
+metrics ``*_lpt`` are those of that base.
 Loss weights, network sizes and the optimiser live in the YAML configs under ``configs/``.
 """
 
@@ -165,7 +167,13 @@ class FieldEmulator(L.LightningModule):
         checkpoint["base"] = self.base if self.base is not None else {"method": "2lpt"}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.base = checkpoint.get("base")  # absent in checkpoints from before the PM base: 2LPT
+        # Lightning runs setup() (the training set's base) before it restores a checkpoint: compare here too.
+        # A checkpoint without a record is from before the PM base: 2LPT.
+        saved = BaseRecipe.from_dict(checkpoint.get("base"), where="checkpoint")
+        if self.base is not None and BaseRecipe.from_dict(self.base) != saved:
+            raise ValueError(f"the training set's base ({BaseRecipe.from_dict(self.base).label()}) differs from the "
+                             f"checkpoint's ({saved.label()}) (data.path)")
+        self.base = saved.to_dict()
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Residual over the base ``(B, 6, c, c, c)`` from the base displacement ``(B, 3, c+2h, ...)`` and style
