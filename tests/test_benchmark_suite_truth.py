@@ -156,3 +156,20 @@ def test_missing_truth_simulations_run_in_torchrun_processes_with_the_same_parti
     lines.clear()  # all made: nothing is spawned again
     suite_truth(_suite(two), 1.0, ngrid=8, box_size=64.0, log=lines.append, processes=2)
     assert not any("torchrun" in line for line in lines)
+
+
+@pytest.mark.parametrize("folder, redshift", [("hybrid_standard", 0.0), ("hybrid_standard_z0.5", 0.5),
+                                              ("hybrid_standard_z1", 1.0)])
+def test_the_committed_hybrid_reports_grade_the_committed_hybrid_model(folder, redshift):
+    """benchmarks/results/hybrid_standard*: the shipped hybrid model (same bytes) on the held-out test suite."""
+    from emulator.core.provenance import sha256_file
+
+    data = json.loads((ROOT / "benchmarks" / "results" / folder / "results.json").read_text())
+    cfg = load_config("standard", ROOT / "configs" / "benchmarks" / "standard_generator_only.yaml")
+    design = suite_design(load_suite_config(resolve_repo_path(cfg["truth"]["suite"])))
+    assert data["config"]["config_file"] == "configs/benchmarks/standard_generator_only.yaml"
+    assert data["config"]["truth"]["suite"] == "configs/suite_converged_test.yaml"
+    assert [e["seed"] for e in data["per_cosmology"]] == [d["seed"] for d in design]
+    assert data["setup"]["redshift"] == redshift
+    assert data["model"]["path"] == "emulator/models/hybrid_pm4.pt"
+    assert data["model"]["sha256"] == sha256_file(ROOT / "emulator" / "models" / "hybrid_pm4.pt")

@@ -16,7 +16,7 @@ from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.pm_base import pm_base_fields
 from emulator.core.power import LinearPower
 from emulator.model.emulate import emulate_fields
-from emulator.model.header import read_header
+from emulator.model.header import embedded_models, read_header
 from emulator.model.portable import export_checkpoint, load_model
 from emulator.model.streaming import stream_fields
 from emulator.training.crops import CropDataset
@@ -153,3 +153,12 @@ def test_models_without_a_recorded_base_correct_2lpt(capsys):
     assert read_header().base == {"method": "2lpt"} and load_model().base.is_lpt
     assert cli("info") == 0
     assert "corrects: 2LPT" in capsys.readouterr().out
+
+
+def test_embedded_models_are_found_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a bare name is the embedded model's only when no such file is here
+    assert {"default", "hybrid_pm4"} <= set(embedded_models())
+    assert read_header("hybrid_pm4").base == BaseRecipe("pm", steps=4, force_factor=2, z_init=12.0).to_dict()
+    assert load_model("hybrid_pm4").base.label() == "PM 4 steps, force mesh 2x, from z = 12"
+    with pytest.raises(FileNotFoundError, match="nosuchmodel"):
+        load_model("nosuchmodel")

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..core.cosmology import PARAMETER_NAMES
 
-__all__ = ["FORMAT", "ModelIdentity", "ModelHeader", "TensorStub", "read_header", "unet_halo", "unet_input_size",
+__all__ = ["FORMAT", "ModelIdentity", "ModelHeader", "TensorStub", "read_header", "resolve_model_path",
+           "embedded_models", "MODELS_DIR", "unet_halo", "unet_input_size",
            "decoder_extra_crops", "accuracy_table"]
 
 FORMAT = "cosmo-emulator-model"  # the ``format`` entry of every model file
@@ -137,17 +138,35 @@ def _bad(path: Path) -> ValueError:
                       "model files are only read weights-only)")
 
 
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # the embedded models: emulator/models/<name>.pt
+
+
+def embedded_models() -> list[str]:
+    """Names of the embedded models (``default``, ``hybrid_pm4``, ...), usable wherever a model file is asked for."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.pt"))
+
+
+def resolve_model_path(path: str | Path | None) -> Path:
+    """A model file: ``None`` is the embedded default, an existing file is itself, and a bare name that is no file
+    is the embedded model of that name (``hybrid_pm4`` -> ``emulator/models/hybrid_pm4.pt``)."""
+    if path is None:
+        return MODELS_DIR / "default.pt"
+    path = Path(path)
+    if not path.exists() and path.parent == Path(".") and (MODELS_DIR / f"{path.name}.pt").is_file():
+        return MODELS_DIR / f"{path.name}.pt"
+    return path
+
+
 def read_header(path: str | Path | None = None) -> ModelHeader:
-    """The header of a model file (default: the embedded model), read without torch and without the weights.
+    """The header of a model file (default: the embedded model; a bare name: an embedded model, see
+    :func:`resolve_model_path`), read without torch and without the weights.
 
     Raises ``FileNotFoundError`` for a missing file and a one-line ``ValueError`` naming the file for anything
     that is not a cosmo-emulator model file.
     """
     from ..core.provenance import sha256_file
 
-    if path is None:
-        path = Path(__file__).resolve().parents[1] / "models" / "default.pt"  # portable.DEFAULT_MODEL_PATH
-    path = Path(path)
+    path = resolve_model_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:

@@ -25,14 +25,14 @@ from ..core.cosmology import Cosmology
 from ..core.device import check_device
 from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
-from .header import FORMAT, ModelIdentity
+from .header import FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
 from .style import normalise_style
 from .unet import StyledUNet
 
 __all__ = ["EmulatorModel", "export_checkpoint", "load_model", "check_device", "DEFAULT_MODEL_PATH",
            "ExtrapolationError"]
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "default.pt"  # emulator/models/
+DEFAULT_MODEL_PATH = MODELS_DIR / "default.pt"  # emulator/models/
 
 
 class ExtrapolationError(ValueError):
@@ -115,14 +115,15 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[st
 
 
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> EmulatorModel:
-    """Load a model file (default: the embedded model) with ``torch.load(..., weights_only=True)``.
+    """Load a model file (default: the embedded model; a bare name such as ``hybrid_pm4``: that embedded model)
+    with ``torch.load(..., weights_only=True)``.
 
     Only tensors and plain data are ever unpickled: a file that is not such a torch file (random bytes, another
     format, or a pickle of arbitrary objects) is refused with a one-line ``ValueError`` naming it, and is never
     loaded another way (unpickling arbitrary objects can run code).
     """
     dev = check_device(device)
-    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    path = resolve_model_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
