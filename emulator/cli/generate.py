@@ -104,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "and one with other parameters stops the run")
     o.add_argument("--model", default=None, help=_no_default("model file, or the name of an embedded model: hybrid_pm4 (a "
                                                             "network over PM with 4 steps: more accurate, ~0.9 s per "
-                                                            "64^3 mock, not with --max-memory); default: the embedded "
+                                                            "64^3 mock, whole box in memory); default: the embedded "
                                                             "2LPT-base model (0.25 s)"))
     o.add_argument("--device", default="cpu", help="torch device: cpu or cuda (cuda:<index>)")
     o.add_argument("--tile", type=int, default=None,

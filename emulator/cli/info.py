@@ -10,8 +10,8 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``emulator info``."""
     # "%(default).0s" prints nothing; it stops ArgumentDefaultsHelpFormatter from adding "(default: None)"
-    p.add_argument("--model", default=None, help="model file, or an embedded model's name (default, hybrid_pm4); default: the "
-                   "embedded default model%(default).0s")
+    p.add_argument("--model", default=None, help="model file, or the name of an embedded model such as hybrid_pm4 (default: the "
+                   "embedded model)%(default).0s")
 
 
 def run(args: argparse.Namespace) -> int:
