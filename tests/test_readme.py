@@ -85,8 +85,13 @@ def workspace(tmp_path_factory) -> Path:
     ws = tmp_path_factory.mktemp("readme")
     shutil.copytree(ROOT / "configs", ws / "configs")
     _shrink_suite(ws / "configs" / "suite_default.yaml")
-    for name in ("default_model.yaml", "single_gpu.yaml", "multi_gpu_ddp.yaml"):
+    _shrink_suite(ws / "configs" / "suite_converged.yaml")  # the hybrid's recipe (refine 2 kept)
+    for name in ("default_model.yaml", "single_gpu.yaml", "multi_gpu_ddp.yaml", "design/cpu_budget.yaml"):
         _shrink_training(ws / "configs" / name)
+    design = ws / "configs" / "design" / "cpu_budget.yaml"  # whole periodic boxes of the shrunk suite's 16^3
+    cfg = yaml.safe_load(design.read_text())
+    cfg["data"].update(crop=16, val_crop=16, halo=0)
+    design.write_text(yaml.safe_dump(cfg))
     _shrink_benchmark(ws / "configs" / "benchmarks" / "smoke.yaml")
     cont = ws / "configs" / "default_model_continue.yaml"  # the second run: two more steps
     cfg = yaml.safe_load(cont.read_text())
