@@ -117,6 +117,7 @@ def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, devic
     out = {"sim_id": entry.sim_id, "ngrid": n, "linear_delta": to_real(delta_k, n).float().cpu().numpy()}
     psi1 = za_displacement(delta_k, box_size)
     psi2 = lpt2_displacement(delta_k, box_size)
+    base_k = None if base.is_lpt else delta_k.to(torch.complex64)  # the PM base runs in float32, as generation
     growth = GrowthHistory(entry.cosmology)
     q = lagrangian_grid(n, box_size, dtype=torch.float64, device=device)
     sources = list(entry.snapshots) + ([entry.ic] if entry.ic else [])
@@ -142,7 +143,7 @@ def simulation_fields(entry: SimulationEntry, ngrid: int, box_size: float, devic
         }
         if not base.is_lpt:
             try:
-                bd, bv = pm_base_fields(delta_k.to(torch.complex64), box_size, entry.cosmology, z, base, growth=growth)
+                bd, bv = pm_base_fields(base_k, box_size, entry.cosmology, z, base, growth=growth)
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
             arrays["base_disp"] = bd.cpu().numpy()

@@ -40,16 +40,11 @@ import torch
 from emulator.core.cosmology import Cosmology
 from emulator.core.fourier import check_box_size, check_mesh_size
 from emulator.core.growth import GrowthHistory
-from emulator.core.lpt import (
-    lagrangian_grid,
-    lpt2_displacement,
-    vector_field_to_particles,
-    za_displacement,
-)
+from emulator.core.lpt import lagrangian_grid
 from emulator.core.mesh import wrap_positions  # re-exported: the simulator's wrap is the core's
 from emulator.core.power import LinearPower
 
-from .pm import GRADIENTS, SPACINGS, PMForce, kdk, step_schedule
+from .pm import GRADIENTS, SPACINGS, PMForce, kdk, lpt_initial_state, step_schedule
 from .refine import check_refine, coarse_lattice_index, initial_density_k
 
 __all__ = ["SIMULATOR_VERSION", "ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
@@ -223,15 +218,7 @@ def run_simulation(
     pk = power if power is not None else LinearPower(cosmology, 0.0)
     delta_k = initial_density_k(seed, n, box, pk, refine, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase,
                                 fine_seed=fine_seed, dtype=dtype, device=device)
-    psi1 = vector_field_to_particles(za_displacement(delta_k, box)).contiguous()
-    disp = float(growth.D1(a_init)) * psi1
-    mom = float(growth.gp(a_init)) * psi1
-    del psi1
-    if lpt_order == 2:
-        psi2 = vector_field_to_particles(lpt2_displacement(delta_k, box)).contiguous()
-        disp.add_(psi2, alpha=float(growth.D2(a_init)))
-        mom.add_(psi2, alpha=float(growth.gp2(a_init)))
-        del psi2
+    disp, mom = lpt_initial_state(delta_k, box, growth, a_init, lpt_order)
     del delta_k
     q = lagrangian_grid(fine, box, dtype=dtype, device=device)
     ids = torch.arange(n**3, dtype=torch.int64, device=q.device)

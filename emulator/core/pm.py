@@ -80,12 +80,13 @@ from .fourier import (
     to_real,
 )
 from .growth import GrowthHistory
+from .lpt import lpt2_displacement, vector_field_to_particles, za_displacement
 from .mesh import paint, readout
 from .window import window_kernel
 
 from .base_recipe import SPACINGS
 
-__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "kdk", "step_midpoint", "step_schedule"]
+__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "kdk", "lpt_initial_state", "step_midpoint", "step_schedule"]
 
 GRADIENTS: tuple[str, ...] = ("spectral", "fd2", "fd4")
 _STACK_MAX_MESH = 512  # largest force mesh whose three force components are held at once
@@ -178,6 +179,22 @@ class PMForce:
             component = to_real(pot_k * (1j * g), n)
             out[:, i] = readout(component, positions, self.box_size, window="cic", shift=self.shift)
         return out
+
+
+def lpt_initial_state(delta_k: torch.Tensor, box_size: float, growth: GrowthHistory, a_init: float,
+                      lpt_order: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Particle displacement ``s = D1 psi1 + D2 psi2`` and momentum ``p = gp psi1 + gp2 psi2`` (both ``(n^3, 3)``,
+    Mpc/h, C order) at ``a_init`` from the linear density ``delta_k`` at ``D1 = 1``: the initial state of
+    :func:`kdk` (ZA for ``lpt_order=1``). The simulator and a hybrid model's PM base both start here."""
+    psi1 = vector_field_to_particles(za_displacement(delta_k, box_size)).contiguous()
+    disp = float(growth.D1(a_init)) * psi1
+    mom = float(growth.gp(a_init)) * psi1
+    del psi1
+    if lpt_order == 2:
+        psi2 = vector_field_to_particles(lpt2_displacement(delta_k, box_size)).contiguous()
+        disp.add_(psi2, alpha=float(growth.D2(a_init)))
+        mom.add_(psi2, alpha=float(growth.gp2(a_init)))
+    return disp, mom
 
 
 def step_schedule(

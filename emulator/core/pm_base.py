@@ -19,9 +19,8 @@ import torch
 from .base_recipe import LPT_BASE, BaseRecipe
 from .cosmology import Cosmology
 from .growth import GrowthHistory
-from .lpt import lagrangian_grid, lpt2_displacement, particles_to_vector_field, vector_field_to_particles
-from .lpt import za_displacement
-from .pm import PMForce, kdk, step_schedule
+from .lpt import lagrangian_grid, particles_to_vector_field
+from .pm import PMForce, kdk, lpt_initial_state, step_schedule
 
 __all__ = ["BaseRecipe", "LPT_BASE", "pm_base_fields"]
 
@@ -60,15 +59,7 @@ def pm_base_fields(delta_k: torch.Tensor, box_size: float, cosmology: Cosmology,
     n = delta_k.shape[0]
     growth = growth if growth is not None else GrowthHistory(cosmology)
     a_init, a_out = 1.0 / (1.0 + recipe.z_init), 1.0 / (1.0 + redshift)
-    # the simulator's initial conditions (data_prep.simulate.run.run_simulation), in the same order of operations
-    psi1 = vector_field_to_particles(za_displacement(delta_k, box_size)).contiguous()
-    disp = float(growth.D1(a_init)) * psi1
-    mom = float(growth.gp(a_init)) * psi1
-    del psi1
-    psi2 = vector_field_to_particles(lpt2_displacement(delta_k, box_size)).contiguous()
-    disp.add_(psi2, alpha=float(growth.D2(a_init)))
-    mom.add_(psi2, alpha=float(growth.gp2(a_init)))
-    del psi2
+    disp, mom = lpt_initial_state(delta_k, box_size, growth, a_init)  # the simulator's initial conditions
     q = lagrangian_grid(n, box_size, dtype=disp.dtype, device=disp.device)
     force = PMForce(recipe.force_factor * n, box_size, cosmology.Omega_m, dtype=disp.dtype, device=disp.device)
     boundaries = step_schedule(a_init, a_out, recipe.steps, (a_out,), recipe.spacing)
