@@ -3,6 +3,8 @@ recorded base, and generation that runs the same PM base under the network."""
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import pytest
 import torch
@@ -14,6 +16,7 @@ from emulator.core.base_recipe import BaseRecipe
 from emulator.core.cosmology import Cosmology
 from emulator.core.fields import linear_density_k, white_noise
 from emulator.core.pm_base import pm_base_fields
+from emulator.core.provenance import sha256_file
 from emulator.core.power import LinearPower
 from emulator.model.emulate import emulate_fields
 from emulator.model.header import embedded_models, read_header
@@ -23,9 +26,9 @@ from emulator.training.crops import CropDataset
 from emulator.training.trainingset import TrainingSetInfo
 
 try:
-    from helpers_fit import cli, cli_fit
+    from helpers_fit import cli, cli_fit, edit_checkpoint
 except ImportError:  # pragma: no cover
-    from tests.helpers_fit import cli, cli_fit
+    from tests.helpers_fit import cli, cli_fit, edit_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -123,6 +126,46 @@ def test_resuming_a_checkpoint_on_a_set_with_another_base_is_refused(hybrid_set,
     capsys.readouterr()
     assert cli_fit(synthetic_training_set, "--trainer.max_steps", "2", "--ckpt_path", "last") != 0
     assert "the training set's base (2LPT) differs from the checkpoint's (PM 2 steps" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_a_model_files_weights(hybrid_set, tmp_path, monkeypatch, capsys):
+    """model.init_from: the run starts from the donor's network (a zero learning rate keeps it exactly) and the
+    donor's sha256 travels to the model file; a resumed run takes the checkpoint's weights, not the donor's; a
+    donor with another network is refused naming the option."""
+    _, _, path = hybrid_set
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    last = runs / "tiny_cpu" / "checkpoints" / "last.ckpt"
+    assert cli_fit(path, "--trainer.max_steps", "1", "--seed_everything", "5") == 0
+    donor = export_checkpoint(last, tmp_path / "donor.pt")
+    shutil.rmtree(runs)
+    assert cli_fit(path, "--trainer.max_steps", "1", "--model.lr", "0", "--model.init_from", str(donor),
+                   "--seed_everything", "6") == 0
+    tuned = torch.load(last, weights_only=True)
+    tuned_file = export_checkpoint(last, tmp_path / "tuned.pt")
+    assert load_model(tuned_file).metadata["init_from"] == {"path": str(donor), "file": "donor.pt",
+                                                            "sha256": sha256_file(donor)}
+    assert cli("info", "--model", str(tuned_file)) == 0
+    assert f"fine-tuned from: donor.pt (sha256 {sha256_file(donor)[:16]}" in capsys.readouterr().out
+    weights = load_model(donor).net.state_dict()
+    assert all(torch.equal(tuned["state_dict"][f"net.{k}"], v) for k, v in weights.items())
+    # resuming (with a learning rate now): the checkpoint's weights and record, not the donor's again
+    edit_checkpoint(last, lambda c: [v.add_(1.0) for k, v in c["state_dict"].items() if k.startswith("net.")])
+    assert cli_fit(path, "--trainer.max_steps", "2", "--model.lr", "0", "--model.init_from", str(donor),
+                   "--ckpt_path", "last") == 0
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["global_step"] == 2 and resumed["init_from"]["sha256"] == sha256_file(donor)
+    assert all(torch.equal(resumed["state_dict"][f"net.{k}"], v + 1.0) for k, v in weights.items())
+    shutil.rmtree(runs)
+    assert cli_fit(path, "--trainer.max_steps", "1", "--model.lr", "0", "--seed_everything", "6") == 0
+    fresh = torch.load(last, weights_only=True)["state_dict"]
+    assert not all(torch.equal(fresh[f"net.{k}"], v) for k, v in weights.items())
+    assert "init_from" not in torch.load(last, weights_only=True)
+    shutil.rmtree(runs)
+    capsys.readouterr()
+    assert cli_fit(path, "--trainer.max_steps", "1", "--model.init_from", "hybrid_pm4") != 0
+    assert "model.init_from hybrid_pm4: its network differs from model.network (theirs, ours): {'" in \
+        capsys.readouterr().err
 
 
 def test_build_options_and_recipe_normalisation(tmp_path, capsys):

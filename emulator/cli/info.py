@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if "training" in meta:
         n_lines = len(meta["training"].get("config", "").splitlines())
         print(f"training config: stored in the model file ({n_lines} lines)")
+    if isinstance(meta.get("init_from"), dict):
+        src = meta["init_from"]
+        print(f"fine-tuned from: {src.get('file')} (sha256 {str(src.get('sha256'))[:16]}...)")
     if meta.get("history"):
         from ..training.history import format_history
 

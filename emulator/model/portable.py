@@ -104,6 +104,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[st
         "cell_size": float(sd["cell_size"]),
         "base": BaseRecipe.from_dict(ckpt.get("base"), where=f"{checkpoint}: base").to_dict(),
         "metadata": {"checkpoint": str(checkpoint), "global_step": int(ckpt.get("global_step", 0)),
+                     **({"init_from": dict(ckpt["init_from"])} if isinstance(ckpt.get("init_from"), dict) else {}),
                      **(metadata or {})},
     }
     if any(np.isnan(payload["style_low"])):

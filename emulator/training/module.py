@@ -9,10 +9,13 @@ Loss weights, network sizes and the optimiser live in the YAML configs under ``c
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torchmetrics import Metric
 
@@ -24,6 +27,16 @@ from ..model import StyledUNet, periodic_forward
 __all__ = ["FieldEmulator", "SpectrumSums"]
 
 DEFAULT_LOSS_WEIGHTS = {"displacement": 1.0, "velocity": 1.0, "eulerian": 1.0, "power": 0.1, "xi": 0.0}
+
+
+def _network_settings(network: dict | None) -> dict:
+    """Every architecture setting of a StyledUNet built from ``network`` (defaults filled in; the output layer's
+    initial scale, which only sets starting weights, left out)."""
+    params = inspect.signature(StyledUNet.__init__).parameters.values()
+    full = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    full.update({"in_channels": 3, "out_channels": 6, "style_dim": 6, **(network or {})})
+    full.pop("out_init_scale", None)
+    return full
 
 
 class SpectrumSums(Metric):
@@ -89,6 +102,11 @@ class FieldEmulator(L.LightningModule):
         ``data.halo = 0``; each box at a random origin and cube symmetry): every convolution reads a circular pad
         instead of a halo (:meth:`emulator.model.StyledUNet.forward`), so no context cells are computed and
         thrown away. The network and its exported file are the same as with crops and a halo.
+    init_from : str, optional
+        Fine-tuning: a model file, or the name of an embedded model (``hybrid_pm4``), whose network weights start
+        the run instead of a random initialisation. Its network settings must equal ``network``; the style
+        bounds and cell size still come from the training set. Read in :meth:`setup`, so a resumed run takes
+        its weights from the checkpoint as usual.
     """
 
     def __init__(
@@ -103,6 +121,7 @@ class FieldEmulator(L.LightningModule):
         log_k_fractions: tuple[float, ...] = (0.125, 0.25, 0.5),
         periodic: bool = False,
         power_kmax_fraction: float | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -120,6 +139,7 @@ class FieldEmulator(L.LightningModule):
         self.val_spectra: SpectrumSums | None = None
         self.last_validation: dict[str, Any] = {}
         self.base: dict | None = None  # the training set's base recipe (emulator.core.pm_base), kept in checkpoints
+        self.init_source: dict | None = None  # init_from's file and sha256, kept in checkpoints
 
     @property
     def halo(self) -> int:
@@ -146,6 +166,8 @@ class FieldEmulator(L.LightningModule):
                     "training set's prior, redshift range or cell size differs from the checkpoint's style bounds "
                     "and cell size (data.path)"
                 )
+        if self.hparams.init_from and stage == "fit":
+            self._initialise_from(self.hparams.init_from, dm)
         base = dm.read_info().base.to_dict()
         if self.base is None:
             self.base = base
@@ -163,8 +185,34 @@ class FieldEmulator(L.LightningModule):
         elif dm.hparams.halo < self.halo:
             raise ValueError(f"data.halo={dm.hparams.halo} is smaller than the network halo {self.halo}")
 
+    def _initialise_from(self, path: str, dm: Any) -> None:
+        """Copy the network weights of a model file (``init_from``): its network settings must be ours; a donor
+        trained on other style bounds or another base is warned about (the inputs then mean something else)."""
+        from ..core.provenance import sha256_file
+        from ..model.header import read_header, resolve_model_path
+        from ..model.portable import load_model
+
+        header = read_header(path)
+        ours, theirs = _network_settings(self.hparams.network), _network_settings(header.network)
+        if ours != theirs:
+            diff = {k: (theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v}
+            raise ValueError(f"model.init_from {path}: its network differs from model.network (theirs, ours): {diff}")
+        low, high = dm.style_bounds
+        base = dm.read_info().base
+        if not (np.allclose(header.style_low, low) and np.allclose(header.style_high, high)):
+            warnings.warn(f"model.init_from {path}: trained on other style bounds (parameter hull or redshift "
+                          f"range) than data.path: its conditioning inputs change meaning", stacklevel=2)
+        if BaseRecipe.from_dict(header.base) != base:
+            warnings.warn(f"model.init_from {path}: it corrects {BaseRecipe.from_dict(header.base).label()}, the "
+                          f"training set {base.label()}", stacklevel=2)
+        self.net.load_state_dict(load_model(path).net.state_dict())
+        file = resolve_model_path(path)
+        self.init_source = {"path": str(path), "file": file.name, "sha256": sha256_file(file)}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["base"] = self.base if self.base is not None else {"method": "2lpt"}
+        if self.init_source is not None:  # fine-tuned: the donor's file, kept through resumes and exports
+            checkpoint["init_from"] = self.init_source
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning runs setup() (the training set's base) before it restores a checkpoint: compare here too.
@@ -174,6 +222,7 @@ class FieldEmulator(L.LightningModule):
             raise ValueError(f"the training set's base ({BaseRecipe.from_dict(self.base).label()}) differs from the "
                              f"checkpoint's ({saved.label()}) (data.path)")
         self.base = saved.to_dict()
+        self.init_source = checkpoint.get("init_from", self.init_source)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Residual over the base ``(B, 6, c, c, c)`` from the base displacement ``(B, 3, c+2h, ...)`` and style
