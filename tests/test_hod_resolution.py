@@ -91,7 +91,7 @@ def test_generate_refuses_an_unresolved_hod_before_computing(tmp_path, monkeypat
     monkeypatch.setattr(api, "emulate_fields", refuse)
     with pytest.raises(ValueError, match=r"% of the galaxies this HOD should make"):
         generate_mocks("planck18", box_size=64.0, out_dir=tmp_path / "m", progress=False, tracer="galaxies",
-                       hod="zheng07_mr20")
+                       hod="zheng07_mr20", resolution=2.0)  # the 2 Mpc/h model: 80% unresolved
     assert not (tmp_path / "m").exists()
 
 
@@ -112,6 +112,6 @@ def test_lightcone_checks_the_hod_at_every_ladder_redshift(tmp_path, monkeypatch
     assert fracs[0] < 0.5 < max(fracs) and worst > 0.3  # z = 0 passes, the deep end is refused
     with pytest.raises(HODResolutionError, match=rf"z={worst:g}\)"):
         generate_mocks("planck18", redshift=0.0, box_size=128.0, out_dir=tmp_path / "m", progress=False,
-                       tracer="galaxies", hod="zheng07_mr21p5", min_members=40,
+                       tracer="galaxies", hod="zheng07_mr21p5", min_members=40, resolution=2.0,
                        cutsky={"redshift_range": [0.0, 0.7], "lightcone": True})
     assert not (tmp_path / "m").exists()

@@ -102,10 +102,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--overwrite", action="store_true",
                    help="replace mock files already in --out; without it, a file with the same parameters is kept "
                         "and one with other parameters stops the run")
-    o.add_argument("--model", default=None, help=_no_default("model file, or the name of an embedded model: hybrid_pm4 (a "
-                                                            "network over PM with 4 steps: more accurate, ~0.9 s per "
-                                                            "64^3 mock, whole box in memory); default: the embedded "
-                                                            "2LPT-base model (0.25 s)"))
+    o.add_argument("--model", default=None, help=_no_default(
+        "model file, or the name of an embedded model: hybrid_pm4 (a network over PM with 4 steps: more accurate, "
+        "~0.9 s per 64^3 mock, whole box in memory), hybrid_pm4_1mpc (the same at 1 Mpc/h particle spacing); "
+        "default: the embedded model at the spacing the tracer needs: the 2LPT-base model at 2 Mpc/h (0.25 s), "
+        "or hybrid_pm4_1mpc when galaxies of the HOD or halos of the minimum mass need it and no memory cap is set "
+        "(a line on stderr says so)"))
+    o.add_argument("--resolution", type=float, default=None, metavar="MPC",
+                   help=_no_default("particle spacing of the embedded model to use, Mpc/h: 2 or 1 (hybrid_pm4_1mpc: "
+                                    "8x the particles of a box, halos from ~2e12 Msun/h) (default: from the tracer)"))
     o.add_argument("--device", default="cpu", help="torch device: cpu or cuda (cuda:<index>)")
     o.add_argument("--tile", type=int, default=None,
                    help=_no_default("network tile size in cells, for memory (default: whole box up to 128^3, else "
@@ -179,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         linking_length=args.linking_length, min_members=args.min_members, min_mass=args.min_mass, hod=hod,
         bias=bias, rsd_axis=args.rsd_axis, cutsky=cutsky, hod_seed=args.hod_seed, force_hod=args.force_hod,
         randoms_seed=args.randoms_seed, max_memory=args.max_memory, fof_overlap=args.fof_overlap,
+        resolution=args.resolution, on_choice=lambda line: print(line, file=sys.stderr),
         log=(lambda line: print(line, file=sys.stderr)) if args.max_memory is not None else None,
     )
     kept = set(paths.skipped)

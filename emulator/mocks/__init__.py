@@ -19,6 +19,8 @@ the generated particles leave torch once, in :mod:`.catalogs` (inputs are conver
 * :mod:`.lightcone`, :mod:`.lightcone_mocks` -- lightcones from one realization generated at a ladder of
   redshifts (particles interpolated where they cross the past light cone; periodic replicas).
 * :mod:`.massfunction` -- Tinker et al. (2008) mass function and the HOD resolution check (``check_hod_resolution``).
+* :mod:`.model_choice` -- the embedded model a request needs: the coarsest particle spacing (2 or 1 Mpc/h) that
+  resolves its tracer (``choose_model``).
 * :mod:`.fkp` -- FKP (Yamamoto) power spectrum multipoles of a cut-sky catalog with randoms (``fkp_multipoles``).
 * :mod:`.io` (with :mod:`.catalog`, :mod:`.io_hdf5`, :mod:`.io_fits`) -- HDF5/FITS catalog files, atomic
   (``write_catalog(s)``, ``read_catalog``).
@@ -50,6 +52,7 @@ _LAZY = {
     "read_catalog": "io",
     "fkp_multipoles": "fkp",
     "check_hod_resolution": "massfunction",
+    "choose_model": "model_choice",
     "load_footprint": "mask",
     "read_nz": "nz",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -102,6 +103,8 @@ def generate_mocks(
     max_memory: float | None = None,
     fof_overlap: float | None = None,
     log: Any = None,
+    resolution: float | None = None,
+    on_choice: Any = None,
     **tracer_options: Any,
 ) -> MockPaths:
     """Generate mock catalogs, one file per realization (``mock_<seed>.hdf5`` or ``.fits``) in ``out_dir``.
@@ -128,7 +131,14 @@ def generate_mocks(
         Output folder, created if missing; it must be writable.
     format : {"hdf5", "fits"}
     model
-        A loaded model, a model file, or None for the embedded default.
+        A loaded model, a model file, or None: the embedded model whose particle spacing the tracer needs
+        (:func:`emulator.mocks.model_choice.choose_model`: ``default`` at 2 Mpc/h unless the HOD's galaxies or
+        ``min_mass`` need the 1 Mpc/h model; with ``max_memory``, only models that can be streamed).
+    resolution : float, optional
+        Particle spacing in Mpc/h of the embedded model to use (2 or 1); not with ``model``.
+    on_choice : callable, optional
+        Receives the line naming the embedded model chosen for the tracer when it is not the 2 Mpc/h default
+        (default: a ``UserWarning``).
     device : str
         ``cpu`` or ``cuda[:index]``.
     allow_extrapolation : bool
@@ -175,6 +185,19 @@ def generate_mocks(
         raise ValueError(f"redshift must be finite and >= 0, got {redshift}")
     seeds = _seeds(seeds, n_realizations, base_seed)
     device = str(check_device(rank_device(str(device))))  # cuda -> cuda:LOCAL_RANK under torchrun
+    if model is not None and resolution is not None:
+        raise ValueError("give a model (--model) or a resolution (--resolution), not both")
+    if model is None:
+        from .model_choice import choose_model
+
+        zs = [redshift]
+        if opts.cutsky is not None and opts.cutsky.get("lightcone"):  # the objects come from the ladder
+            from .lightcone import check_ladder
+            from .lightcone_mocks import ladder_of
+
+            zs = check_ladder(ladder_of(opts.cutsky), *(float(z) for z in opts.cutsky["redshift_range"]))
+        model = choose_model(opts, cosmo, zs, resolution, streamable_only=max_memory is not None,
+                             log=on_choice or (lambda line: warnings.warn(line, stacklevel=4)))
     if not isinstance(model, EmulatorModel):
         model = load_model(model, device=device)
     model.base.check_redshift(redshift)  # a PM base starts at its z_init
