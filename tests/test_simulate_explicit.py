@@ -150,3 +150,26 @@ def test_converged_suites_are_disjoint_and_the_test_suite_holds_corners():
     for d, p in zip(test, points):
         by_cosmology.setdefault(tuple(np.round(p, 12)), set()).add(d["seed"])
     assert len(by_cosmology) >= 8 and all(len(s) >= 2 for s in by_cosmology.values())  # >= 2 realizations each
+
+
+def test_the_1mpc_suites_share_the_recipe_at_half_the_spacing_and_are_disjoint():
+    """configs/suite_converged_1mpc*.yaml (the 1 Mpc/h model, issue 13): the converged recipe of the 2 Mpc/h
+    suites in a 64 Mpc/h box; training and test suites disjoint in seeds and cosmologies, and from every other
+    converged suite in seeds; the test suite holds the 2 Mpc/h test cosmologies, two seeds each."""
+    ref = load_suite_config(CONFIGS / "suite_converged.yaml")
+    train, test = (load_suite_config(CONFIGS / f"suite_converged_1mpc{s}.yaml") for s in ("", "_test"))
+    for cfg in (train, test):
+        assert (cfg.box_size, cfg.ngrid) == (64.0, 64) and cfg.simulation == ref.simulation
+        assert np.array_equal(cfg.low, ref.low) and np.array_equal(cfg.high, ref.high)
+    a, b = suite_design(train), suite_design(test)
+    assert len(a) >= 96 and len(b) == 20
+    others = {d["seed"] for name in ("suite_converged", "suite_converged_val", "suite_converged_test")
+              for d in suite_design(load_suite_config(CONFIGS / f"{name}.yaml"))}
+    seeds_a, seeds_b = {d["seed"] for d in a}, {d["seed"] for d in b}
+    assert not seeds_a & seeds_b and not (seeds_a | seeds_b) & others and len(seeds_b) == 20
+    pa = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in a])
+    pb = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in b])
+    assert np.abs((pa[:, None] - pb[None]) / (ref.high - ref.low)).max(axis=-1).min() > 1e-3
+    ref_test = {tuple(Cosmology.from_mapping(d["cosmology"]).to_array())
+                for d in suite_design(load_suite_config(CONFIGS / "suite_converged_test.yaml"))}
+    assert {tuple(p) for p in pb} == ref_test
