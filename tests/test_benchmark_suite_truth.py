@@ -158,18 +158,26 @@ def test_missing_truth_simulations_run_in_torchrun_processes_with_the_same_parti
     assert not any("torchrun" in line for line in lines)
 
 
-@pytest.mark.parametrize("folder, redshift", [("hybrid_standard", 0.0), ("hybrid_standard_z0.5", 0.5),
-                                              ("hybrid_standard_z1", 1.0)])
-def test_the_committed_hybrid_reports_grade_the_committed_hybrid_model(folder, redshift):
-    """benchmarks/results/hybrid_standard*: the shipped hybrid model (same bytes) on the held-out test suite."""
+GRADED = "configs/benchmarks/standard_generator_only.yaml", "hybrid_pm4"
+GRADED_1MPC = "configs/benchmarks/standard_1mpc.yaml", "hybrid_pm4_1mpc"
+
+
+@pytest.mark.parametrize("folder, redshift, graded", [
+    ("hybrid_standard", 0.0, GRADED), ("hybrid_standard_z0.5", 0.5, GRADED), ("hybrid_standard_z1", 1.0, GRADED),
+    ("hybrid_1mpc_standard", 0.0, GRADED_1MPC), ("hybrid_1mpc_standard_z0.5", 0.5, GRADED_1MPC),
+    ("hybrid_1mpc_standard_z1", 1.0, GRADED_1MPC)])
+def test_the_committed_hybrid_reports_grade_the_committed_hybrid_models(folder, redshift, graded):
+    """benchmarks/results/hybrid_*standard*: a shipped hybrid model (same bytes) on its held-out test suite
+    (2 Mpc/h: configs/suite_converged_test.yaml; 1 Mpc/h: configs/suite_converged_1mpc_test.yaml)."""
     from emulator.core.provenance import sha256_file
 
+    config, model = graded
     data = json.loads((ROOT / "benchmarks" / "results" / folder / "results.json").read_text())
-    cfg = load_config("standard", ROOT / "configs" / "benchmarks" / "standard_generator_only.yaml")
+    cfg = load_config("standard", ROOT / config)
     design = suite_design(load_suite_config(resolve_repo_path(cfg["truth"]["suite"])))
-    assert data["config"]["config_file"] == "configs/benchmarks/standard_generator_only.yaml"
-    assert data["config"]["truth"]["suite"] == "configs/suite_converged_test.yaml"
+    assert data["config"]["config_file"] == config
+    assert data["config"]["truth"]["suite"] == cfg["truth"]["suite"]
     assert [e["seed"] for e in data["per_cosmology"]] == [d["seed"] for d in design]
     assert data["setup"]["redshift"] == redshift
-    assert data["model"]["path"] == "emulator/models/hybrid_pm4.pt"
-    assert data["model"]["sha256"] == sha256_file(ROOT / "emulator" / "models" / "hybrid_pm4.pt")
+    assert data["model"]["path"] == f"emulator/models/{model}.pt"
+    assert data["model"]["sha256"] == sha256_file(ROOT / "emulator" / "models" / f"{model}.pt")
