@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ..core.cosmology import Cosmology, particle_mass_from_cosmology
 from ..model.header import MODELS_DIR, read_header
+from .catalogs import resolved_mass
 
 __all__ = ["RESOLUTION_MODELS", "available_resolutions", "choose_model"]
 
@@ -97,8 +98,7 @@ def choose_model(opts: Any, cosmology: Cosmology, redshifts: list[float], resolu
     if opts.tracer == "galaxies":
         fractions = {}
         for cell in cells:
-            mmin = max(opts.min_members * particle_mass_from_cosmology(cosmology.Omega_m, cell, 1),
-                       opts.min_mass or 0.0)
+            mmin = resolved_mass(opts, cosmology, cell, 1)  # one particle per cell of side ``cell``
             fractions[cell] = _worst_unresolved(opts, cosmology, redshifts, mmin)
         from .massfunction import WARN_FRACTION
 

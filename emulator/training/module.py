@@ -188,26 +188,25 @@ class FieldEmulator(L.LightningModule):
     def _initialise_from(self, path: str, dm: Any) -> None:
         """Copy the network weights of a model file (``init_from``): its network settings must be ours; a donor
         trained on other style bounds or another base is warned about (the inputs then mean something else)."""
-        from ..core.provenance import sha256_file
-        from ..model.header import read_header, resolve_model_path
+        from pathlib import Path
+
         from ..model.portable import load_model
 
-        header = read_header(path)
-        ours, theirs = _network_settings(self.hparams.network), _network_settings(header.network)
+        donor = load_model(path)  # one read: network settings, style bounds, base, sha256
+        ours, theirs = _network_settings(self.hparams.network), _network_settings(donor.net.config)
         if ours != theirs:
             diff = {k: (theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v}
             raise ValueError(f"model.init_from {path}: its network differs from model.network (theirs, ours): {diff}")
         low, high = dm.style_bounds
         base = dm.read_info().base
-        if not (np.allclose(header.style_low, low) and np.allclose(header.style_high, high)):
+        if not (np.allclose(donor.style_low, low) and np.allclose(donor.style_high, high)):
             warnings.warn(f"model.init_from {path}: trained on other style bounds (parameter hull or redshift "
                           f"range) than data.path: its conditioning inputs change meaning", stacklevel=2)
-        if BaseRecipe.from_dict(header.base) != base:
-            warnings.warn(f"model.init_from {path}: it corrects {BaseRecipe.from_dict(header.base).label()}, the "
-                          f"training set {base.label()}", stacklevel=2)
-        self.net.load_state_dict(load_model(path).net.state_dict())
-        file = resolve_model_path(path)
-        self.init_source = {"path": str(path), "file": file.name, "sha256": sha256_file(file)}
+        if donor.base != base:
+            warnings.warn(f"model.init_from {path}: it corrects {donor.base.label()}, the training set "
+                          f"{base.label()}", stacklevel=2)
+        self.net.load_state_dict(donor.net.state_dict())
+        self.init_source = {"path": str(path), "file": Path(donor.path).name, "sha256": donor.sha256}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["base"] = self.base if self.base is not None else {"method": "2lpt"}
