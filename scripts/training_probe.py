@@ -30,7 +30,8 @@ def main() -> None:
     data_cfg = dict(cfg["data"], **({"path": args.data} if args.data else {}))
     dm = FieldDataModule(**data_cfg)
     dm.setup("fit")
-    keys = ("network", "loss_weights", "eulerian_log", "lr", "periodic", "power_kmax_fraction")
+    keys = ("network", "loss_weights", "eulerian_log", "lr", "periodic", "power_kmax_fraction",
+            "power_refine")
     model_cfg = {k: v for k, v in cfg["model"].items() if k in keys}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     module = FieldEmulator(**model_cfg).to(device)

@@ -28,23 +28,32 @@ __all__ = [
 ]
 
 
-def painted_overdensity(disp: torch.Tensor, window: str = "cic") -> torch.Tensor:
-    """Overdensity of the particles ``q + disp`` painted on the crop's own mesh.
+def painted_overdensity(disp: torch.Tensor, window: str = "cic", refine: int = 1) -> torch.Tensor:
+    """Overdensity of the particles ``q + disp`` painted on the crop's own mesh or a finer one.
 
     Parameters
     ----------
     disp : torch.Tensor
         Displacements in cell units, ``(B, 3, c, c, c)``.
+    window : {"ngp", "cic", "tsc"}
+        Mass-assignment window.
+    refine : int
+        Mesh points per particle cell and axis: the mesh has ``refine * c`` points per side (cells of
+        ``1 / refine`` particle spacings), so its Nyquist wavenumber is ``refine`` times the particles'.
 
     Returns
     -------
     torch.Tensor
-        ``(B, c, c, c)`` overdensity ``n_particles / 1 - 1`` (one particle per cell on average).
+        ``(B, refine c, refine c, refine c)`` overdensity ``n_particles refine^3 - 1`` (one particle per
+        particle cell on average).
     """
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 1:
+        raise ValueError(f"painting refine must be a positive integer, got {refine!r}")
     b, _, c = disp.shape[:3]
     q = lagrangian_grid(c, float(c), dtype=disp.dtype, device=disp.device)
-    out = [paint(q + vector_field_to_particles(disp[i]), c, float(c), window=window) for i in range(b)]
-    return torch.stack(out) - 1.0
+    n = refine * c
+    out = [paint(q + vector_field_to_particles(disp[i]), n, float(c), window=window) for i in range(b)]
+    return torch.stack(out) * float(refine) ** 3 - 1.0
 
 
 def lagrangian_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -70,22 +79,26 @@ def check_kmax_fraction(value: object, name: str = "power kmax_fraction") -> flo
 
 
 def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None,
-               kmax_fraction: float | None = None) -> torch.Tensor:
+               kmax_fraction: float | None = None, box: float | None = None) -> torch.Tensor:
     """Mean over k bins of ``(log P_pred(k) - log P_true(k))^2`` on the crops (box of ``c`` cells).
+
+    ``box`` is the crop's side in particle cells when the meshes are finer than the particle grid (painted with
+    ``refine``: ``box = n / refine`` for ``n`` mesh points per side); the bins then reach ``refine`` times the
+    particles' Nyquist wavenumber, and ``kmax_fraction`` is a fraction of the mesh's.
 
     The target's power is treated as a constant; bins run from the crop's fundamental to its Nyquist frequency,
     or to ``kmax_fraction`` of it (``0 < kmax_fraction <= 1``; the bins near the Nyquist frequency otherwise
     outnumber the rest, and there the target holds power that no function of the input predicts).
     """
     c = delta_pred.shape[-1]
-    box = float(c)
+    box = float(c) if box is None else float(box)
     kmax = None
     fraction = check_kmax_fraction(kmax_fraction)
     if fraction is not None:
         last = math.floor(fraction * c / 2)  # last whole bin (width k_f) below the fraction of k_Nyq
         if last < 1:
             raise ValueError(f"power kmax_fraction={kmax_fraction} leaves no k bin on a crop of {c} cells")
-        kmax = (last + 0.5) * 2.0 * math.pi / c  # crop units (cell = 1): the default edges, cut; 1.0 = default
+        kmax = (last + 0.5) * 2.0 * math.pi / box  # crop units (particle cell = 1): the default edges, cut
     p_pred = power_spectrum(delta_pred, box, nbins=nbins, kmax=kmax).power
     p_true = power_spectrum(delta_true.detach(), box, nbins=nbins, kmax=kmax).power
     tiny = torch.finfo(p_pred.dtype).tiny
