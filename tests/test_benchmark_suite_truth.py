@@ -125,16 +125,26 @@ def test_the_full_tier_is_converged_paired_in_seeds_and_has_100_realizations():
     cfg = load_config("full")
     test_suite = load_suite_config(resolve_repo_path("configs/suite_converged_test.yaml"))
     truth = cfg["truth"]
-    assert truth["source"] == "simulate" and truth["simulation"] == suite_recipe(test_suite)
-    assert len(truth["seeds"]) == len(truth["cosmologies"]) == len(set(truth["seeds"]))  # one seed per entry
+    assert truth["source"] == "suite"  # cached and resumable: the truth may be made over several sittings
+    suite = load_suite_config(resolve_repo_path(truth["suite"]))
+    assert suite_recipe(suite) == suite_recipe(test_suite) and suite.simulation["output_redshifts"] == [2, 1, 0.5, 0]
+    assert (suite.ngrid, suite.box_size) == (cfg["ngrid"], 256.0) == (128, 2.0 * test_suite.box_size)
+    design = suite_design(suite)
+    assert len({d["seed"] for d in design}) == len(design)  # one seed per entry
+    def key(d):
+        return tuple(round(float(d["cosmology"][k]), 6) for k in ("Omega_m", "Omega_b", "h", "n_s", "sigma8"))
+
     seeds: dict = {}
-    for spec, seed in zip(truth["cosmologies"], truth["seeds"]):
-        seeds.setdefault(tuple(float(spec[k]) for k in ("Omega_m", "Omega_b", "h", "n_s", "sigma8")), set()).add(seed)
+    for d in design:
+        seeds.setdefault(key(d), set()).add(d["seed"])
     assert len(seeds) >= 8 and all(len(s) >= 2 for s in seeds.values())
     assert {(om, s8) for om, _, _, _, s8 in seeds} >= {(0.24, 0.7), (0.24, 0.9), (0.4, 0.7), (0.4, 0.9)}
-    used = {d["seed"] for name in ("suite_converged", "suite_converged_val", "suite_converged_test")
+    assert set(seeds) == {key(d) for d in suite_design(test_suite)}  # the test suite's cosmologies
+    suites = ("suite_converged", "suite_converged_val", "suite_converged_test", "suite_converged_1mpc",
+              "suite_converged_1mpc_test")
+    used = {d["seed"] for name in suites
             for d in suite_design(load_suite_config(resolve_repo_path(f"configs/{name}.yaml")))}
-    assert not used & set(truth["seeds"])
+    assert not used & {d["seed"] for d in design}
     assert cfg["covariance"]["realizations"] >= 100 and cfg["covariance"]["simulation"]["steps"] >= 12
     assert {"pm6", "pm12", "pm20_3x"} <= set(cfg["contenders"]) and len(cfg["pm"]) >= 3
 
