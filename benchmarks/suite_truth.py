@@ -25,7 +25,7 @@ import torch
 
 from data_prep.readers import read_header, read_snapshot
 from data_prep.simulate.run import wrap_positions
-from data_prep.simulate.suite import SuiteConfig, suite_design, load_suite_config, run_suite
+from data_prep.simulate.suite import SuiteConfig, finished_manifest, load_suite_config, run_suite, suite_design
 from emulator.core.cosmology import Cosmology
 
 from .truth import Mock
@@ -105,9 +105,11 @@ def suite_truth(
     path = Path(path)
     cfg = load_suite_config(path)
     _check(cfg, path, float(redshift), ngrid, box_size)
-    if processes != 1 and str(device).startswith("cpu"):
-        run_suite_parallel(path, cfg, processes, log)
-    manifest = Path(run_suite(cfg, progress=True))
+    manifest = finished_manifest(cfg)  # a finished suite is read without the writers' lock (runs side by side)
+    if manifest is None:
+        if processes != 1 and str(device).startswith("cpu"):
+            run_suite_parallel(path, cfg, processes, log)
+        manifest = Path(run_suite(cfg, progress=True))
     out = manifest.parent
     records = json.loads(manifest.read_text())["simulations"]
     mocks, notes = [], [f"truth: suite {cfg.name} ({path}), {len(records)} simulations in {out}, "

@@ -17,7 +17,8 @@ from benchmarks.contenders import write_identity_model
 from benchmarks.run import run_tier
 from benchmarks.suite_truth import suite_recipe, suite_truth
 from data_prep.simulate.run import run_simulation
-from data_prep.simulate.suite import suite_design, load_suite_config
+from data_prep.simulate.suite import finished_manifest, load_suite_config, suite_design
+from emulator.core.locks import exclusive_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = {"z_init": 9.0, "steps": 3, "force_factor": 2, "output_redshifts": [1.0, 0.0]}
@@ -52,6 +53,25 @@ def test_suite_truth_is_made_once_then_reused_in_lagrangian_order(tmp_path):
     again, _, _ = suite_truth(path, 1.0, ngrid=8, box_size=64.0, log=lambda m: None)  # reused, not rerun
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "suite").glob("*/done.json")) == stamps
     assert all(m.redshift == pytest.approx(1.0) for m in again)
+
+
+def test_a_finished_suite_is_read_while_another_process_holds_the_writers_lock(tmp_path):
+    """Benchmark runs side by side on one finished suite: the reader takes no lock (was: BusyError); an
+    unfinished suite still needs the writer's lock."""
+    torch.set_num_threads(1)
+    path = _suite(tmp_path)
+    cfg = load_suite_config(path)
+    assert finished_manifest(cfg) is None  # nothing made yet
+    suite_truth(path, 0.0, ngrid=8, box_size=64.0, log=lambda m: None)
+    manifest = finished_manifest(cfg)
+    assert manifest == tmp_path / "suite" / "manifest.json"
+    with exclusive_lock(tmp_path / "suite" / "simulate.lock", "held by the test"):
+        mocks, _, _ = suite_truth(path, 1.0, ngrid=8, box_size=64.0, log=lambda m: None)
+        assert [m.seed for m in mocks] == [61, 62]
+    other = load_suite_config(_suite(tmp_path, steps=4))  # same folder, other recipe: not finished for it
+    assert finished_manifest(other) is None
+    (tmp_path / "suite" / "b" / "done.json").unlink()
+    assert finished_manifest(cfg) is None
 
 
 @pytest.mark.parametrize("kwargs, match", [({"ngrid": 16}, "ngrid 8 differs"), ({"box_size": 32.0}, "box_size 64"),

@@ -39,7 +39,10 @@ from emulator.core.distributed import all_gather_objects, barrier, init_if_neede
 from .explicit import explicit_design
 from .run import SIMULATOR_VERSION, run_simulation
 
-__all__ = ["SuiteConfig", "latin_hypercube", "run_suite", "load_suite_config", "simulation_inputs", "suite_design"]
+__all__ = [
+    "SuiteConfig", "latin_hypercube", "run_suite", "finished_manifest", "load_suite_config", "simulation_inputs",
+    "suite_design",
+]
 
 _SIM_KEYS = {
     "z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient",
@@ -187,6 +190,28 @@ def _finished(out: Path, design: list[dict], expected: dict[str, dict]) -> tuple
         else:
             done[sid] = record
     return done, stale
+
+
+def finished_manifest(cfg: SuiteConfig) -> Path | None:
+    """The suite's ``manifest.json`` when every simulation of its design is finished from this config's inputs.
+
+    A read-only check that takes no lock, so any number of readers (benchmark runs side by side) can use a
+    finished suite while :func:`run_suite` keeps its exclusive lock for writers. None when anything is missing,
+    was made from other inputs, or the manifest does not list exactly the design's simulations.
+    """
+    out = Path(cfg.out_dir)
+    manifest = out / "manifest.json"
+    if not manifest.is_file():
+        return None
+    design = suite_design(cfg)
+    done, stale = _finished(out, design, {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design})
+    if stale or len(done) != len(design):
+        return None
+    try:
+        listed = [rec["sim_id"] for rec in json.loads(manifest.read_text())["simulations"]]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    return manifest if listed == [sim["sim_id"] for sim in design] else None
 
 
 def _redo(sdir: Path) -> None:
