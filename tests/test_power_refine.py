@@ -44,18 +44,21 @@ def test_refined_mesh_measures_the_same_large_scale_power():
     assert torch.allclose(p2.power[good], p1.power[good], rtol=0.02)
 
 
-def test_power_loss_bins_reach_the_refined_nyquist():
-    """On a mesh of 2c points for a crop of c particle cells, the bins run to twice the particles' Nyquist
-    wavenumber; kmax_fraction 0.5 stops at the particles' own."""
+def test_the_refined_power_term_reaches_twice_the_particles_nyquist():
+    """On a mesh of 2 points per particle cell, power above the particles' Nyquist wavenumber enters the loss;
+    kmax_fraction 0.5 (of the fine mesh's Nyquist) stops the bins at the particles'."""
     c, refine = 8, 2
     n = refine * c
     g = torch.Generator().manual_seed(3)
     true = torch.randn((2, n, n, n), generator=g, dtype=torch.float64)
-    kk = k_magnitude(n, float(c), dtype=torch.float64)  # box of c particle cells: particle k_Nyq = pi
+    kk = k_magnitude(n, float(c), dtype=torch.float64)  # a box of c particle cells: the particles' k_Nyq = pi
     pred = to_real(to_fourier(true) * torch.where(kk > 1.2 * math.pi, 2.0, 1.0), n)  # above the last bin
-    assert power_loss(pred, true, box=float(c)) > 0.05
-    assert power_loss(pred, true, box=float(c), kmax_fraction=0.5) < 1e-20
-    assert power_spectrum(true, float(c)).k.max() > 1.9 * math.pi
+    assert power_loss(pred, true) > 0.05
+    assert power_loss(pred, true, kmax_fraction=0.5) < 1e-20
+    disp = _smooth_displacement(c=c)
+    bins = power_spectrum(painted_overdensity(disp, refine=2)[0], float(c)).k
+    assert bins.numel() == 2 * power_spectrum(painted_overdensity(disp)[0], float(c)).k.numel()
+    assert float(bins.max()) == pytest.approx(2 * math.pi, rel=0.05)  # 2 x the particles' k_Nyq (cell units)
 
 
 def test_module_paints_the_power_term_on_the_refined_mesh(monkeypatch):
@@ -63,18 +66,25 @@ def test_module_paints_the_power_term_on_the_refined_mesh(monkeypatch):
 
     seen = []
 
-    def spy(p, t, kmax_fraction=None, box=None):
-        seen.append((tuple(p.shape), tuple(t.shape), box))
+    def spy(p, t, kmax_fraction=None):
+        seen.append((p, t))
         return torch.zeros(())
 
     monkeypatch.setattr(module, "power_loss", spy)
     c = 8
-    batch = {"input": torch.zeros(1, 3, c, c, c), "lpt": torch.zeros(1, 6, c, c, c),
-             "target": torch.zeros(1, 6, c, c, c), "style": torch.zeros(1, 6)}
+    g = torch.Generator().manual_seed(5)
+    batch = {"input": torch.zeros(1, 3, c, c, c), "lpt": 0.3 * torch.randn(1, 6, c, c, c, generator=g),
+             "target": 0.3 * torch.randn(1, 6, c, c, c, generator=g), "style": torch.zeros(1, 6)}
     m = FieldEmulator(network={"base_channels": 4, "depth": 1}, periodic=True, power_refine=2)
-    losses, fields = m._step(batch)
-    assert seen == [((1, 2 * c, 2 * c, 2 * c), (1, 2 * c, 2 * c, 2 * c), float(c))]
+    _, fields = m._step(batch)
+    p, t = seen.pop()
+    assert p.shape == t.shape == (1, 2 * c, 2 * c, 2 * c)
+    assert torch.equal(t, painted_overdensity(batch["lpt"][:, :3] + batch["target"][:, :3], refine=2))
     assert fields["delta_pred"].shape == (1, c, c, c)  # the Eulerian term and logged spectra: the crop's mesh
+    m1 = FieldEmulator(network={"base_channels": 4, "depth": 1}, periodic=True)  # default: the crop mesh itself
+    _, fields1 = m1._step(batch)
+    p1, t1 = seen.pop()
+    assert p1 is fields1["delta_pred"] and t1 is fields1["delta_true"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])

@@ -2,7 +2,8 @@
 
 All functions take fields in Lagrangian-cell units on crops of ``c^3`` particles (see :mod:`emulator.training.trainingset`):
 displacements ``(B, 3, c, c, c)`` in cells. Eulerian quantities are computed by moving the crop's particles
-``q + psi`` and painting them (CIC, differentiable, periodic over the crop) onto a ``c^3`` mesh of unit cells;
+``q + psi`` and painting them (CIC, differentiable, periodic over the crop) onto a ``c^3`` mesh of unit cells (or
+a ``refine`` times finer one, for the power term's small scales);
 because painting conserves the particle number exactly, the Eulerian term also enforces mass conservation of
 the predicted particles. Two-point terms use the core estimators of :mod:`emulator.core.stats`.
 """
@@ -79,26 +80,27 @@ def check_kmax_fraction(value: object, name: str = "power kmax_fraction") -> flo
 
 
 def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None,
-               kmax_fraction: float | None = None, box: float | None = None) -> torch.Tensor:
-    """Mean over k bins of ``(log P_pred(k) - log P_true(k))^2`` on the crops (box of ``c`` cells).
+               kmax_fraction: float | None = None) -> torch.Tensor:
+    """Mean over k bins of ``(log P_pred(k) - log P_true(k))^2`` on meshes of ``n^3`` points.
 
-    ``box`` is the crop's side in particle cells when the meshes are finer than the particle grid (painted with
-    ``refine``: ``box = n / refine`` for ``n`` mesh points per side); the bins then reach ``refine`` times the
-    particles' Nyquist wavenumber, and ``kmax_fraction`` is a fraction of the mesh's.
+    The bins (width the fundamental) run to the mesh's Nyquist wavenumber: on a mesh painted with ``refine``
+    points per particle cell and axis (:func:`painted_overdensity`) that is ``refine`` times the particles', and
+    ``kmax_fraction`` is a fraction of the mesh's, not the particles'. The value does not depend on the box's
+    units (both spectra scale alike), so the mesh is taken as ``n`` unit cells.
 
     The target's power is treated as a constant; bins run from the crop's fundamental to its Nyquist frequency,
     or to ``kmax_fraction`` of it (``0 < kmax_fraction <= 1``; the bins near the Nyquist frequency otherwise
     outnumber the rest, and there the target holds power that no function of the input predicts).
     """
     c = delta_pred.shape[-1]
-    box = float(c) if box is None else float(box)
+    box = float(c)
     kmax = None
     fraction = check_kmax_fraction(kmax_fraction)
     if fraction is not None:
         last = math.floor(fraction * c / 2)  # last whole bin (width k_f) below the fraction of k_Nyq
         if last < 1:
-            raise ValueError(f"power kmax_fraction={kmax_fraction} leaves no k bin on a crop of {c} cells")
-        kmax = (last + 0.5) * 2.0 * math.pi / box  # crop units (particle cell = 1): the default edges, cut
+            raise ValueError(f"power kmax_fraction={kmax_fraction} leaves no k bin on a mesh of {c} points")
+        kmax = (last + 0.5) * 2.0 * math.pi / box  # mesh units (cell = 1): the default edges, cut; 1.0 = default
     p_pred = power_spectrum(delta_pred, box, nbins=nbins, kmax=kmax).power
     p_true = power_spectrum(delta_true.detach(), box, nbins=nbins, kmax=kmax).power
     tiny = torch.finfo(p_pred.dtype).tiny

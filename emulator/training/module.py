@@ -95,7 +95,12 @@ class FieldEmulator(L.LightningModule):
         The power term paints both particle sets on a mesh of ``power_refine`` points per particle cell and
         axis, so its bins reach ``power_refine`` times the particles' Nyquist wavenumber: the clustering inside
         a particle cell (halo cores) enters the loss as a statistic, not point by point (small-scale weighting,
-        issue 11 (d)). Default 1: the crop's own mesh. The Eulerian term and the logged spectra stay on it.
+        issue 11 (d)). Default 1: the crop's own mesh. The Eulerian term and the logged P(k) ratios and r(k)
+        stay on it; ``val/power`` and ``val/total`` depend on it, and ``power_kmax_fraction`` is then a fraction
+        of the fine mesh's Nyquist wavenumber (0.5 with ``power_refine: 2`` stops at the particles'). At 2 the
+        top bin is centred on the first reciprocal-lattice vector (2 pi per particle spacing), where what is left
+        of the initial grid shows (most at high redshift and in voids): the truth's, matched as part of its
+        clustering.
     lr, weight_decay : float
         AdamW settings; the learning rate follows a linear warm-up then a cosine decay to ``lr * lr_floor``.
     warmup_steps : int
@@ -271,8 +276,7 @@ class FieldEmulator(L.LightningModule):
                     p_pred = painted_overdensity(lpt[:, :3] + pred[:, :3], refine=refine)
                     with torch.no_grad():
                         p_true = painted_overdensity(lpt[:, :3] + target[:, :3], refine=refine)
-                losses["power"] = power_loss(p_pred, p_true, kmax_fraction=self.hparams.power_kmax_fraction,
-                                             box=float(delta_pred.shape[-1]))
+                losses["power"] = power_loss(p_pred, p_true, kmax_fraction=self.hparams.power_kmax_fraction)
             if w["xi"]:
                 losses["xi"] = xi_loss(delta_pred, delta_true)
         losses["total"] = sum(w[k] * v for k, v in losses.items() if w.get(k))
