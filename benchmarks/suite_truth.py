@@ -25,7 +25,8 @@ import torch
 
 from data_prep.readers import read_header, read_snapshot
 from data_prep.simulate.run import wrap_positions
-from data_prep.simulate.suite import SuiteConfig, finished_manifest, load_suite_config, run_suite, suite_design
+from data_prep.simulate.suite import SuiteConfig, finished_simulations, load_suite_config, run_suite, suite_design
+from emulator.core.locks import release_lock, take_lock
 from emulator.core.cosmology import Cosmology
 
 from .truth import Mock
@@ -105,13 +106,23 @@ def suite_truth(
     path = Path(path)
     cfg = load_suite_config(path)
     _check(cfg, path, float(redshift), ngrid, box_size)
-    manifest = finished_manifest(cfg)  # a finished suite is read without the writers' lock (runs side by side)
-    if manifest is None:
+    if finished_simulations(cfg) is None:  # what is missing is made under the writers' exclusive lock
         if processes != 1 and str(device).startswith("cpu"):
             run_suite_parallel(path, cfg, processes, log)
-        manifest = Path(run_suite(cfg, progress=True))
-    out = manifest.parent
-    records = json.loads(manifest.read_text())["simulations"]
+        run_suite(cfg, progress=True)
+    out = Path(cfg.out_dir)
+    lock = out / "simulate.lock"  # read under a shared lock: benchmark runs side by side, no writer meanwhile
+    fd = take_lock(lock, f"another data-prep simulate is writing {out} (lock {lock})", shared=True)
+    try:
+        return _read(cfg, path, out, redshift, device, log)
+    finally:
+        release_lock(lock, fd)
+
+
+def _read(cfg: SuiteConfig, path: Path, out: Path, redshift: float, device, log: Callable[[str], None]):
+    records = finished_simulations(cfg)
+    if records is None:
+        raise ValueError(f"{out}: suite {cfg.name} is not finished from {path}'s inputs (changed by another run?)")
     mocks, notes = [], [f"truth: suite {cfg.name} ({path}), {len(records)} simulations in {out}, "
                         f"recipe {suite_recipe(cfg)}"]
     for rec in records:

@@ -17,8 +17,8 @@ from benchmarks.contenders import write_identity_model
 from benchmarks.run import run_tier
 from benchmarks.suite_truth import suite_recipe, suite_truth
 from data_prep.simulate.run import run_simulation
-from data_prep.simulate.suite import finished_manifest, load_suite_config, suite_design
-from emulator.core.locks import exclusive_lock
+from data_prep.simulate.suite import finished_simulations, load_suite_config, run_suite, suite_design
+from emulator.core.locks import BusyError, exclusive_lock, release_lock, take_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = {"z_init": 9.0, "steps": 3, "force_factor": 2, "output_redshifts": [1.0, 0.0]}
@@ -55,23 +55,35 @@ def test_suite_truth_is_made_once_then_reused_in_lagrangian_order(tmp_path):
     assert all(m.redshift == pytest.approx(1.0) for m in again)
 
 
-def test_a_finished_suite_is_read_while_another_process_holds_the_writers_lock(tmp_path):
-    """Benchmark runs side by side on one finished suite: the reader takes no lock (was: BusyError); an
-    unfinished suite still needs the writer's lock."""
+def test_a_finished_suite_is_read_under_a_shared_lock(tmp_path):
+    """Benchmark runs side by side on one finished suite: readers share the suite's lock (was: BusyError for
+    the second), a writer holding it excludes them, and the records come from the checked markers."""
     torch.set_num_threads(1)
     path = _suite(tmp_path)
     cfg = load_suite_config(path)
-    assert finished_manifest(cfg) is None  # nothing made yet
+    assert finished_simulations(cfg) is None  # nothing made yet
     suite_truth(path, 0.0, ngrid=8, box_size=64.0, log=lambda m: None)
-    manifest = finished_manifest(cfg)
-    assert manifest == tmp_path / "suite" / "manifest.json"
-    with exclusive_lock(tmp_path / "suite" / "simulate.lock", "held by the test"):
+    records = finished_simulations(cfg)
+    assert [(r["sim_id"], r["seed"]) for r in records] == [("a", 61), ("b", 62)]
+    lock = tmp_path / "suite" / "simulate.lock"
+    fd = take_lock(lock, "another reader", shared=True)  # another benchmark reading the same suite
+    try:
         mocks, _, _ = suite_truth(path, 1.0, ngrid=8, box_size=64.0, log=lambda m: None)
         assert [m.seed for m in mocks] == [61, 62]
-    other = load_suite_config(_suite(tmp_path, steps=4))  # same folder, other recipe: not finished for it
-    assert finished_manifest(other) is None
+        with pytest.raises(BusyError, match="a benchmark reading it"):  # a writer must wait for the readers
+            run_suite(cfg)
+    finally:
+        release_lock(lock, fd)
+    with exclusive_lock(lock, "a writer"):
+        with pytest.raises(BusyError, match="another data-prep simulate is writing"):
+            suite_truth(path, 1.0, ngrid=8, box_size=64.0, log=lambda m: None)
+    manifest = json.loads((tmp_path / "suite" / "manifest.json").read_text())
+    manifest["simulations"] = manifest["simulations"][:1]  # a manifest behind its markers is not what is read
+    (tmp_path / "suite" / "manifest.json").write_text(json.dumps(manifest))
+    assert [r["sim_id"] for r in finished_simulations(cfg)] == ["a", "b"]
+    assert finished_simulations(load_suite_config(_suite(tmp_path, steps=4))) is None  # other recipe, same folder
     (tmp_path / "suite" / "b" / "done.json").unlink()
-    assert finished_manifest(cfg) is None
+    assert finished_simulations(cfg) is None
 
 
 @pytest.mark.parametrize("kwargs, match", [({"ngrid": 16}, "ngrid 8 differs"), ({"box_size": 32.0}, "box_size 64"),
@@ -151,6 +163,7 @@ def test_the_full_tier_is_converged_paired_in_seeds_and_has_100_realizations():
     assert (suite.ngrid, suite.box_size) == (cfg["ngrid"], 256.0) == (128, 2.0 * test_suite.box_size)
     design = suite_design(suite)
     assert len({d["seed"] for d in design}) == len(design)  # one seed per entry
+
     def key(d):
         return tuple(round(float(d["cosmology"][k]), 6) for k in ("Omega_m", "Omega_b", "h", "n_s", "sigma8"))
 

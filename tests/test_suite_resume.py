@@ -101,8 +101,8 @@ def test_a_second_simulate_on_the_same_suite_stops_with_one_line(tmp_path, capsy
     try:
         assert main(["simulate", "--config", str(cfg_path), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
-        assert err == (f"data-prep simulate: error: another data-prep simulate is writing {out} "
-                       f"(lock {out / 'simulate.lock'})")
+        assert err == (f"data-prep simulate: error: another process is using {out} (a data-prep simulate "
+                       f"writing it, or a benchmark reading it) (lock {out / 'simulate.lock'})")
         assert sorted(p.name for p in out.iterdir()) == ["simulate.lock"]  # no work done
     finally:
         stop_child(holder)  # killed: the kernel drops its lock, the stale file is harmless

@@ -40,7 +40,7 @@ from .explicit import explicit_design
 from .run import SIMULATOR_VERSION, run_simulation
 
 __all__ = [
-    "SuiteConfig", "latin_hypercube", "run_suite", "finished_manifest", "load_suite_config", "simulation_inputs",
+    "SuiteConfig", "latin_hypercube", "run_suite", "finished_simulations", "load_suite_config", "simulation_inputs",
     "suite_design",
 ]
 
@@ -192,26 +192,21 @@ def _finished(out: Path, design: list[dict], expected: dict[str, dict]) -> tuple
     return done, stale
 
 
-def finished_manifest(cfg: SuiteConfig) -> Path | None:
-    """The suite's ``manifest.json`` when every simulation of its design is finished from this config's inputs.
+def finished_simulations(cfg: SuiteConfig) -> list[dict] | None:
+    """The records of the suite's simulations, in design order, when every one is finished from this config's
+    inputs; None when anything is missing or was made from other inputs.
 
-    A read-only check that takes no lock, so any number of readers (benchmark runs side by side) can use a
-    finished suite while :func:`run_suite` keeps its exclusive lock for writers. None when anything is missing,
-    was made from other inputs, or the manifest does not list exactly the design's simulations.
+    Read from each simulation's own marker (``done.json``, checked against this config's inputs), never from the
+    manifest, which a killed multi-process run may leave behind its markers. Takes no lock: a reader that must
+    not see a writer at work holds a shared lock on the suite's ``simulate.lock`` around this call and its reads
+    (as :func:`benchmarks.suite_truth.suite_truth` does); :func:`run_suite` holds it exclusively.
     """
     out = Path(cfg.out_dir)
-    manifest = out / "manifest.json"
-    if not manifest.is_file():
-        return None
     design = suite_design(cfg)
     done, stale = _finished(out, design, {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design})
     if stale or len(done) != len(design):
         return None
-    try:
-        listed = [rec["sim_id"] for rec in json.loads(manifest.read_text())["simulations"]]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        return None
-    return manifest if listed == [sim["sim_id"] for sim in design] else None
+    return [done[sim["sim_id"]] for sim in design]
 
 
 def _redo(sdir: Path) -> None:
@@ -288,7 +283,8 @@ def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = No
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     barrier()
-    lock = (exclusive_lock(out / "simulate.lock", f"another data-prep simulate is writing {out}") if rank == 0
+    lock = (exclusive_lock(out / "simulate.lock", f"another process is using {out} (a data-prep simulate "
+                                                 "writing it, or a benchmark reading it)") if rank == 0
             else contextlib.nullcontext())
     with lock:
         problem = None
