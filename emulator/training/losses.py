@@ -25,6 +25,7 @@ __all__ = [
     "eulerian_loss",
     "power_loss",
     "check_kmax_fraction",
+    "check_refine",
     "xi_loss",
 ]
 
@@ -48,8 +49,7 @@ def painted_overdensity(disp: torch.Tensor, window: str = "cic", refine: int = 1
         ``(B, refine c, refine c, refine c)`` overdensity ``n_particles refine^3 - 1`` (one particle per
         particle cell on average).
     """
-    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 1:
-        raise ValueError(f"painting refine must be a positive integer, got {refine!r}")
+    refine = check_refine(refine)
     b, _, c = disp.shape[:3]
     q = lagrangian_grid(c, float(c), dtype=disp.dtype, device=disp.device)
     n = refine * c
@@ -68,6 +68,13 @@ def eulerian_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, log: bool 
         delta_pred = torch.log(delta_pred.clamp_min(-0.999) + 1.0)
         delta_true = torch.log(delta_true.clamp_min(-0.999) + 1.0)
     return F.mse_loss(delta_pred, delta_true)
+
+
+def check_refine(value: object, name: str = "painting refine") -> int:
+    """``value`` as a positive integer (booleans refused); otherwise a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def check_kmax_fraction(value: object, name: str = "power kmax_fraction") -> float | None:

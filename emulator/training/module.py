@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from .losses import (check_kmax_fraction, eulerian_loss, lagrangian_loss, painted_overdensity, power_loss,
-                     xi_loss)
+from .losses import (check_kmax_fraction, check_refine, eulerian_loss, lagrangian_loss, painted_overdensity,
+                     power_loss, xi_loss)
 from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
 
@@ -142,8 +142,7 @@ class FieldEmulator(L.LightningModule):
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         check_kmax_fraction(power_kmax_fraction, "model.power_kmax_fraction")
-        if isinstance(power_refine, bool) or not isinstance(power_refine, int) or power_refine < 1:
-            raise ValueError(f"model.power_refine must be a positive integer, got {power_refine!r}")
+        check_refine(power_refine, "model.power_refine")
         self.net = StyledUNet(**network)
         # Filled from the training set in setup() and then saved in every checkpoint.
         self.register_buffer("style_low", torch.full((6,), math.nan, dtype=torch.float64))
@@ -270,7 +269,7 @@ class FieldEmulator(L.LightningModule):
             fields.update(delta_pred=delta_pred, delta_true=delta_true)
             losses["eulerian"] = eulerian_loss(delta_pred, delta_true, log=self.hparams.eulerian_log)
             if w["power"] or not self.training:
-                refine = self.hparams.get("power_refine", 1)
+                refine = self.hparams.power_refine
                 p_pred, p_true = delta_pred, delta_true
                 if refine > 1:
                     p_pred = painted_overdensity(lpt[:, :3] + pred[:, :3], refine=refine)
