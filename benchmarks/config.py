@@ -17,7 +17,7 @@ import yaml
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
 
 __all__ = ["TIERS", "DEFAULTS", "CONTENDERS", "config_path", "load_config", "parse_cosmology", "pm_settings",
-           "same_recipe", "speed_threads"]
+           "same_recipe", "speed_threads", "covariance_contenders"]
 
 TIERS: tuple[str, ...] = ("smoke", "standard", "full")
 CONTENDERS: tuple[str, ...] = ("generator", "2lpt", "za", "pm_few", "lognormal")
@@ -71,8 +71,10 @@ DEFAULTS: dict[str, Any] = {
         # preset, "seed": HOD seed shared by every contender}; None: not measured
         "galaxies": None,
     },
+    # simulation: truth recipe of the covariance realizations (None: the truth's); contenders: those whose
+    # covariance is measured (None: every contender)
     "covariance": {"cosmology": 0, "realizations": 4, "base_seed": 9000, "nbins": 4, "kmax": 0.5,
-                   "simulation": None},  # truth recipe of the covariance realizations; None: the truth's
+                   "simulation": None, "contenders": None},
     # threads: torch threads of the timed mocks (fixed, so timings compare); None: the top-level ``threads``
     "speed": {"enabled": True, "isolate": True, "ngrid": 32, "repeats": 2, "threads": None,
               "methods": ["generator", "2lpt", "za", "lognormal", "pm_few", "pm"]},
@@ -138,6 +140,10 @@ def load_config(tier: str, path: str | Path | None = None, overrides: dict | Non
                          f"{cfg['truth']['path']!r}")
     if int(cfg["covariance"]["realizations"]) < 2:
         raise ValueError("covariance.realizations must be at least 2")
+    cov_names = cfg["covariance"]["contenders"]
+    if cov_names is not None and (not isinstance(cov_names, list) or set(cov_names) - set(cfg["contenders"])):
+        raise ValueError(f"{file}: covariance.contenders must be a list of contenders ({', '.join(cfg['contenders'])})"
+                         f", got {cov_names!r}")
     cfg["tier"] = tier
     cfg["config_file"] = str(file)
     return cfg
@@ -148,6 +154,12 @@ def pm_settings(cfg: dict, name: str) -> dict | None:
     if name not in cfg["pm"]:
         return None
     return {**cfg["pm_base"], **cfg["pm"][name]}
+
+
+def covariance_contenders(cfg: dict) -> list[str]:
+    """The contenders whose P(k) covariance is measured: ``covariance.contenders``, else every contender."""
+    names = cfg["covariance"]["contenders"]
+    return list(cfg["contenders"]) if names is None else [c for c in cfg["contenders"] if c in names]
 
 
 def same_recipe(a: dict | None, b: dict | None) -> bool:

@@ -166,7 +166,7 @@ def _covariance_figure(res, path):
     import matplotlib.pyplot as plt
 
     cov = res["covariance"]
-    names = [n for n in res["contenders"]]
+    names = [n for n in res["contenders"] if n in cov["contenders"]]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     other = "generator" if "generator" in names else names[0]
     for ax, (title, corr) in zip(axes[:2], [("truth", cov["truth"]["corr"]), (_label(res, other),

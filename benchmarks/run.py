@@ -3,10 +3,13 @@
 Usage::
 
     python -m benchmarks --tier smoke|standard|full [--config FILE] [--out DIR] [--model PATH] [--device DEV]
+                         [--redshift Z] [--fresh]
 
 Outputs in ``DIR`` (default ``runs/benchmarks/<tier>``): ``results.json`` (written atomically; every number with
 its bins, plus tier, configuration, hardware, versions and the model's sha256), ``report.md`` with
-``figures/*.png``, and ``slices.npz`` (the density slabs shown in the report).
+``figures/*.png``, and ``slices.npz`` (the density slabs shown in the report). Finished pieces (each truth's
+comparison, covariance realizations, timings) are kept in ``DIR/partial`` as they finish, so the same command
+started again after a kill resumes where it stopped (:mod:`benchmarks.resume`).
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ import torch
 
 from emulator.core.fourier import to_real
 from emulator.core.power import LinearPower
-from emulator.core.stats import covariance, power_spectrum_k
 
-from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_repo_path, same_recipe, speed_threads
+from emulator.core.locks import exclusive_lock
+
+from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_repo_path, speed_threads
 from .contenders import make_contender, resolve_model
+from .ensemble import covariance_ensemble
 from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
 from .lognormal import realization_factor
-from .metrics import (Binning, compare, cosmology_groups, make_binning, max_over, measure, mock_delta_k,
-                      power_for_covariance, seed_scatter)
+from .metrics import Binning, compare, cosmology_groups, make_binning, max_over, measure, seed_scatter
+from .resume import PartialStore, run_fingerprint
 from .speed import measure_speed
 from .truth import simulate_truth, trainingset_truth
 
@@ -79,48 +84,6 @@ def _compare_one(truth, cfg, b: Binning, model, sim, device, slices: dict | None
     return entry
 
 
-def _covariance(cfg, b: Binning, cosmo, model, sim, device, log) -> dict:
-    cc, stats, n = cfg["covariance"], cfg["statistics"], b.n
-    seeds = [int(cc["base_seed"]) + i for i in range(int(cc["realizations"]))]
-    z = float(cfg["redshift"])
-    truth_cov, truth_fine, kcov = [], [], None
-    for s in seeds:
-        dk = mock_delta_k(simulate_truth(cosmo, s, n, b.box_size, z, sim, device=device), stats)
-        kcov = power_spectrum_k(dk, b.box_size, n, kedges=b.cov_edges).k
-        truth_cov.append(power_for_covariance(dk, b))
-        fine = power_spectrum_k(dk, b.box_size, n, kedges=b.kedges)
-        truth_fine.append(fine.power)
-    mean_fine = torch.stack(truth_fine).mean(0)
-    samples = {"truth": torch.stack(truth_cov)}
-    for name in cfg["contenders"]:
-        if same_recipe(pm_settings(cfg, name), sim):  # deterministic in (recipe, seed): the truth's own samples
-            log(f"covariance: {name} is the covariance truth's recipe: its {len(seeds)} realizations reused")
-            samples[name] = samples["truth"]
-            continue
-        log(f"covariance: {name} x {len(seeds)}")
-        rows = []
-        for s in seeds:
-            mock = make_contender(name, cosmo, z, b.box_size, n, s, model=model, simulation=sim,
-                                  pm_steps=cfg["pm_few"]["steps"], target=(fine.k, mean_fine),
-                                  allow_extrapolation=cfg["model"]["allow_extrapolation"], device=device,
-                                  pm=pm_settings(cfg, name))
-            rows.append(power_for_covariance(mock_delta_k(mock, stats), b))
-        samples[name] = torch.stack(rows)
-    cov_t, corr_t = covariance(samples["truth"])
-    out = {"cosmology": cosmo.to_dict(), "seeds": seeds, "k": kcov, "edges": b.cov_edges,
-           "noise_floor_diag": float(np.sqrt(2.0 / (len(seeds) - 1))),
-           "truth": {"mean": samples["truth"].mean(0), "cov": cov_t, "corr": corr_t}, "contenders": {}}
-    for name in cfg["contenders"]:
-        cov_c, corr_c = covariance(samples[name])
-        rel = cov_c.diagonal() / cov_t.diagonal() - 1
-        out["contenders"][name] = {
-            "mean": samples[name].mean(0), "mean_ratio": samples[name].mean(0) / samples["truth"].mean(0),
-            "cov": cov_c, "corr": corr_c, "diag_rel_err": rel, "diag_mean_abs_rel_err": float(rel.abs().mean()),
-            "corr_frobenius": float(torch.linalg.matrix_norm(corr_c - corr_t)),
-        }
-    return out
-
-
 def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Binning, cfg: dict) -> dict:
     """Headline numbers per contender (worst case over cosmologies and seeds; k up to ``summary_kmax * k_Nyq``)."""
     kmax = float(cfg["statistics"]["summary_kmax"]) * b.knyq
@@ -159,7 +122,7 @@ def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Bi
             "seconds_per_mock": float(np.mean([e["contenders"][name]["seconds"] for e in per_cosmo])),
             "seconds_source": "benchmark run", "speedup_vs_pm": None,
         }
-        if cov is not None:
+        if cov is not None and name in cov["contenders"]:
             s["max_abs_mean_pk_ratio_minus_1"] = max_over(cov["contenders"][name]["mean_ratio"] - 1, cov["k"], kmax)
             s["cov_diag_mean_abs_rel_err"] = cov["contenders"][name]["diag_mean_abs_rel_err"]
             s["corr_frobenius"] = cov["contenders"][name]["corr_frobenius"]
@@ -173,13 +136,24 @@ def summarize(per_cosmo: list[dict], cov: dict | None, speed: dict | None, b: Bi
     return out
 
 
-def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overrides=None, log=None) -> dict:
-    """Run one tier and write its outputs; returns the results dict (tensors, before JSON conversion)."""
+def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overrides=None, log=None,
+             fresh: bool = False) -> dict:
+    """Run one tier and write its outputs; returns the results dict (tensors, before JSON conversion).
+
+    Finished pieces are kept in ``<out>/partial`` and reused by the next start of the same run
+    (:mod:`benchmarks.resume`); ``fresh`` deletes them first. One run at a time per output folder: a second
+    stops at once with a one-line error.
+    """
     log = log or (lambda msg: print(f"[benchmarks {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True))
-    t_start = time.perf_counter()
     cfg = load_config(tier, config, overrides)
     out_dir = Path(out) if out is not None else Path("runs") / "benchmarks" / tier
     out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_dir / "benchmark.lock", f"another benchmark run is writing {out_dir}"):
+        return _run(tier, cfg, out_dir, model, device, log, fresh)
+
+
+def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -> dict:
+    t_start = time.perf_counter()
     dev = resolve_device(device if device is not None else cfg["device"])
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
@@ -219,20 +193,36 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         raise ValueError(f"box_size/ngrid = {box / n:g} Mpc/h differs from the model's cell size {mdl.cell_size:g}")
     b = make_binning(n, box, cfg["statistics"], cfg["covariance"])
     log(f"tier {tier}: {n}^3 particles in {box:g} Mpc/h, z={z}, {len(plan)} cosmologies, device {dev}")
+    store = PartialStore(out_dir, run_fingerprint(cfg, model_sha256=minfo and minfo["sha256"], device=dev, plan=plan,
+                                                  recipe={"truth": sim, "covariance": cov_sim},
+                                                  setup={"ngrid": n, "box_size": box, "redshift": z}),
+                         log, fresh=fresh)
     per_cosmo, slices = [], {}
     for i, (cosmo, seed, given) in enumerate(plan):
+        piece = store.get(f"cosmology_{i:03d}")
+        if piece is not None:
+            log(f"cosmology {i + 1}/{len(plan)}: {cosmo}, seed {seed}: reused from {store.dir}")
+            per_cosmo.append(piece["entry"])
+            slices.update({k: v.numpy() for k, v in piece["slices"].items()})
+            continue
         LinearPower(cosmo)  # CAMB once per cosmology, outside every timing
         log(f"cosmology {i + 1}/{len(plan)}: {cosmo}, seed {seed}")
         truth = given or simulate_truth(cosmo, seed, n, box, z, sim, device=dev)
-        per_cosmo.append(_compare_one(truth, cfg, b, mdl, sim, dev, slices if i == 0 else None))
+        own = {} if i == 0 else None
+        per_cosmo.append(_compare_one(truth, cfg, b, mdl, sim, dev, own))
+        slices.update(own or {})
+        store.put(f"cosmology_{i:03d}", {"entry": per_cosmo[-1],
+                                         "slices": {k: torch.from_numpy(v) for k, v in (own or {}).items()}})
         del truth
     ci = int(cfg["covariance"]["cosmology"])
     if not 0 <= ci < len(plan):
         raise ValueError(f"covariance.cosmology={ci} is not an index of the {len(plan)} cosmologies")
     log(f"covariance: {cfg['covariance']['realizations']} realizations at cosmology {ci}")
-    cov = _covariance(cfg, b, plan[ci][0], mdl, cov_sim, dev, log)
-    speed = None
-    if scfg["enabled"]:
+    cov = covariance_ensemble(cfg, b, plan[ci][0], mdl, cov_sim, dev, log, store)
+    speed = store.get("speed") if scfg["enabled"] else None
+    if speed is not None:
+        log(f"speed: reused from {store.dir}")
+    elif scfg["enabled"]:
         ns = int(scfg["ngrid"])
         sbox = ns * (mdl.cell_size if mdl is not None else box / n)
         speed = measure_speed(scfg["methods"], ngrid=ns, box_size=sbox, redshift=z, cosmology=plan[0][0],
@@ -240,6 +230,9 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
                               pm_steps=cfg["pm_few"]["steps"], repeats=int(scfg["repeats"]), device=str(dev),
                               pm=pm_all,
                               threads=speed_threads(cfg), isolate=bool(scfg["isolate"]), log=log)
+        store.put("speed", speed)
+    if store.note():
+        notes.append(store.note())
     results = {
         "schema": "cosmo-emulator-benchmark", "schema_version": 1, "tier": tier, "created": utc_now(),
         "config": {**cfg, "config_file": repo_relative(cfg.get("config_file"))}, "hardware": hardware(dev),
@@ -279,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder (default runs/benchmarks/<tier>)")
     parser.add_argument("--model", help="model file (default: the embedded model)")
     parser.add_argument("--device", help="auto, cpu or cuda (default: the config's)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete the pieces that earlier starts of this run kept in <out>/partial, and start over")
     parser.add_argument("--redshift", type=float, default=None,
                         help="redshift of truth and contenders (default: the config's; a suite truth must hold it)")
     args = parser.parse_args(argv)
@@ -287,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = {"redshift": args.redshift} if args.redshift is not None else None
         run_tier(args.tier, config=args.config, out=args.out, model=args.model, device=args.device,
-                 overrides=overrides)
-    except (ValueError, FileNotFoundError) as exc:
+                 overrides=overrides, fresh=args.fresh)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # FileExistsError: a busy lock
         print(f"benchmarks: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -28,7 +28,7 @@ def test_a_slow_warm_up_is_the_first_timed_mock(monkeypatch):
 def test_same_recipe_and_the_covariance_reuses_the_truths_own_realizations(monkeypatch):
     """A PM contender with the covariance truth's recipe is that truth (deterministic in recipe and seed): its
     covariance samples are the truth's, with no simulation of its own; other recipes are simulated."""
-    import benchmarks.run as run
+    import benchmarks.ensemble as ensemble
     from benchmarks.config import pm_settings, same_recipe
 
     cfg = load_config("standard")
@@ -40,10 +40,10 @@ def test_same_recipe_and_the_covariance_reuses_the_truths_own_realizations(monke
                                           "pm": {"pmsame": dict(SIM), "pmother": {**SIM, "steps": 3}},
                                           "pm_base": {}, "covariance": {"realizations": 3}})
     calls: list[str] = []
-    real = run.make_contender
-    monkeypatch.setattr(run, "make_contender", lambda name, *a, **k: calls.append(name) or real(name, *a, **k))
+    real = ensemble.make_contender
+    monkeypatch.setattr(ensemble, "make_contender", lambda name, *a, **k: calls.append(name) or real(name, *a, **k))
     b = make_binning(16, 64.0, cfg["statistics"], cfg["covariance"])
-    cov = run._covariance(cfg, b, COSMO, None, dict(SIM), "cpu", lambda msg: None)
+    cov = ensemble.covariance_ensemble(cfg, b, COSMO, None, dict(SIM), "cpu", lambda msg: None)
     assert calls.count("pmsame") == 0 and calls.count("pmother") == 3 and calls.count("za") == 3
     same = cov["contenders"]["pmsame"]
     assert float(same["diag_mean_abs_rel_err"]) == 0.0 and same["corr_frobenius"] == 0.0
