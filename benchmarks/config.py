@@ -141,9 +141,10 @@ def load_config(tier: str, path: str | Path | None = None, overrides: dict | Non
     if int(cfg["covariance"]["realizations"]) < 2:
         raise ValueError("covariance.realizations must be at least 2")
     cov_names = cfg["covariance"]["contenders"]
-    if cov_names is not None and (not isinstance(cov_names, list) or set(cov_names) - set(cfg["contenders"])):
-        raise ValueError(f"{file}: covariance.contenders must be a list of contenders ({', '.join(cfg['contenders'])})"
-                         f", got {cov_names!r}")
+    if cov_names is not None and (not isinstance(cov_names, list) or not cov_names
+                                  or set(cov_names) - set(cfg["contenders"])):
+        raise ValueError(f"{file}: covariance.contenders must be a non-empty list of contenders "
+                         f"({', '.join(cfg['contenders'])}), got {cov_names!r}")
     cfg["tier"] = tier
     cfg["config_file"] = str(file)
     return cfg

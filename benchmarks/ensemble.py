@@ -26,18 +26,21 @@ __all__ = ["covariance_ensemble"]
 _EVERY = 10  # log a line every this many realizations
 
 
-def _realizations(store: PartialStore | None, piece: str, seeds: list[int], make: Callable[[int], dict | torch.Tensor],
-                  log: Callable[[str], None], label: str) -> dict:
+def _realizations(store: PartialStore | None, piece: str, scope: dict, seeds: list[int],
+                  make: Callable[[int], dict | torch.Tensor], log: Callable[[str], None], label: str) -> dict:
     """``{str(seed): make(seed)}`` for every seed, reusing and extending the stored piece ``piece``."""
-    done = (store.get(piece) if store is not None else None) or {}
+    got = store.get(piece, scope) if store is not None else None
+    done, spent = (dict(got["rows"]), float(got["seconds"])) if got is not None else ({}, 0.0)
     todo = [s for s in seeds if str(s) not in done]
     if len(todo) < len(seeds):
         log(f"covariance: {label}: {len(seeds) - len(todo)} of {len(seeds)} realizations reused")
     t0 = time.perf_counter()
     for i, s in enumerate(todo, 1):
+        t1 = time.perf_counter()
         done[str(s)] = make(s)
+        spent += time.perf_counter() - t1
         if store is not None:
-            store.put(piece, done)
+            store.put(piece, scope, {"rows": done, "seconds": spent}, seconds=spent)
         if i % _EVERY == 0 or i == len(todo):
             log(f"covariance: {label}: {len(seeds) - len(todo) + i}/{len(seeds)} "
                 f"({(time.perf_counter() - t0) / i:.1f} s each)")
@@ -85,7 +88,9 @@ def covariance_ensemble(cfg: dict, b: Binning, cosmo: Cosmology, model, sim: dic
         return {"cov": power_for_covariance(dk, b).cpu(), "fine": fine.power.cpu(), "k_fine": fine.k.cpu(),
                 "k_cov": power_spectrum_k(dk, b.box_size, n, kedges=b.cov_edges).k.cpu()}
 
-    rows = _realizations(store, "covariance_truth", seeds, truth_row, log, "truth")
+    scope = {"covariance": {k: v for k, v in cc.items() if k != "contenders"}, "statistics": stats, "recipe": sim,
+             "cosmology": cosmo.to_dict()}
+    rows = _realizations(store, "covariance_truth", scope, seeds, truth_row, log, "truth")
     first = rows[str(seeds[0])]
     kcov, kfine = first["k_cov"], first["k_fine"]
     mean_fine = torch.stack([rows[str(s)]["fine"] for s in seeds]).mean(0)
@@ -104,7 +109,9 @@ def covariance_ensemble(cfg: dict, b: Binning, cosmo: Cosmology, model, sim: dic
                                   pm=pm_settings(cfg, name))
             return power_for_covariance(mock_delta_k(mock, stats), b).cpu()
 
-        done = _realizations(store, f"covariance_{name}", seeds, row, log, name)
+        own = {**scope, "contender": name, "pm": pm_settings(cfg, name), "pm_few": cfg["pm_few"],
+               "model": {k: v for k, v in cfg["model"].items() if k != "path"}}  # the file: by its sha256
+        done = _realizations(store, f"covariance_{name}", own, seeds, row, log, name)
         samples[name] = torch.stack([done[str(s)] for s in seeds])
     cov_t, corr_t = covariance(samples["truth"])
     out = {"cosmology": cosmo.to_dict(), "seeds": seeds, "k": kcov, "edges": b.cov_edges,

@@ -2,16 +2,18 @@
 
 The full tier at 128^3 takes hours per redshift on a CPU. So that a killed run, or one stopped at the end of a
 working stretch, loses nothing it finished, every piece is written as soon as it is done (atomically, with
-``torch.save``) into ``<out>/partial/<key>/``: one file per truth cosmology and seed (its comparison with every
-contender), one per covariance method (its realizations so far, by seed) and one for the timings. The next start of
-the same run loads them (``weights_only=True``) instead of recomputing them.
+``torch.save``) into ``<out>/partial/``: one per truth (its comparison with every contender), one per covariance
+method (its realizations so far, by seed) and one per timed method. The next start loads them
+(``weights_only=True``) instead of recomputing them.
 
-The key is the SHA-256 of a fingerprint (:func:`run_fingerprint`) of everything that sets the numbers: the tier's
-configuration (less the report's settings), the model file's sha256, the device type, the truth plan and recipe,
-and the code: one hash per source file of the numerical packages (:data:`CODE_PATHS`), taken over the parsed code
-without comments and docstrings, so that an edited comment keeps the pieces and an edited line of code drops them.
-Pieces made under another key are never used (the log says which inputs differ). Every piece records the git commit
-that made it; the results name the commits when pieces from earlier runs were reused.
+A piece is reused only when its fingerprint, which is stored in it, is the one the run would make it from. The
+fingerprint joins what every piece depends on (:func:`common_fingerprint`: the code, as one hash per source file of
+the numerical packages in :data:`CODE_PATHS` taken over the parsed code without comments and docstrings; library
+versions; the machine; the device type; particles, box and redshift; the model file's sha256) with what the piece
+itself depends on (its ``scope``: the configuration sections, recipe, cosmology and seed, and for a truth read from
+a file that file's identity), so a change to the timing settings keeps every accuracy piece. Pieces made from other
+inputs are never used (the log says which inputs differ) and stay until ``--fresh``. Every piece records the git
+commit that made it and its compute time; the results name the commits and the time of reused pieces.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import ast
 import hashlib
 import json
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -30,21 +33,22 @@ from data_prep.fingerprint import canonical_json, differing_keys, digest, summar
 from emulator.core.atomic import atomic_path
 from emulator.core.provenance import code_version, utc_now
 
-from .env import jsonify
+from .env import hardware, jsonify
 
-__all__ = ["CODE_PATHS", "PARTIAL_DIR", "source_fingerprint", "run_fingerprint", "PartialStore"]
+__all__ = ["CODE_PATHS", "PARTIAL_DIR", "source_fingerprint", "common_fingerprint", "PartialStore"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: source trees whose code sets a benchmark's numbers (folders: every ``*.py`` under them), relative to the repo
 CODE_PATHS: tuple[str, ...] = (
-    "emulator/core", "emulator/mocks", "emulator/model", "data_prep/simulate",
-    "benchmarks/config.py", "benchmarks/contenders.py", "benchmarks/ensemble.py", "benchmarks/lognormal.py",
-    "benchmarks/metrics.py", "benchmarks/run.py", "benchmarks/speed.py", "benchmarks/suite_truth.py",
-    "benchmarks/truth.py",
+    "emulator/core", "emulator/mocks", "emulator/model", "emulator/training/trainingset.py", "data_prep/simulate",
+    "data_prep/readers", "data_prep/writers.py", "benchmarks/config.py", "benchmarks/contenders.py",
+    "benchmarks/ensemble.py", "benchmarks/lognormal.py", "benchmarks/metrics.py", "benchmarks/run.py",
+    "benchmarks/speed.py", "benchmarks/suite_truth.py", "benchmarks/truth.py",
 )
 #: folder of the pieces, inside a run's output folder
 PARTIAL_DIR = "partial"
 _DOC_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
 
 def _code_hash(source: str) -> str:
@@ -69,96 +73,137 @@ def source_fingerprint(paths: tuple[str, ...] = CODE_PATHS, root: Path = ROOT) -
     return out
 
 
-def run_fingerprint(cfg: dict, *, model_sha256: str | None, device: torch.device, plan: list, recipe: dict,
-                    setup: dict) -> dict:
-    """Everything that determines a benchmark run's numbers, as a JSON-compatible dict.
+def _library_versions() -> dict:
+    from importlib import metadata
+
+    import numpy as np
+
+    out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+           "cuda": torch.version.cuda}
+    try:
+        out["camb"] = metadata.version("camb")
+    except metadata.PackageNotFoundError:
+        out["camb"] = None
+    return out
+
+
+def common_fingerprint(*, model_sha256: str | None, device: torch.device, setup: dict) -> dict:
+    """What every piece of a run depends on, as a JSON-compatible dict.
 
     Parameters
     ----------
-    cfg : dict
-        The tier's resolved configuration; ``report`` and ``config_file`` (presentation, a file's location) are left
-        out.
     model_sha256 : str or None
         SHA-256 of the model file (None: no generator).
     device : torch.device
-        Its type enters (CPU and GPU arithmetic differ in the last bits).
-    plan : list
-        ``(Cosmology, seed, ...)`` of every truth, in order.
-    recipe : dict
-        The truth's simulation recipe.
+        The run's device (its type, and the machine's CPU model and count or GPU name, enter: the pieces hold
+        timings, and CPU and GPU arithmetic differ in the last bits).
     setup : dict
         Particles per side (``ngrid``), box (Mpc/h) and redshift.
     """
-    config = {k: v for k, v in cfg.items() if k not in ("report", "config_file")}
-    return jsonify({
-        "config": config, "model_sha256": model_sha256, "device": torch.device(device).type,
-        "plan": [[item[0].to_dict(), int(item[1])] for item in plan], "recipe": recipe, "setup": setup,
-        "code": source_fingerprint(),
-    })
+    hw = hardware(torch.device(device))
+    machine = {k: hw.get(k) for k in ("cpu_model", "cpu_count", "gpu_name")}
+    return jsonify({"code": source_fingerprint(), "libraries": _library_versions(), "machine": machine,
+                    "device": torch.device(device).type, "model_sha256": model_sha256, "setup": setup})
+
+
+def _check_plain(value: Any, where: str = "value") -> None:
+    """Raise ``TypeError`` naming the first entry that ``torch.load(weights_only=True)`` would refuse."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"piece {where}: key {k!r} is not a string")
+            _check_plain(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(value, _PLAIN) or type(value).__module__ == "numpy":
+        raise TypeError(f"piece {where}: {type(value).__name__} cannot be stored (tensors, numbers, strings, "
+                        f"lists and dicts only)")
 
 
 class PartialStore:
-    """The pieces of one run under ``<out_dir>/partial/<key>/`` (created; ``fresh`` first deletes every piece).
+    """The pieces of one run in ``<out_dir>/partial/`` (created; ``fresh`` first deletes every piece).
 
     Parameters
     ----------
     out_dir : Path
         The run's output folder.
-    fingerprint : dict
-        From :func:`run_fingerprint`; its digest is the key, and it is kept as ``fingerprint.json``.
+    common : dict
+        From :func:`common_fingerprint`.
     log : callable
-        One-line messages (pieces of other runs found, pieces reused).
+        One-line messages (pieces of other inputs found, unreadable pieces).
     fresh : bool
-        Delete all pieces (of every key) before starting.
+        Delete all pieces before starting.
     """
 
-    def __init__(self, out_dir: Path, fingerprint: dict, log: Callable[[str], None], *, fresh: bool = False):
-        root = Path(out_dir) / PARTIAL_DIR
-        if fresh and root.exists():
-            shutil.rmtree(root)
-            log(f"--fresh: earlier pieces in {root} deleted")
-        self.key = digest(fingerprint)[:16]
-        self.dir = root / self.key
+    def __init__(self, out_dir: Path, common: dict, log: Callable[[str], None], *, fresh: bool = False):
+        self.dir = Path(out_dir) / PARTIAL_DIR
+        if fresh and self.dir.exists():
+            shutil.rmtree(self.dir)
+            log(f"--fresh: earlier pieces in {self.dir} deleted")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.log = log
+        self.common, self.log = common, log
         self.reused: Counter[str] = Counter()
-        record = self.dir / "fingerprint.json"
-        if not record.exists():
-            with atomic_path(record) as tmp:
-                Path(tmp).write_text(canonical_json(fingerprint))
-        for other in sorted(p for p in root.iterdir() if p.is_dir() and p.name != self.key):
-            try:
-                old = json.loads((other / "fingerprint.json").read_text())
-                why = summarise_keys(differing_keys(old, fingerprint))
-            except (OSError, ValueError):
-                why = "no readable fingerprint.json"
-            log(f"pieces in {other} were made with other inputs ({why}): not used")
+        self.reused_seconds = 0.0
+        self._said: set[str] = set()
 
-    def _path(self, name: str) -> Path:
-        return self.dir / f"{name}.pt"
+    def _fingerprint(self, scope: dict) -> dict:
+        return {**self.common, "scope": jsonify(scope)}
 
-    def get(self, name: str) -> Any | None:
-        """The piece ``name`` if an earlier run (or this one) finished it, else None."""
-        path = self._path(name)
-        if not path.exists():
-            return None
+    def _path(self, name: str, fingerprint: dict) -> Path:
+        return self.dir / f"{name}.{digest(fingerprint)[:16]}.pt"
+
+    def _load(self, path: Path) -> dict | None:
         try:
             piece = torch.load(path, weights_only=True, map_location="cpu")
+            if not (isinstance(piece, dict) and {"fingerprint", "commit", "seconds", "value"} <= set(piece)):
+                raise ValueError("not a benchmark piece")
+            return piece
         except Exception as exc:  # noqa: BLE001 - an unreadable piece is recomputed, never trusted
-            self.log(f"piece {path} unreadable ({type(exc).__name__}): recomputed")
+            self.log(f"piece {path} unreadable ({type(exc).__name__}: {exc}): recomputed")
+            return None
+
+    def get(self, name: str, scope: dict) -> Any | None:
+        """The piece ``name`` made from ``scope`` (and the common inputs) by an earlier start, else None."""
+        fingerprint = self._fingerprint(scope)
+        path = self._path(name, fingerprint)
+        piece = self._load(path) if path.exists() else None
+        if piece is None or piece["fingerprint"] != json.loads(canonical_json(fingerprint)):
+            for other in sorted(self.dir.glob(f"{name}.*.pt")):
+                old = self._load(other) if other != path else None
+                if old is not None:
+                    why = summarise_keys(differing_keys(old["fingerprint"], fingerprint))
+                    if why not in self._said:
+                        self._said.add(why)
+                        self.log(f"pieces in {self.dir} made with other inputs ({why}) are not used")
             return None
         self.reused[str(piece["commit"])] += 1
+        self.reused_seconds += float(piece["seconds"])
         return piece["value"]
 
-    def put(self, name: str, value: Any) -> None:
-        """Write the piece ``name`` atomically (tensors, numbers, strings, lists and dicts only)."""
-        with atomic_path(self._path(name)) as tmp:
-            torch.save({"commit": code_version(), "made": utc_now(), "value": value}, tmp)
+    def put(self, name: str, scope: dict, value: Any, seconds: float) -> None:
+        """Write the piece ``name`` atomically (tensors, numbers, strings, lists and dicts only).
 
-    def note(self) -> str | None:
-        """A line for the results' notes when pieces from earlier runs were reused (None otherwise)."""
+        ``seconds``: the wall time it took, kept so that resumed results can state their whole compute time.
+        """
+        _check_plain(value, name)
+        fingerprint = json.loads(canonical_json(self._fingerprint(scope)))
+        with atomic_path(self._path(name, fingerprint)) as tmp:
+            torch.save({"fingerprint": fingerprint, "commit": code_version(), "made": utc_now(),
+                        "seconds": float(seconds), "value": value}, tmp)
+
+    def summary(self) -> dict | None:
+        """``{pieces, seconds, commits}`` of the pieces reused from earlier starts (None when none were)."""
         if not self.reused:
             return None
-        commits = ", ".join(f"{c} ({n})" for c, n in sorted(self.reused.items()))
-        return (f"resumed: {sum(self.reused.values())} piece(s) of this run were reused from earlier starts of the "
-                f"same run with the same inputs (code hashes, configuration, model), made at commit(s) {commits}")
+        return {"pieces": sum(self.reused.values()), "seconds": self.reused_seconds, "commits": dict(self.reused)}
+
+    def note(self) -> str | None:
+        """A line for the results' notes when pieces from earlier starts were reused (None otherwise)."""
+        s = self.summary()
+        if s is None:
+            return None
+        commits = ", ".join(f"{c} ({n})" for c, n in sorted(s["commits"].items()))
+        return (f"resumed: {s['pieces']} piece(s) of this run ({s['seconds']:.0f} s of computing) were reused from "
+                f"earlier starts with the same inputs (code hashes, configuration, model, machine), made at "
+                f"commit(s) {commits}")

@@ -33,7 +33,7 @@ from .ensemble import covariance_ensemble
 from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
 from .lognormal import realization_factor
 from .metrics import Binning, compare, cosmology_groups, make_binning, max_over, measure, seed_scatter
-from .resume import PartialStore, run_fingerprint
+from .resume import PartialStore, common_fingerprint
 from .speed import measure_speed
 from .truth import simulate_truth, trainingset_truth
 
@@ -152,6 +152,30 @@ def run_tier(tier: str, *, config=None, out=None, model=None, device=None, overr
         return _run(tier, cfg, out_dir, model, device, log, fresh)
 
 
+def _speed(cfg: dict, store: PartialStore, ngrid: int, box: float, z: float, cosmo, model_path, sim: dict,
+           pm_all: dict, dev, log) -> dict:
+    """Timings of ``speed.methods`` at ``ngrid``^3 in ``box`` Mpc/h, one stored piece per method (errors are not
+    stored, so a failed method is timed again at the next start)."""
+    scfg, out = cfg["speed"], {}
+    for method in scfg["methods"]:
+        scope = {"speed": {k: v for k, v in scfg.items() if k not in ("methods", "enabled")}, "method": method,
+                 "ngrid": ngrid, "box_size": box, "recipe": sim, "pm": pm_all, "pm_few": cfg["pm_few"],
+                 "cosmology": cosmo.to_dict(), "threads": speed_threads(cfg)}
+        got = store.get(f"speed_{method}", scope)
+        if got is not None:
+            log(f"speed: {method}: reused from {store.dir}")
+            out[method] = got
+            continue
+        t0 = time.perf_counter()
+        out.update(measure_speed([method], ngrid=ngrid, box_size=box, redshift=z, cosmology=cosmo,
+                                 model_path=model_path, simulation=sim, pm_steps=cfg["pm_few"]["steps"],
+                                 repeats=int(scfg["repeats"]), device=str(dev), pm=pm_all,
+                                 threads=speed_threads(cfg), isolate=bool(scfg["isolate"]), log=log))
+        if "error" not in out[method]:
+            store.put(f"speed_{method}", scope, out[method], seconds=time.perf_counter() - t0)
+    return out
+
+
 def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -> dict:
     t_start = time.perf_counter()
     dev = resolve_device(device if device is not None else cfg["device"])
@@ -193,44 +217,41 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
         raise ValueError(f"box_size/ngrid = {box / n:g} Mpc/h differs from the model's cell size {mdl.cell_size:g}")
     b = make_binning(n, box, cfg["statistics"], cfg["covariance"])
     log(f"tier {tier}: {n}^3 particles in {box:g} Mpc/h, z={z}, {len(plan)} cosmologies, device {dev}")
-    store = PartialStore(out_dir, run_fingerprint(cfg, model_sha256=minfo and minfo["sha256"], device=dev, plan=plan,
-                                                  recipe={"truth": sim, "covariance": cov_sim},
-                                                  setup={"ngrid": n, "box_size": box, "redshift": z}),
+    store = PartialStore(out_dir, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
+                                                     setup={"ngrid": n, "box_size": box, "redshift": z}),
                          log, fresh=fresh)
     per_cosmo, slices = [], {}
+    model_cfg = {k: v for k, v in cfg["model"].items() if k != "path"}  # the file enters by its sha256
     for i, (cosmo, seed, given) in enumerate(plan):
-        piece = store.get(f"cosmology_{i:03d}")
+        scope = {"config": {**{k: cfg[k] for k in ("contenders", "pm_few", "pm_base", "pm", "statistics", "threads")},
+                            "model": model_cfg}, "recipe": sim, "cosmology": cosmo.to_dict(), "seed": seed,
+                 "truth_file": given.source if given is not None else [], "slices": i == 0}
+        piece = store.get(f"cosmology_{i:03d}", scope)
         if piece is not None:
             log(f"cosmology {i + 1}/{len(plan)}: {cosmo}, seed {seed}: reused from {store.dir}")
             per_cosmo.append(piece["entry"])
             slices.update({k: v.numpy() for k, v in piece["slices"].items()})
             continue
+        t0 = time.perf_counter()
         LinearPower(cosmo)  # CAMB once per cosmology, outside every timing
         log(f"cosmology {i + 1}/{len(plan)}: {cosmo}, seed {seed}")
         truth = given or simulate_truth(cosmo, seed, n, box, z, sim, device=dev)
         own = {} if i == 0 else None
         per_cosmo.append(_compare_one(truth, cfg, b, mdl, sim, dev, own))
         slices.update(own or {})
-        store.put(f"cosmology_{i:03d}", {"entry": per_cosmo[-1],
-                                         "slices": {k: torch.from_numpy(v) for k, v in (own or {}).items()}})
+        store.put(f"cosmology_{i:03d}", scope, {"entry": per_cosmo[-1], "slices": {
+            k: torch.from_numpy(v) for k, v in (own or {}).items()}}, seconds=time.perf_counter() - t0)
         del truth
     ci = int(cfg["covariance"]["cosmology"])
     if not 0 <= ci < len(plan):
         raise ValueError(f"covariance.cosmology={ci} is not an index of the {len(plan)} cosmologies")
     log(f"covariance: {cfg['covariance']['realizations']} realizations at cosmology {ci}")
     cov = covariance_ensemble(cfg, b, plan[ci][0], mdl, cov_sim, dev, log, store)
-    speed = store.get("speed") if scfg["enabled"] else None
-    if speed is not None:
-        log(f"speed: reused from {store.dir}")
-    elif scfg["enabled"]:
+    speed = None
+    if scfg["enabled"]:
         ns = int(scfg["ngrid"])
-        sbox = ns * (mdl.cell_size if mdl is not None else box / n)
-        speed = measure_speed(scfg["methods"], ngrid=ns, box_size=sbox, redshift=z, cosmology=plan[0][0],
-                              model_path=minfo["path"] if minfo else None, simulation=sim,
-                              pm_steps=cfg["pm_few"]["steps"], repeats=int(scfg["repeats"]), device=str(dev),
-                              pm=pm_all,
-                              threads=speed_threads(cfg), isolate=bool(scfg["isolate"]), log=log)
-        store.put("speed", speed)
+        speed = _speed(cfg, store, ns, ns * (mdl.cell_size if mdl is not None else box / n), z, plan[0][0],
+                       minfo["path"] if minfo else None, sim, pm_all, dev, log)
     if store.note():
         notes.append(store.note())
     results = {
@@ -250,7 +271,8 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
         "summary": summarize(per_cosmo, cov, speed, b, cfg),
         "per_cosmology": per_cosmo, "covariance": cov, "speed": speed, "notes": notes,
     }
-    results["wall_seconds"] = time.perf_counter() - t_start
+    results["wall_seconds"] = time.perf_counter() - t_start  # this start's
+    results["resumed"] = store.summary()  # pieces reused from earlier starts: count, their seconds, commits
     write_json(out_dir / "results.json", results)
     np.savez(out_dir / "slices.npz", **slices)
     if cfg["report"]["figures"]:
@@ -283,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"redshift": args.redshift} if args.redshift is not None else None
         run_tier(args.tier, config=args.config, out=args.out, model=args.model, device=args.device,
                  overrides=overrides, fresh=args.fresh)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # FileExistsError: a busy lock
+    except (ValueError, OSError) as exc:  # OSError: a missing file, a busy lock (FileExistsError), a full disk
         print(f"benchmarks: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -23,13 +23,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from data_prep.fingerprint import digest
 from data_prep.readers import read_header, read_snapshot
 from data_prep.simulate.run import wrap_positions
 from data_prep.simulate.suite import SuiteConfig, finished_simulations, load_suite_config, run_suite, suite_design
 from emulator.core.locks import release_lock, take_lock
 from emulator.core.cosmology import Cosmology
 
-from .truth import Mock
+from .truth import Mock, file_identity
 
 __all__ = ["suite_truth", "suite_recipe", "run_suite_parallel"]
 
@@ -137,6 +138,7 @@ def _read(cfg: SuiteConfig, path: Path, out: Path, redshift: float, device, log:
                     positions=wrap_positions(positions, cfg.box_size),
                     velocities=torch.as_tensor(snap.velocities[order], dtype=torch.float32, device=device))
         mock.notes.append(f"truth from {out / rec['sim_id']} (z = {snap.redshift:g})")
+        mock.source = file_identity(out / at_z[0], digest(rec))
         mocks.append(mock)
         log(f"truth: {rec['sim_id']} seed {rec['seed']} read")
     return mocks, cfg, notes

@@ -6,6 +6,7 @@ velocities km/s), the same container the contenders fill, so every statistic tre
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
 from emulator.core.lpt import lagrangian_grid, vector_field_to_particles
 from emulator.training.trainingset import TrainingSetInfo
 
-__all__ = ["Mock", "simulate_truth", "trainingset_truth", "synchronize"]
+__all__ = ["Mock", "simulate_truth", "trainingset_truth", "synchronize", "file_identity"]
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Mock:
         Caveats to carry into the report.
     label : str
         Name of the truth's cosmology in figures (a suite's ``sim_id``; empty: made from the parameters).
+    source : list
+        Identity of the file a truth was read from, ``[path, size in bytes, mtime in ns, what in it]`` (empty:
+        simulated here); a resumed benchmark reuses pieces only for the same file (:mod:`benchmarks.resume`).
     """
 
     name: str
@@ -53,6 +57,7 @@ class Mock:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     label: str = ""
+    source: list = field(default_factory=list)
 
     @property
     def has_particles(self) -> bool:
@@ -87,6 +92,12 @@ def simulate_truth(
     out = res.outputs[0]
     return Mock(name=name, cosmology=cosmology, redshift=float(redshift), box_size=float(box_size), ngrid=ngrid,
                 seed=seed, positions=out.positions, velocities=out.velocities, seconds=time.perf_counter() - t0)
+
+
+def file_identity(path, what: str) -> list:
+    """``[path, size in bytes, mtime in ns, what]`` of a truth's file (cheap, and a rewritten file differs)."""
+    st = os.stat(path)
+    return [str(path), st.st_size, st.st_mtime_ns, what]
 
 
 def trainingset_truth(
@@ -128,6 +139,7 @@ def trainingset_truth(
                 velocities=vector_field_to_particles(vel).contiguous(),
             )
             mock.notes.append(f"truth from {path}:{s.sim_id}/{s.zgroup}")
+            mock.source = file_identity(path, f"{s.sim_id}/{s.zgroup}")
             mocks.append(mock)
     if not mocks:
         raise ValueError(f"{path}: no usable held-out simulation in split {split!r} (all lack a seed)")

@@ -7,10 +7,16 @@ Sizes: 16^3 particles, two truths, three covariance realizations (a few seconds 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import benchmarks.ensemble as ensemble
+import benchmarks.resume as resume
 import benchmarks.run as run
 from benchmarks.config import DEFAULTS, load_config
 from benchmarks.contenders import write_identity_model
@@ -69,16 +75,20 @@ def test_a_rerun_reuses_every_piece_and_gives_the_same_numbers(setup, first, mon
     monkeypatch.setattr(ensemble, "make_contender", lambda *a, **k: pytest.fail("recomputed"))
     monkeypatch.setattr(ensemble, "simulate_truth", lambda *a, **k: pytest.fail("recomputed"))
     monkeypatch.setattr(run, "measure_speed", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(run, "simulate_truth", lambda *a, **k: pytest.fail("truth simulated"))
+    monkeypatch.setattr(run, "LinearPower", lambda *a, **k: pytest.fail("CAMB called"))
     res, lines = _run(setup, first["out"])
     again = json.loads((first["out"] / "results.json").read_text())
     assert not calls
-    assert sum("reused from" in line for line in lines) == 3  # two truths and the timings
+    assert sum("reused from" in line for line in lines) == 3  # two truths and the one timed method
     assert sum("3 of 3 realizations reused" in line for line in lines) == 3  # truth, 2lpt, pm_few
     assert again["per_cosmology"] == first["json"]["per_cosmology"]
     assert again["covariance"] == first["json"]["covariance"] and again["summary"] == first["json"]["summary"]
     # 2 truths + covariance truth, 2lpt, pm_few + speed
     assert any(n.startswith("resumed: 6 piece(s)") for n in again["notes"])
-    assert not any(n.startswith("resumed") for n in first["json"]["notes"])
+    assert again["resumed"]["pieces"] == 6 and again["resumed"]["seconds"] > 0
+    assert list(again["resumed"]["commits"].values()) == [6]
+    assert first["json"]["resumed"] is None and not any(n.startswith("resumed") for n in first["json"]["notes"])
 
 
 def test_covariance_of_the_named_contenders_only(first):
@@ -130,18 +140,72 @@ def test_a_killed_run_resumes_at_the_next_piece(setup, first, monkeypatch):
     assert data["covariance"] == first["json"]["covariance"]
 
 
-def test_changed_inputs_are_never_mixed_in_and_fresh_starts_over(setup, first, monkeypatch):
-    cfg = setup["root"] / "changed.yaml"
-    cfg.write_text(CONFIG.replace("realizations: 3", "realizations: 2"))
+def test_a_changed_input_recomputes_only_the_pieces_that_depend_on_it_and_fresh_starts_over(setup, first):
     out = setup["root"] / "changed"
     _run(setup, out)
+    cfg = setup["root"] / "changed.yaml"
+    cfg.write_text(CONFIG.replace("realizations: 3", "realizations: 2"))
     res, lines = _run(setup, out, config=cfg)
-    assert not any("reused" in line for line in lines)
-    assert any("made with other inputs (config.covariance.realizations)" in line for line in lines)
-    assert len([p for p in (out / PARTIAL_DIR).iterdir()]) == 2
+    assert sum("reused from" in line for line in lines) == 3  # the truths' comparisons and the timings stay
+    assert not any("realizations reused" in line for line in lines)
+    assert any("made with other inputs (scope.covariance.realizations) are not used" in line for line in lines)
+    assert len(res["covariance"]["seeds"]) == 2
     res, lines = _run(setup, out, config=cfg, fresh=True)
     assert any(line.startswith("--fresh") for line in lines) and not any("reused" in line for line in lines)
-    assert len([p for p in (out / PARTIAL_DIR).iterdir()]) == 1
+    assert len(list((out / PARTIAL_DIR).glob("cosmology_000.*.pt"))) == 1
+
+
+def test_other_code_or_another_model_reuses_nothing(setup, first, monkeypatch):
+    out = setup["root"] / "code"
+    _run(setup, out)
+    real = resume.source_fingerprint
+    monkeypatch.setattr(resume, "source_fingerprint", lambda: {**real(), "emulator/core/pm.py": "0" * 16})
+    res, lines = _run(setup, out)
+    assert not any("reused" in line for line in lines)
+    assert any("(code.emulator/core/pm.py) are not used" in line for line in lines)
+    monkeypatch.undo()
+    other = write_identity_model(setup["root"] / "other.pt", 8.0, DEFAULTS["model"]["fallback_prior"], (0.0, 3.0))
+    lines = []
+    run.run_tier("smoke", config=setup["cfg"], out=out, model=other, log=lines.append)
+    assert not any("reused" in line for line in lines)
+    assert any("model_sha256" in line and "not used" in line for line in lines)
+
+
+def test_an_unreadable_piece_is_recomputed(setup, first):
+    out = setup["root"] / "garbled"
+    _run(setup, out)
+    (piece,) = (out / PARTIAL_DIR).glob("cosmology_001.*.pt")
+    piece.write_bytes(b"not a torch file")
+    res, lines = _run(setup, out)
+    assert any(f"piece {piece} unreadable" in line for line in lines)
+    assert sum("reused from" in line for line in lines) == 2  # the other truth and the timing
+    data = json.loads((out / "results.json").read_text())
+    assert _numbers(data["per_cosmology"]) == _numbers(first["json"]["per_cosmology"])
+
+
+def test_a_piece_holds_only_what_loads_with_weights_only(tmp_path):
+    store = resume.PartialStore(tmp_path, {"common": 1}, lambda m: None)
+    with pytest.raises(TypeError, match=r"piece p.halos\[1\]: float64 cannot be stored"):
+        store.put("p", {}, {"halos": [1.0, np.float64(2.0)]}, seconds=1.0)
+    with pytest.raises(TypeError, match="piece p.a: ndarray"):
+        store.put("p", {}, {"a": np.zeros(2)}, seconds=1.0)
+    store.put("p", {"x": 1}, {"a": torch.ones(2), "b": [None, "s", 3, True]}, seconds=1.5)
+    assert store.get("p", {"x": 2}) is None and store.get("p", {"x": 1})["b"] == [None, "s", 3, True]
+    summary = store.summary()
+    assert summary["pieces"] == 1 and summary["seconds"] == 1.5 and list(summary["commits"].values()) == [1]
+
+
+def test_every_module_a_benchmark_imports_is_in_the_code_hash():
+    code = ("import sys, benchmarks.run, benchmarks.suite_truth, benchmarks.ensemble, benchmarks.speed\n"
+            "print(' '.join(sorted(m.__file__ for n, m in sys.modules.items()\n"
+            "      if n.split('.')[0] in ('emulator', 'data_prep', 'benchmarks'))))")
+    files = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=resume.ROOT).stdout.split()
+    covered = set(resume.source_fingerprint())
+    exempt = {"benchmarks/env.py", "benchmarks/resume.py", "data_prep/fingerprint.py"}  # key, device, JSON only
+    missed = [rel for rel in (Path(f).relative_to(resume.ROOT).as_posix() for f in files)
+              if rel not in covered and rel not in exempt and not rel.endswith("__init__.py")]
+    assert len(files) > 30 and not missed
 
 
 def test_code_hash_ignores_comments_and_docstrings_but_not_code():
@@ -167,5 +231,8 @@ def test_a_second_run_on_the_same_output_stops_at_once(setup, tmp_path, capsys):
 def test_covariance_contenders_must_be_contenders(setup, tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(CONFIG.replace("contenders: [2lpt, pm_few]}", "contenders: [2lpt, pm12]}"))
-    with pytest.raises(ValueError, match="covariance.contenders must be a list of contenders"):
+    with pytest.raises(ValueError, match="covariance.contenders must be a non-empty list of contenders"):
+        load_config("smoke", cfg)
+    cfg.write_text(CONFIG.replace("contenders: [2lpt, pm_few]}", "contenders: []}"))
+    with pytest.raises(ValueError, match="covariance.contenders must be a non-empty list"):
         load_config("smoke", cfg)

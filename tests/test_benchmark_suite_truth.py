@@ -53,6 +53,10 @@ def test_suite_truth_is_made_once_then_reused_in_lagrangian_order(tmp_path):
     again, _, _ = suite_truth(path, 1.0, ngrid=8, box_size=64.0, log=lambda m: None)  # reused, not rerun
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "suite").glob("*/done.json")) == stamps
     assert all(m.redshift == pytest.approx(1.0) for m in again)
+    # each truth names its snapshot file (path, size, mtime, record digest): what a resumed benchmark keys on
+    snap, size, mtime, record = again[1].source
+    assert Path(snap).parent.name == mocks[1].label and Path(snap).stat().st_size == size > 0
+    assert mtime == Path(snap).stat().st_mtime_ns and len(record) == 64 and snap != mocks[1].source[0]
 
 
 def test_a_finished_suite_is_read_under_a_shared_lock(tmp_path):

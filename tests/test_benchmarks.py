@@ -278,6 +278,7 @@ def test_trainingset_truth_layout(tmp_path, synthetic_training_set):
     assert len(mocks) == 1 and not notes
     m, cell = mocks[0], box / n
     assert m.seed == 2 and m.redshift == 2.0 and m.ngrid == n and m.box_size == box
+    assert m.source[0] == str(path) and m.source[1] == path.stat().st_size and m.source[3] == "sim_2/z_2.0000"
     i = torch.arange(n, dtype=torch.float64)
     grid = torch.stack(torch.meshgrid(i, i, i, indexing="ij"), dim=-1).reshape(-1, 3)
     torch.testing.assert_close(m.positions.double(), torch.remainder((2 * grid + 0.5) * cell, box))
