@@ -17,7 +17,8 @@ import yaml
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
 
 __all__ = ["TIERS", "DEFAULTS", "CONTENDERS", "config_path", "load_config", "parse_cosmology", "pm_settings",
-           "same_recipe", "speed_threads", "covariance_contenders"]
+           "same_recipe", "speed_threads", "covariance_contenders",
+           "measures_covariance"]
 
 TIERS: tuple[str, ...] = ("smoke", "standard", "full")
 CONTENDERS: tuple[str, ...] = ("generator", "2lpt", "za", "pm_few", "lognormal")
@@ -72,9 +73,9 @@ DEFAULTS: dict[str, Any] = {
         "galaxies": None,
     },
     # simulation: truth recipe of the covariance realizations (None: the truth's); contenders: those whose
-    # covariance is measured (None: every contender)
+    # covariance is measured (None: every contender); redshifts: the runs' redshifts that measure it (None: all)
     "covariance": {"cosmology": 0, "realizations": 4, "base_seed": 9000, "nbins": 4, "kmax": 0.5,
-                   "simulation": None, "contenders": None},
+                   "simulation": None, "contenders": None, "redshifts": None},
     # threads: torch threads of the timed mocks (fixed, so timings compare); None: the top-level ``threads``
     "speed": {"enabled": True, "isolate": True, "ngrid": 32, "repeats": 2, "threads": None,
               "methods": ["generator", "2lpt", "za", "lognormal", "pm_few", "pm"]},
@@ -145,6 +146,9 @@ def load_config(tier: str, path: str | Path | None = None, overrides: dict | Non
                                   or set(cov_names) - set(cfg["contenders"])):
         raise ValueError(f"{file}: covariance.contenders must be a non-empty list of contenders "
                          f"({', '.join(cfg['contenders'])}), got {cov_names!r}")
+    zs = cfg["covariance"]["redshifts"]
+    if zs is not None and (not isinstance(zs, list) or not zs or not all(isinstance(z, (int, float)) for z in zs)):
+        raise ValueError(f"{file}: covariance.redshifts must be null or a non-empty list of redshifts, got {zs!r}")
     cfg["tier"] = tier
     cfg["config_file"] = str(file)
     return cfg
@@ -155,6 +159,12 @@ def pm_settings(cfg: dict, name: str) -> dict | None:
     if name not in cfg["pm"]:
         return None
     return {**cfg["pm_base"], **cfg["pm"][name]}
+
+
+def measures_covariance(cfg: dict) -> bool:
+    """Whether a run at ``cfg["redshift"]`` measures the covariance (``covariance.redshifts``; None: every one)."""
+    zs = cfg["covariance"]["redshifts"]
+    return zs is None or any(abs(float(z) - float(cfg["redshift"])) < 1e-6 for z in zs)
 
 
 def covariance_contenders(cfg: dict) -> list[str]:

@@ -162,10 +162,19 @@ def _speed_threads(res) -> str:
     return f"; timings with {', '.join(map(str, threads))} thread(s)" if threads else ""
 
 
+def _covariance_words(cov: dict | None) -> str:
+    if cov is None:
+        return "covariance not measured at this redshift (covariance.redshifts; see the notes)"
+    return (f"covariance over {len(cov['seeds'])} realizations (mean |Var_c/Var_t − 1| over bins; Frobenius norm of "
+            f"the correlation-matrix difference; sampling noise of a variance ≈ {cov['noise_floor_diag']:.2f})")
+
+
 def _covariance_figure(res, path):
     import matplotlib.pyplot as plt
 
     cov = res["covariance"]
+    if cov is None:  # not measured at this redshift (covariance.redshifts)
+        return None
     names = [n for n in res["contenders"] if n in cov["contenders"]]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     other = "generator" if "generator" in names else names[0]
@@ -268,9 +277,7 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         "## Summary", "",
         f"Worst case over cosmologies and seeds, for k ≤ {st['summary_kmax']:.3g} h/Mpc (k_Nyq/2 of the particle "
         f"grid unless configured); dQ over all equilateral and isosceles triangles; PDF L1 = ∫|p − p_truth| d(1+δ); "
-        f"covariance over {len(res['covariance']['seeds'])} realizations (mean |Var_c/Var_t − 1| over bins; "
-        f"Frobenius norm of the correlation-matrix difference; sampling noise of a variance ≈ "
-        f"{res['covariance']['noise_floor_diag']:.2f}). Time per mock from the isolated speed runs at "
+        f"{_covariance_words(res['covariance'])}. Time per mock from the isolated speed runs at "
         f"{(res['config']['speed'] or {}).get('ngrid')}^3 when measured.", "",
         summary_table(res), "",
     ]

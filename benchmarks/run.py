@@ -27,7 +27,8 @@ from emulator.core.power import LinearPower
 
 from emulator.core.locks import exclusive_lock
 
-from .config import TIERS, load_config, parse_cosmology, pm_settings, resolve_repo_path, speed_threads
+from .config import (TIERS, load_config, measures_covariance, parse_cosmology, pm_settings, resolve_repo_path,
+                     speed_threads)
 from .contenders import make_contender, resolve_model
 from .ensemble import covariance_ensemble
 from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
@@ -245,8 +246,13 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
     ci = int(cfg["covariance"]["cosmology"])
     if not 0 <= ci < len(plan):
         raise ValueError(f"covariance.cosmology={ci} is not an index of the {len(plan)} cosmologies")
-    log(f"covariance: {cfg['covariance']['realizations']} realizations at cosmology {ci}")
-    cov = covariance_ensemble(cfg, b, plan[ci][0], mdl, cov_sim, dev, log, store)
+    cov = None
+    if measures_covariance(cfg):
+        log(f"covariance: {cfg['covariance']['realizations']} realizations at cosmology {ci}")
+        cov = covariance_ensemble(cfg, b, plan[ci][0], mdl, cov_sim, dev, log, store)
+    else:
+        notes.append(f"covariance: not measured at z = {z:g} (covariance.redshifts = "
+                     f"{cfg['covariance']['redshifts']}): see the run at {cfg['covariance']['redshifts'][0]:g}")
     speed = None
     if scfg["enabled"]:
         ns = int(scfg["ngrid"])

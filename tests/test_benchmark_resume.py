@@ -236,3 +236,20 @@ def test_covariance_contenders_must_be_contenders(setup, tmp_path):
     cfg.write_text(CONFIG.replace("contenders: [2lpt, pm_few]}", "contenders: []}"))
     with pytest.raises(ValueError, match="covariance.contenders must be a non-empty list"):
         load_config("smoke", cfg)
+
+
+def test_covariance_only_at_the_named_redshifts(setup, tmp_path):
+    cfg = tmp_path / "cov_z0.yaml"
+    cfg.write_text(CONFIG.replace("contenders: [2lpt, pm_few]}", "contenders: [2lpt, pm_few], redshifts: [0.0]}")
+                   .replace("report: {figures: false}", "report: {figures: true}"))
+    res, lines = _run(setup, tmp_path / "out", config=cfg)  # the run is at z = 1
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["covariance"] is None and not any(line.startswith("covariance") for line in lines)
+    assert all(s["cov_diag_mean_abs_rel_err"] is None for s in data["summary"].values())
+    assert any(n.startswith("covariance: not measured at z = 1 (covariance.redshifts = [0.0])") for n in data["notes"])
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "covariance not measured at this redshift" in report and "covariance.png" not in report
+    assert not (tmp_path / "out" / "figures" / "covariance.png").exists()
+    cfg.write_text(CONFIG.replace("contenders: [2lpt, pm_few]}", "contenders: [2lpt], redshifts: []}"))
+    with pytest.raises(ValueError, match="covariance.redshifts must be null or a non-empty list"):
+        load_config("smoke", cfg)
