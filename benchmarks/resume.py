@@ -22,7 +22,6 @@ import ast
 import hashlib
 import json
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -31,9 +30,10 @@ import torch
 
 from data_prep.fingerprint import canonical_json, differing_keys, digest, summarise_keys
 from emulator.core.atomic import atomic_path
+from emulator.core.camb_cache import camb_version
 from emulator.core.provenance import code_version, utc_now
 
-from .env import hardware, jsonify
+from .env import hardware, jsonify, versions
 
 __all__ = ["CODE_PATHS", "PARTIAL_DIR", "source_fingerprint", "common_fingerprint", "PartialStore"]
 
@@ -74,17 +74,8 @@ def source_fingerprint(paths: tuple[str, ...] = CODE_PATHS, root: Path = ROOT) -
 
 
 def _library_versions() -> dict:
-    from importlib import metadata
-
-    import numpy as np
-
-    out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
-           "cuda": torch.version.cuda}
-    try:
-        out["camb"] = metadata.version("camb")
-    except metadata.PackageNotFoundError:
-        out["camb"] = None
-    return out
+    """Python, torch, numpy, CUDA and CAMB versions (not the package version or commit: those change each commit)."""
+    return {**{k: v for k, v in versions().items() if k not in ("package", "code")}, "camb": camb_version()}
 
 
 def common_fingerprint(*, model_sha256: str | None, device: torch.device, setup: dict) -> dict:
