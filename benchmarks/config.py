@@ -17,8 +17,7 @@ import yaml
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
 
 __all__ = ["TIERS", "DEFAULTS", "CONTENDERS", "config_path", "load_config", "parse_cosmology", "pm_settings",
-           "same_recipe", "speed_threads", "covariance_contenders",
-           "measures_covariance"]
+           "model_scope", "same_recipe", "speed_threads", "covariance_contenders", "measures_covariance"]
 
 TIERS: tuple[str, ...] = ("smoke", "standard", "full")
 CONTENDERS: tuple[str, ...] = ("generator", "2lpt", "za", "pm_few", "lognormal")
@@ -159,6 +158,11 @@ def pm_settings(cfg: dict, name: str) -> dict | None:
     if name not in cfg["pm"]:
         return None
     return {**cfg["pm_base"], **cfg["pm"][name]}
+
+
+def model_scope(cfg: dict) -> dict:
+    """The ``model`` section less its ``path``: what a resume key holds of it (the file enters by its sha256)."""
+    return {k: v for k, v in cfg["model"].items() if k != "path"}
 
 
 def measures_covariance(cfg: dict) -> bool:

@@ -15,7 +15,7 @@ import torch
 from emulator.core.cosmology import Cosmology
 from emulator.core.stats import covariance, power_spectrum_k
 
-from .config import covariance_contenders, pm_settings, same_recipe
+from .config import covariance_contenders, model_scope, pm_settings, same_recipe
 from .contenders import make_contender
 from .metrics import Binning, mock_delta_k, power_for_covariance
 from .resume import PartialStore
@@ -110,7 +110,7 @@ def covariance_ensemble(cfg: dict, b: Binning, cosmo: Cosmology, model, sim: dic
             return power_for_covariance(mock_delta_k(mock, stats), b).cpu()
 
         own = {**scope, "contender": name, "pm": pm_settings(cfg, name), "pm_few": cfg["pm_few"],
-               "model": {k: v for k, v in cfg["model"].items() if k != "path"}}  # the file: by its sha256
+               "model": model_scope(cfg)}
         done = _realizations(store, f"covariance_{name}", own, seeds, row, log, name)
         samples[name] = torch.stack([done[str(s)] for s in seeds])
     cov_t, corr_t = covariance(samples["truth"])

@@ -27,8 +27,8 @@ from emulator.core.power import LinearPower
 
 from emulator.core.locks import exclusive_lock
 
-from .config import (TIERS, load_config, measures_covariance, parse_cosmology, pm_settings, resolve_repo_path,
-                     speed_threads)
+from .config import (TIERS, load_config, measures_covariance, model_scope, parse_cosmology, pm_settings,
+                     resolve_repo_path, speed_threads)
 from .contenders import make_contender, resolve_model
 from .ensemble import covariance_ensemble
 from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
@@ -222,10 +222,9 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
                                                      setup={"ngrid": n, "box_size": box, "redshift": z}),
                          log, fresh=fresh)
     per_cosmo, slices = [], {}
-    model_cfg = {k: v for k, v in cfg["model"].items() if k != "path"}  # the file enters by its sha256
     for i, (cosmo, seed, given) in enumerate(plan):
         scope = {"config": {**{k: cfg[k] for k in ("contenders", "pm_few", "pm_base", "pm", "statistics", "threads")},
-                            "model": model_cfg}, "recipe": sim, "cosmology": cosmo.to_dict(), "seed": seed,
+                            "model": model_scope(cfg)}, "recipe": sim, "cosmology": cosmo.to_dict(), "seed": seed,
                  "truth_file": given.source if given is not None else [], "slices": i == 0}
         piece = store.get(f"cosmology_{i:03d}", scope)
         if piece is not None:
@@ -258,8 +257,9 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
         ns = int(scfg["ngrid"])
         speed = _speed(cfg, store, ns, ns * (mdl.cell_size if mdl is not None else box / n), z, plan[0][0],
                        minfo["path"] if minfo else None, sim, pm_all, dev, log)
-    if store.note():
-        notes.append(store.note())
+    resumed_note = store.note()
+    if resumed_note:
+        notes.append(resumed_note)
     results = {
         "schema": "cosmo-emulator-benchmark", "schema_version": 1, "tier": tier, "created": utc_now(),
         "config": {**cfg, "config_file": repo_relative(cfg.get("config_file"))}, "hardware": hardware(dev),
