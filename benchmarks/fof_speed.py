@@ -1,7 +1,7 @@
 """``python -m benchmarks.fof_speed``: the FoF finder against its previous implementation, same particles.
 
-For each ``ngrid`` (default 64 and 128: ``ngrid^3`` particles of the embedded generator at z = 0, Planck 2018, in a
-box of ``2 ngrid`` Mpc/h, linking length 0.2, groups of >= 20 members), the wall time of
+For each ``ngrid`` (default 64 and 128: ``ngrid^3`` particles of the 2LPT-based embedded generator ``default`` at
+z = 0, Planck 2018, in a box of ``2 ngrid`` Mpc/h, linking length 0.2, groups of >= 20 members), the wall time of
 :func:`emulator.mocks.fof.friends_of_friends` and of the previous implementation (:func:`reference_labels`: periodic
 ``cKDTree.query_pairs``, ``connected_components`` and the same ordering; its single-pass path, which was the faster
 of its two) is the median of ``--repeats`` runs after one warm-up (which also compiles the numba kernels), at a
@@ -67,12 +67,13 @@ def run(ngrids=(64, 128), repeats: int = 3, threads: int = 1, seed: int = 1, log
     from emulator.core.cosmology import get_preset
     from emulator.mocks.fof import friends_of_friends
     from emulator.model.emulate import emulate_fields
+    from emulator.model.header import LPT_MODEL
     from emulator.model.portable import load_model
 
     from .env import hardware, versions
 
     torch.set_num_threads(threads)
-    model = load_model()
+    model = load_model(LPT_MODEL)
     rows = []
     for n in ngrids:
         box = float(n) * model.cell_size

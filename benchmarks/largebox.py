@@ -1,6 +1,7 @@
 """``python -m benchmarks.largebox``: a large box made within a memory cap (``emulator generate --max-memory``).
 
-Two measurements, in this process, at a fixed torch thread count:
+Two measurements, in this process, at a fixed torch thread count, with the 2LPT-based embedded model ``default``
+(the one a memory-capped run streams: a PM base needs the whole box):
 
 1. **Identity** (``--check-ngrid``, default 128): one mock made held whole and one streamed (same seed, same
    network tile) must be the same catalog, column by column, bit for bit.
@@ -70,12 +71,13 @@ def run_largebox(args: argparse.Namespace, log=print) -> dict:
 
     from emulator.mocks.io import read_catalog
     from emulator.mocks.largebox import GB, in_memory_estimate
+    from emulator.model.header import LPT_MODEL
     from emulator.model.portable import load_model
 
     from .env import hardware, rss_mb, versions
 
     torch.set_num_threads(args.threads)
-    model = load_model()
+    model = load_model(LPT_MODEL)
     cell = float(model.cell_size)
     res: dict = {"environment": {**hardware(torch.device("cpu")), **versions(), "threads": args.threads},
                  "tracer": args.tracer, "min_members": args.min_members, "seed": args.seed,

@@ -1,7 +1,8 @@
 """``python -m benchmarks.network_formats``: does channels-last memory or ``torch.compile`` pay for the network?
 
 Issue 14 asks for channels-last or ``torch.compile`` "where it pays", measured. For each ``ngrid`` this times the
-embedded model's network alone, one periodic whole-box pass (:func:`emulator.model.tiling.periodic_forward`, the
+2LPT-based embedded model's (``default``: the network of every embedded model at 2 Mpc/h has its shape) network
+alone, one periodic whole-box pass (:func:`emulator.model.tiling.periodic_forward`, the
 unpadded cost of a mock) under ``torch.inference_mode`` at a fixed thread count, in three forms:
 
 - ``eager``: the module as generation runs it (contiguous NCDHW tensors);
@@ -52,10 +53,11 @@ def time_forms(ngrid: int, *, forms=FORMS, repeats: int = 3, redshift: float = 0
         raise ValueError(f"network_formats: unknown form {unknown[0]!r} (choose from {', '.join(FORMS)})")
 
     from emulator.core.cosmology import get_preset
+    from emulator.model.header import LPT_MODEL
     from emulator.model.portable import load_model
     from emulator.model.tiling import periodic_forward
 
-    model = load_model()
+    model = load_model(LPT_MODEL)
     style = model.style(get_preset("planck18"), redshift)[None]
     gen = torch.Generator().manual_seed(seed)
     inputs = [0.3 * torch.randn((1, 3, ngrid, ngrid, ngrid), generator=gen) for _ in range(repeats + 1)]

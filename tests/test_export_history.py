@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from emulator.model.portable import DEFAULT_MODEL_PATH
+from emulator.model.header import LPT_MODEL, MODELS_DIR
 from emulator.training.history import check_history, format_history, layer_configs
 
 try:
@@ -114,9 +114,11 @@ def test_export_takes_a_history_file_and_checks_it(two_runs, tmp_path, capsys):
     assert "\n" not in err and "gap.json" in err and "contiguous" in err, err
 
 
-# sha256 of the embedded model's weights (names, dtypes and bytes of the network tensors in state_dict order),
+# sha256 of the 2LPT-based embedded model's weights (emulator/models/default.pt, the default before hybrid_pm4)
+# (names, dtypes and bytes of the network tensors in state_dict order),
 # computed from the file of commit d4b113f, before its metadata was given the training history.
 EMBEDDED_WEIGHTS_SHA256 = "64854704a9bfba3e65937d9518e3e79fda3676573d1cd35595c08ffcfbda1270"
+LPT_MODEL_PATH = MODELS_DIR / f"{LPT_MODEL}.pt"
 
 
 def _weights_digest(path: Path) -> str:
@@ -133,7 +135,7 @@ def test_embedded_model_history_matches_its_recipe():
     """Two runs: configs/default_model.yaml to 4500 steps, then with configs/default_model_continue.yaml layered
     on it to 7000 (the model's global_step); the stored configs are those the files in configs/ give today, up to
     the first run's checkpoint callbacks (file naming only, see its note)."""
-    meta = _metadata(DEFAULT_MODEL_PATH)
+    meta = _metadata(LPT_MODEL_PATH)
     hist = check_history(meta["history"], int(meta["global_step"]), "default.pt")
     assert meta["global_step"] == 7000 and [(s["step_from"], s["step_to"]) for s in hist] == [(0, 4500), (4500, 7000)]
     base = (REPO / "configs" / "default_model.yaml").read_text()
@@ -151,5 +153,31 @@ def test_embedded_model_history_matches_its_recipe():
 
 
 def test_embedded_model_weights_unchanged():
-    assert _weights_digest(DEFAULT_MODEL_PATH) == EMBEDDED_WEIGHTS_SHA256
+    assert _weights_digest(LPT_MODEL_PATH) == EMBEDDED_WEIGHTS_SHA256
 
+
+
+def _given_in(given, stored) -> bool:
+    """Whether every setting of ``given`` (a layered config) has the same value in ``stored`` (a resolved one,
+    where Lightning filled in every default)."""
+    if isinstance(given, dict):
+        return isinstance(stored, dict) and all(k in stored and _given_in(v, stored[k]) for k, v in given.items())
+    if isinstance(given, list):
+        return isinstance(stored, list) and len(given) == len(stored) and all(map(_given_in, given, stored))
+    return given == stored
+
+
+def test_default_model_history_matches_its_recipe():
+    """The default model (hybrid_pm4): one run of the README's design command (configs/design/cpu_budget.yaml with
+    configs/design/pm4.yaml layered on it, ``--torch_threads 1``), best validation checkpoint at step 2480."""
+    meta = _metadata(MODELS_DIR / "hybrid_pm4.pt")
+    hist = check_history(meta["history"], int(meta["global_step"]), "hybrid_pm4.pt")
+    assert meta["global_step"] == 2480 and [(s["step_from"], s["step_to"]) for s in hist] == [(0, 2480)]
+    files = ["configs/design/cpu_budget.yaml", "configs/design/pm4.yaml"]
+    assert hist[0]["config_files"] == files
+    today = layer_configs([(REPO / f).read_text() for f in files])[1]
+    stored = yaml.safe_load(hist[0]["config"])
+    assert today.pop("torch_threads", None) is None and stored.pop("torch_threads") == 1  # given on the command line
+    assert _given_in(today, stored)
+    assert yaml.safe_load(meta["training"]["config"]) == {**stored, "torch_threads": 1}
+    assert hist[0]["wall_time_s"] == pytest.approx(58 * 60, rel=0.05)  # the config's max_time: 58 min

@@ -135,8 +135,13 @@ def test_negative_redshift_is_a_plain_error_without_extrapolation_advice(tmp_pat
 
 
 def test_info_prints_the_embedded_models_training_history(capsys):
-    """The shipped model carries both of its training runs (configs/default_model.yaml, then the continuation)."""
+    """The default model (hybrid_pm4) carries its training run; the 2LPT-based ``default`` both of its runs
+    (configs/default_model.yaml, then the continuation)."""
     assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "model: hybrid-pm4-2mpc-64" in out and "training history: 1 segment(s), 2480 steps" in out
+    assert "configs/design/cpu_budget.yaml + configs/design/pm4.yaml" in out
+    assert main(["info", "--model", "default"]) == 0
     out = capsys.readouterr().out
     assert "training history: 2 segment(s), 7000 steps" in out
     assert "steps 0 -> 4500" in out and "steps 4500 -> 7000" in out

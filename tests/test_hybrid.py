@@ -19,8 +19,8 @@ from emulator.core.pm_base import pm_base_fields
 from emulator.core.provenance import sha256_file
 from emulator.core.power import LinearPower
 from emulator.model.emulate import emulate_fields
-from emulator.model.header import embedded_models, read_header
-from emulator.model.portable import export_checkpoint, load_model
+from emulator.model.header import DEFAULT_MODEL, LPT_MODEL, MODELS_DIR, embedded_models, read_header
+from emulator.model.portable import DEFAULT_MODEL_PATH, export_checkpoint, load_model
 from emulator.model.streaming import stream_fields
 from emulator.training.crops import CropDataset
 from emulator.training.trainingset import TrainingSetInfo
@@ -193,9 +193,20 @@ def test_memory_plan_counts_the_pm_base_and_never_streams_it():
 
 
 def test_models_without_a_recorded_base_correct_2lpt(capsys):
-    assert read_header().base == {"method": "2lpt"} and load_model().base.is_lpt
-    assert cli("info") == 0
+    assert read_header(LPT_MODEL).base == {"method": "2lpt"} and load_model(LPT_MODEL).base.is_lpt
+    assert cli("info", "--model", LPT_MODEL) == 0
     assert "corrects: 2LPT" in capsys.readouterr().out
+
+
+def test_the_default_model_corrects_a_4_step_pm_run(capsys):
+    """Issue 11: the model used where none is named is the hybrid trained on the converged truth."""
+    assert DEFAULT_MODEL == "hybrid_pm4" and DEFAULT_MODEL_PATH == MODELS_DIR / "hybrid_pm4.pt"
+    model = load_model()
+    assert model.path == str(DEFAULT_MODEL_PATH) and model.base == BaseRecipe.from_dict(
+        {"method": "pm", "steps": 4, "force_factor": 2, "z_init": 12.0, "spacing": "linear"})
+    assert read_header().sha256 == model.sha256
+    assert cli("info") == 0
+    assert "corrects: PM 4 steps, force mesh 2x, from z = 12" in capsys.readouterr().out
 
 
 def test_embedded_models_are_found_by_name(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from emulator.mocks.fof import friends_of_friends
 from emulator.mocks.fof_slabs import slab_friends_of_friends
 from emulator.mocks.io import read_catalog
 from emulator.mocks.largebox import in_memory_estimate, plan_memory
+from emulator.model.header import LPT_MODEL
 from emulator.model.emulate import emulate_fields
 from emulator.model.portable import load_model
 from emulator.model.streaming import stream_fields
@@ -32,7 +33,7 @@ COSMO = get_preset("planck18")
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model()
+    return load_model(LPT_MODEL)  # streaming needs a 2LPT base
 
 
 @pytest.fixture(scope="module")
@@ -246,9 +247,13 @@ def test_cli_prints_the_plan_and_refuses_an_impossible_cap(tmp_path, capsys, mon
     monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force the streamed path
     assert main([*argv, "--out", str(tmp_path / "ok"), "--max-memory", "1", "--tile", "32"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.startswith("memory estimate: ") and "streamed" in captured.err
+    first, plan = captured.err.splitlines()[:2]  # the default (PM base, held whole) cannot stream: said first
+    assert first.startswith("--max-memory 1 GB: hybrid-pm4-2mpc-64 corrects a PM run, which is held whole")
+    assert first.endswith("using the streamable 2LPT-based embedded model default")
+    assert plan.startswith("memory estimate: ") and "streamed" in plan
     assert captured.out.strip().endswith("mock_000001.hdf5")
-    assert read_catalog(captured.out.strip(), "data").attrs["fof_slabs"] >= 1
+    mock = read_catalog(captured.out.strip(), "data")
+    assert mock.attrs["fof_slabs"] >= 1 and mock.attrs["model_sha256"] == load_model(LPT_MODEL).sha256
 
 
 def test_biased_memory_benchmark_measures_the_streamed_stage():
@@ -283,11 +288,11 @@ def test_the_held_whole_estimate_bounds_a_measured_mock(tmp_path):
     ``emulator generate`` for a 64^3 halo mock, and not so far above that it would stream a mock that fits (within
     1.5x)."""
     cmd = [sys.executable, "-c", _PEAK, "generate", "--preset", "planck18", "--box-size", "128", "--tracer", "halos",
-           "--max-memory", "8", "--no-progress", "--out", str(tmp_path / "mock")]
+           "--max-memory", "8", "--no-progress", "--out", str(tmp_path / "mock"), "--model", LPT_MODEL]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     peak = float(res.stdout.split("VmHWM")[-1]) * 1024.0  # kB
-    model = load_model()
+    model = load_model(LPT_MODEL)
     estimate = in_memory_estimate(64, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)))
     assert f"memory estimate: {estimate / 1e9:.2f} GB for 64^3 particles held whole" in res.stderr
     assert peak < estimate < 1.5 * peak, (peak, estimate)
@@ -302,7 +307,7 @@ from emulator.model.portable import load_model
 from benchmarks.env import rss_mb
 from benchmarks.speed import _reset_peak
 keep_freed_memory()
-model, tile = load_model(), int(sys.argv[1])
+model, tile = load_model("default"), int(sys.argv[1])
 cube = tile + 2 * int(model.net.halo)
 x, style = torch.randn(1, 3, cube, cube, cube), model.style(get_preset("planck18"), 0.0)[None]
 assert _reset_peak()

@@ -60,7 +60,7 @@ def test_out_of_core_fields_equal_the_in_memory_ones(tmp_path, n, block, method,
 
 
 def test_stream_fields_out_of_core_matches_and_leaves_no_scratch(tmp_path):
-    model = load_model()
+    model = load_model("default")  # streaming needs a 2LPT base
     out = {}
     for name, block in (("held", None), ("disk", 8)):
         with h5py.File(tmp_path / f"{name}.h5", "w") as fh:
@@ -92,7 +92,8 @@ def test_generate_with_out_of_core_linear_stage(tmp_path, monkeypatch):
     """A streamed halo mock whose plan puts the linear stage on disk: its attrs say so, no scratch is left, and its
     halos are those of the mock held whole up to float32 rounding (same count within 1%, same total mass within
     1%)."""
-    common = dict(redshift=0.0, box_size=128.0, seeds=[4], tile=32, progress=False, tracer="halos", min_members=10)
+    common = dict(redshift=0.0, box_size=128.0, seeds=[4], tile=32, progress=False, tracer="halos", min_members=10,
+                  model="default")  # streaming needs a 2LPT base
     whole = generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0]
     monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force streaming ...
     from emulator.model import streaming

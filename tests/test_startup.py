@@ -52,11 +52,13 @@ def test_header_agrees_with_the_loaded_model():
     from emulator.model.portable import load_model
     from emulator.training.evaluate import table
 
-    h, m = read_header(), load_model()
-    assert (h.name, h.path, h.sha256, h.cell_size) == (m.name, m.path, m.sha256, m.cell_size)
-    assert h.hull() == m.hull() and h.halo == m.net.halo
-    assert h.metadata == m.metadata
-    assert accuracy_table(m.metadata["validation"]) == table(m.metadata["validation"])
+    for name in (None, "default", "hybrid_pm4", "hybrid_pm4_1mpc"):  # the default, and each embedded model by name
+        h, m = read_header(name), load_model(name)
+        assert (h.name, h.path, h.sha256, h.cell_size) == (m.name, m.path, m.sha256, m.cell_size)
+        assert h.hull() == m.hull() and h.halo == m.net.halo and h.base == m.base.to_dict()
+        assert h.metadata == m.metadata
+    validated = load_model("default").metadata["validation"]  # the model exported with its held-out numbers
+    assert accuracy_table(validated) == table(validated)
 
 
 @pytest.mark.parametrize("depth,blocks", [(0, 1), (1, 1), (2, 1), (2, 2), (3, 1), (3, 3)])
@@ -94,9 +96,9 @@ def test_info_falls_back_to_the_full_loader(tmp_path, capsys):
     import torch
 
     from emulator.cli import main
-    from emulator.model.portable import DEFAULT_MODEL_PATH
+    from emulator.model.header import LPT_MODEL, MODELS_DIR
 
-    payload = torch.load(DEFAULT_MODEL_PATH, map_location="cpu", weights_only=True)
+    payload = torch.load(MODELS_DIR / f"{LPT_MODEL}.pt", map_location="cpu", weights_only=True)  # has validation
     legacy = tmp_path / "legacy.pt"
     torch.save(payload, legacy, _use_new_zipfile_serialization=False)
     assert main(["info", "--model", str(legacy)]) == 0

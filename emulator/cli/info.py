@@ -10,8 +10,8 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``emulator info``."""
     # "%(default).0s" prints nothing; it stops ArgumentDefaultsHelpFormatter from adding "(default: None)"
-    p.add_argument("--model", default=None, help="model file, or the name of an embedded model such as hybrid_pm4 (default: the "
-                   "embedded model)%(default).0s")
+    p.add_argument("--model", default=None, help="model file, or the name of an embedded model such as hybrid_pm4 "
+                   "(default: the embedded model)%(default).0s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,4 +57,9 @@ def run(args: argparse.Namespace) -> int:
             v = val[name]
             print(f"  {name:8s} max|P ratio - 1| = {v['max_abs_ratio_minus_1_to_half_nyquist']:.4f}, "
                   f"max(1 - r) = {v['max_one_minus_r_to_half_nyquist']:.4f}")
+    from ..model.card import format_card, read_card
+
+    card = read_card(m.path, sha256=m.sha256)  # the benchmark reports' numbers, kept beside the model file
+    if card:
+        print(format_card(card))
     return 0

@@ -25,7 +25,7 @@ from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
 from .catalogs import MockOptions, check_hod, check_tracer_count, make_catalogs
-from .largebox import plan_memory, streamed_mock, warn_if_short
+from .largebox import GB, in_memory_estimate, plan_memory, streamed_mock, warn_if_short
 from .outputs import Target, reserve_outputs, write_manifest
 
 __all__ = ["generate_mocks", "resolve_cosmology", "MockPaths"]
@@ -53,6 +53,26 @@ class MockPaths(list):
     def __init__(self, paths=(), skipped=()) -> None:
         super().__init__(paths)
         self.skipped: list[Path] = list(skipped)
+
+
+def _streamable_if_capped(model: EmulatorModel, cap: float, box_size: Any, tile: int | None,
+                          streamable: Any, device: str) -> tuple[EmulatorModel, str | None]:
+    """The embedded model chosen for a capped request, or, when it corrects a PM run (held whole, never streamed)
+    and that exceeds ``cap`` GB, the streamable (2LPT-based) model ``streamable()`` chooses instead, with the line
+    that says so (None when the model is kept)."""
+    if model.base.is_lpt:
+        return model, None
+    box = check_box_size(box_size)
+    multiple = max(2, int(model.net.size_multiple))
+    ngrid = resolve_grid(box, model.cell_size, multiple)
+    whole = in_memory_estimate(ngrid, halo=int(model.net.halo), multiple=multiple, tile=tile,
+                               pm_force_factor=model.base.force_factor)
+    if whole <= cap * GB:
+        return model, None
+    path = streamable()
+    return load_model(path, device=device), (
+        f"--max-memory {cap:g} GB: {model.name} corrects a PM run, which is held whole (~{whole / GB:.1f} GB for "
+        f"{ngrid}^3 particles); using the streamable 2LPT-based embedded model {path.stem}")
 
 
 def _check_cap(max_memory: Any) -> float | None:
@@ -132,13 +152,14 @@ def generate_mocks(
     format : {"hdf5", "fits"}
     model
         A loaded model, a model file, or None: the embedded model whose particle spacing the tracer needs
-        (:func:`emulator.mocks.model_choice.choose_model`: ``default`` at 2 Mpc/h unless the HOD's galaxies or
-        ``min_mass`` need the 1 Mpc/h model; with ``max_memory``, only models that can be streamed).
+        (:func:`emulator.mocks.model_choice.choose_model`: ``hybrid_pm4`` at 2 Mpc/h unless the HOD's galaxies or
+        ``min_mass`` need the 1 Mpc/h model; with ``max_memory`` below what the chosen PM-base model needs held
+        whole, the streamable 2LPT-based ``default`` instead).
     resolution : float, optional
         Particle spacing in Mpc/h of the embedded model to use (2 or 1); not with ``model``.
     on_choice : callable, optional
-        Receives the line naming the embedded model chosen for the tracer when it is not the 2 Mpc/h default
-        (default: a ``UserWarning``).
+        Receives the line naming the embedded model chosen when it is not ``hybrid_pm4`` (default: a
+        ``UserWarning``).
     device : str
         ``cpu`` or ``cuda[:index]``.
     allow_extrapolation : bool
@@ -187,6 +208,7 @@ def generate_mocks(
     device = str(check_device(rank_device(str(device))))  # cuda -> cuda:LOCAL_RANK under torchrun
     if model is not None and resolution is not None:
         raise ValueError("give a model (--model) or a resolution (--resolution), not both")
+    fallback = None  # the line saying a capped request got the streamable model instead of the default
     if model is None:
         from .model_choice import choose_model
 
@@ -196,8 +218,12 @@ def generate_mocks(
             from .lightcone_mocks import ladder_of
 
             zs = check_ladder(ladder_of(opts.cutsky), *(float(z) for z in opts.cutsky["redshift_range"]))
-        model = choose_model(opts, cosmo, zs, resolution, streamable_only=max_memory is not None,
-                             log=on_choice or (lambda line: warnings.warn(line, stacklevel=4)))
+        say = on_choice or (lambda line: warnings.warn(line, stacklevel=4))
+        model = choose_model(opts, cosmo, zs, resolution, log=say)
+        if max_memory is not None and resolution is None:  # a resolution asked for is kept (or refused)
+            model, fallback = _streamable_if_capped(
+                load_model(model, device=device), _check_cap(max_memory), box_size, tile,
+                lambda: choose_model(opts, cosmo, zs, resolution, streamable_only=True), device)
     if not isinstance(model, EmulatorModel):
         model = load_model(model, device=device)
     model.base.check_redshift(redshift)  # a PM base starts at its z_init
@@ -218,6 +244,8 @@ def generate_mocks(
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
                        pm_force_factor=None if model.base.is_lpt else model.base.force_factor)
+    if fallback is not None:  # said once the plan is possible: a refused request gets one line, its error
+        say(fallback)
     if log is not None:
         log(plan.describe())
     warn_if_short(plan, max_memory)

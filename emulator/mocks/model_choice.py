@@ -1,18 +1,20 @@
 """Which embedded model a mock request needs: its Lagrangian resolution, from the tracer or ``--resolution``.
 
-The embedded models come at two particle spacings (:data:`RESOLUTION_MODELS`): ``default`` at 2 Mpc/h (particle
-mass 2.775e11 Omega_m x 8 Msun/h: 20-particle FoF halos from ~1.4e13 Msun/h) and ``hybrid_pm4_1mpc`` at 1 Mpc/h
-(8x lighter particles: halos from ~1.8e12 Msun/h). A request that names no model gets the coarsest model (the
+The embedded models come at two particle spacings (:data:`RESOLUTION_MODELS`): at 2 Mpc/h (particle mass
+2.775e11 Omega_m x 8 Msun/h: 20-particle FoF halos from ~1.4e13 Msun/h) ``hybrid_pm4`` (the default: a network
+correcting a 4-step PM run) and ``default`` (a network correcting 2LPT), and ``hybrid_pm4_1mpc`` at 1 Mpc/h (8x
+lighter particles: halos from ~1.8e12 Msun/h). A request that names no model gets the coarsest spacing (the
 cheapest) whose resolution holds what it asks for:
 
 * ``galaxies``: the coarsest model whose halos host all but :data:`~emulator.mocks.massfunction.WARN_FRACTION`
   of the HOD's expected galaxies (Tinker08 halos, the same count as the HOD resolution check), at the request's
   worst redshift; the finest model when none does (the HOD check then warns or refuses with the number);
 * ``halos`` with a ``min_mass``: the coarsest model whose ``min_members`` x particle mass reaches down to it;
-* anything else: ``default``.
+* anything else: the 2 Mpc/h model.
 
-``resolution`` (Mpc/h) picks the model of that spacing instead. A memory-capped request (``max_memory``) chooses
-among the models it can stream (2LPT base) only. The choice is made before anything is computed.
+``resolution`` (Mpc/h) picks the model of that spacing instead. At each spacing the first installed model of its
+list is used. A memory-capped request (``max_memory``) chooses among the models it can stream (2LPT base) only:
+``default`` at 2 Mpc/h. The choice is made before anything is computed.
 """
 
 from __future__ import annotations
@@ -22,27 +24,31 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.cosmology import Cosmology, particle_mass_from_cosmology
-from ..model.header import MODELS_DIR, read_header
+from ..model.header import DEFAULT_MODEL, LPT_MODEL, MODELS_DIR, read_header
 from .catalogs import resolved_mass
 
 __all__ = ["RESOLUTION_MODELS", "available_resolutions", "choose_model"]
 
-#: Lagrangian cell (Mpc/h) -> the embedded model generated at that resolution
-RESOLUTION_MODELS: dict[float, str] = {2.0: "default", 1.0: "hybrid_pm4_1mpc"}
+#: Lagrangian cell (Mpc/h) -> the embedded models generated at that resolution, preferred first
+RESOLUTION_MODELS: dict[float, tuple[str, ...]] = {2.0: (DEFAULT_MODEL, LPT_MODEL), 1.0: ("hybrid_pm4_1mpc",)}
 
 
 def available_resolutions(streamable_only: bool = False) -> dict[float, str]:
-    """The entries of :data:`RESOLUTION_MODELS` whose model file is installed, coarsest first (``streamable_only``:
-    those with a 2LPT base, which a ``max_memory`` run can stream; a PM base needs the whole box)."""
+    """``{cell: name}``: at each spacing of :data:`RESOLUTION_MODELS` the first model installed, coarsest first
+    (``streamable_only``: the first with a 2LPT base, which a ``max_memory`` run can stream; a PM base needs the
+    whole box)."""
     out = {}
-    for cell, name in sorted(RESOLUTION_MODELS.items(), reverse=True):
-        path = MODELS_DIR / f"{name}.pt"
-        if path.is_file():
+    for cell, names in sorted(RESOLUTION_MODELS.items(), reverse=True):
+        for name in names:
+            path = MODELS_DIR / f"{name}.pt"
+            if not path.is_file():
+                continue
             header = read_header(path)
             if not math.isclose(header.cell_size, cell, rel_tol=1e-6):
                 raise ValueError(f"embedded model {name} ({path}) is not at {cell:g} Mpc/h")
             if not streamable_only or header.base.get("method", "2lpt") == "2lpt":
                 out[cell] = name
+                break
     if not out:
         raise FileNotFoundError(f"no embedded model is installed in {MODELS_DIR}")
     return out

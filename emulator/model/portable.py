@@ -8,7 +8,8 @@ A model file is a ``torch.save`` of a plain dict (tensors, numbers, strings, lis
      "cell_size": float (Mpc/h), "metadata": {...},       # training config, validation numbers, provenance
      "base": {"method": "2lpt"} or {"method": "pm", ...}}  # what the network corrects (absent: 2LPT)
 
-The embedded default model lives in ``emulator/models/default.pt``.
+The embedded models live in ``emulator/models/<name>.pt``; the one used where none is named is
+:data:`~emulator.model.header.DEFAULT_MODEL` (``hybrid_pm4``: a network correcting a 4-step PM run).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from ..core.cosmology import Cosmology
 from ..core.device import check_device
 from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
-from .header import FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
+from .header import DEFAULT_MODEL, FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
 from .style import normalise_style
 from .unet import StyledUNet
 
 __all__ = ["EmulatorModel", "export_checkpoint", "load_model", "check_device", "DEFAULT_MODEL_PATH",
            "ExtrapolationError"]
 
-DEFAULT_MODEL_PATH = MODELS_DIR / "default.pt"  # emulator/models/
+DEFAULT_MODEL_PATH = MODELS_DIR / f"{DEFAULT_MODEL}.pt"  # emulator/models/
 
 
 class ExtrapolationError(ValueError):

@@ -1,0 +1,181 @@
+"""``python -m benchmarks.model_card MODEL RESULTS_DIR [...]``: an embedded model's card of measured accuracy.
+
+A model card (``emulator/models/<MODEL>.card.json``, beside the model file) records what committed benchmark
+reports measured for a model whose file carries no ``validation`` metadata, so that ``emulator info`` can show
+it (:mod:`emulator.model.card`) without changing the model's bytes. Each report's ``results.json`` must have
+graded this very file (its ``model.sha256``), else nothing is written. The numbers are those of the report:
+the worst P(k) error and decorrelation are the summary's stored values, the other targets are computed by
+:func:`benchmarks.targets.target_values`, the function that writes the report's "Targets" table from the same
+``results.json``; the two sources are checked against each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from emulator.core.atomic import atomic_open
+from emulator.core.provenance import sha256_file, utc_now
+
+from .targets import TARGETS, _first_edge_at_least, target_values, thresholds
+
+__all__ = ["FORMAT", "DEFINITIONS", "card_entry", "build_card", "write_card", "main"]
+
+FORMAT = "cosmo-emulator-model-card"
+REPO = Path(__file__).resolve().parents[1]
+MODELS_DIR = REPO / "emulator" / "models"
+CONTENDER = "generator"  # the benchmark's name for the graded model
+HALO_MIN_PARTICLES = 40.0  # FoF count cut of the targets: the first mass-bin edge at or above 40 particles
+
+#: What each number of an entry means (stored in the card). Wavenumbers in h/Mpc, lengths in Mpc/h; every
+#: accuracy number is dimensionless, a worst case over all cosmologies and seeds of the report's test suite.
+DEFINITIONS = {
+    "k_min, k_max": "k range of the P(k) and r(k) numbers in h/Mpc: first bin centre to k_max = k_Nyq/2",
+    "worst_abs_dP_over_P": "max |P/P_t - 1| over k <= k_max, cosmologies and seeds (P_t: the truth)",
+    "median_abs_dP_over_P": "median of |P/P_t - 1| over the same (cosmology, seed, k) bins",
+    "worst_one_minus_r": "max 1 - r(k), r the cross-correlation coefficient with the truth, k <= k_max",
+    "halo_count_ratio_min, halo_count_ratio_max": "range of N/N_t, FoF (b = 0.2) halos above the first "
+                                                  "mass-bin edge >= 40 particles (edge in halo_count_cut_particles)",
+    "halo_count_worst_abs_ratio_minus_1": "max |N/N_t - 1| of the same counts",
+    "halo_bias_worst": "max |sqrt(P_hh/P_hh,t) - 1| over the 2 lowest k bins of the halo power",
+    "mass_function_worst": "max |n(M)/n_t(M) - 1| over mass bins from 20 particles with >= 10 truth halos",
+    "bispectrum_eq_worst": "max |Q - Q_t|/|Q_t|, equilateral triangles with k <= k_Nyq/4",
+    "targets": "the report's Targets table: value, threshold and pass (None: not measured)",
+}
+
+
+def _get(d: dict, keys: str, where: str):
+    """``d[k1][k2]...`` for dotted ``keys``; a missing key is a one-line ``ValueError`` naming ``where``."""
+    for key in keys.split("."):
+        if not isinstance(d, dict) or key not in d or d[key] is None:
+            raise ValueError(f"{where}: results.json has no {keys!r}")
+        d = d[key]
+    return d
+
+
+def _recipe_label(sim: dict) -> str:
+    """E.g. ``PM 40 steps from z = 12, force mesh 2x, 2 simulated particles per axis per output particle``."""
+    return (f"PM {sim['steps']} steps from z = {float(sim['z_init']):g}, force mesh {sim['force_factor']}x, "
+            f"{sim.get('refine', 1)} simulated particles per axis per output particle")
+
+
+def _halo_count_ratios(res: dict) -> tuple[list[float], list[float]]:
+    """N/N_t above the first mass-bin edge >= 40 particles, and that edge in particles, per snapshot (as
+    :func:`benchmarks.targets.target_values` selects them)."""
+    ratios, cuts = [], []
+    for e in res["per_cosmology"]:
+        truth = e["truth"].get("halos") or {}
+        got = ((e["contenders"].get(CONTENDER) or {}).get("measured") or {}).get("halos") or {}
+        if "counts" not in truth or "counts" not in got:
+            continue
+        edges, j = _first_edge_at_least(truth, HALO_MIN_PARTICLES)
+        nt = float(np.sum(truth["counts"][j:]))
+        if j < len(edges) - 1 and nt > 0:
+            ratios.append(float(np.sum(got["counts"][j:])) / nt)
+            cuts.append(float(edges[j]))
+    return ratios, cuts
+
+
+def card_entry(folder: str | Path, sha256: str) -> dict:
+    """One card entry from the report in ``folder`` (its ``results.json``), which must have graded the model
+    file of SHA-256 ``sha256``; raises a one-line ``ValueError`` naming the folder otherwise or when a number
+    is missing."""
+    folder = Path(folder).resolve()
+    where = str(folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder)
+    try:
+        res = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{where}: no readable results.json ({exc})") from None
+    graded = _get(res, "model.sha256", where)
+    if graded != sha256:
+        raise ValueError(f"{where}: graded another model file ({_get(res, 'model.path', where)}, sha256 "
+                         f"{graded[:16]}...), not this one (sha256 {sha256[:16]}...)")
+    st, summary = _get(res, "setup", where), _get(res, f"summary.{CONTENDER}", where)
+    for key in ("redshift", "ngrid", "box_size", "summary_kmax", "k_nyquist", "n_cosmologies",
+                "seeds_per_cosmology", "simulation"):
+        _get(res, f"setup.{key}", where)
+    values = target_values(res, CONTENDER, HALO_MIN_PARTICLES)
+    for key, stored in (("pk_worst", "max_abs_pk_ratio_minus_1"), ("one_minus_r", "max_one_minus_r")):
+        value = _get(res, f"summary.{CONTENDER}.{stored}", where)
+        if values[key] is None or not math.isclose(values[key], value, rel_tol=1e-12):
+            raise ValueError(f"{where}: the Targets' {key} ({values[key]}) disagrees with summary.{stored}")
+    for key in ("pk_median", "halo_count", "halo_bias", "hmf"):
+        if values[key] is None:
+            raise ValueError(f"{where}: results.json does not measure the target {key!r}")
+    ratios, cuts = _halo_count_ratios(res)
+    if not ratios or not math.isclose(max(abs(r - 1) for r in ratios), values["halo_count"], rel_tol=1e-12):
+        raise ValueError(f"{where}: the FoF count ratios disagree with the Targets' halo_count")
+    limits = thresholds(res)
+    targets = {}
+    for key, _, sense in TARGETS:
+        v, t = values[key], float(limits[key])
+        targets[key] = {"value": v, "threshold": t, "sense": "<=" if sense == "max" else ">=",
+                        "pass": None if v is None else bool(v <= t if sense == "max" else v >= t)}
+    k = np.asarray(_get(res["per_cosmology"][0], "truth.k", where), float)  # non-empty: target values exist
+    sim = st["simulation"]
+    return {
+        "report": where, "report_created": res.get("created"), "tier": res.get("tier"), "contender": CONTENDER,
+        "redshift": float(st["redshift"]), "ngrid": int(st["ngrid"]), "box_size": float(st["box_size"]),
+        "k_min": float(k[k > 0].min()), "k_max": float(st["summary_kmax"]), "k_nyquist": float(st["k_nyquist"]),
+        "n_cosmologies": int(st["n_cosmologies"]), "seeds_per_cosmology": int(st["seeds_per_cosmology"]),
+        "n_snapshots": len(res["per_cosmology"]),
+        "truth": {"suite": (res.get("config") or {}).get("truth", {}).get("suite"), "source": st.get("truth_source"),
+                  "recipe": sim, "recipe_label": _recipe_label(sim)},
+        "worst_abs_dP_over_P": float(summary["max_abs_pk_ratio_minus_1"]),
+        "median_abs_dP_over_P": values["pk_median"],
+        "worst_one_minus_r": float(summary["max_one_minus_r"]),
+        "halo_count_ratio_min": min(ratios), "halo_count_ratio_max": max(ratios),
+        "halo_count_worst_abs_ratio_minus_1": values["halo_count"],
+        "halo_count_cut_particles": [min(cuts), max(cuts)],
+        "halo_bias_worst": values["halo_bias"], "mass_function_worst": values["hmf"],
+        "bispectrum_eq_worst": values["bispectrum_eq"], "targets": targets,
+    }
+
+
+def build_card(model: str, folders: list[str | Path]) -> dict:
+    """The card of embedded model ``model`` (``emulator/models/<model>.pt``) from the reports in ``folders``."""
+    path = MODELS_DIR / f"{model}.pt"
+    if not path.is_file():
+        raise ValueError(f"no embedded model {model!r} ({path} does not exist)")
+    sha256 = sha256_file(path)
+    entries = [card_entry(f, sha256) for f in folders]
+    return {"format": FORMAT, "format_version": 1, "model": model, "sha256": sha256, "made": utc_now(),
+            "made_by": "python -m benchmarks.model_card", "definitions": DEFINITIONS,
+            "entries": sorted(entries, key=lambda e: (e["redshift"], e["report"]))}
+
+
+def write_card(card: dict) -> Path:
+    """Write ``card`` atomically to ``emulator/models/<model>.card.json``; returns the path."""
+    path = MODELS_DIR / f"{card['model']}.card.json"
+    with atomic_open(path, "w") as fh:
+        fh.write(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.model_card",
+        description="Write emulator/models/MODEL.card.json: the held-out accuracy that benchmark reports measured "
+                    "for an embedded model (shown by `emulator info`). Every number is dimensionless (|P/P_t - 1|, "
+                    "1 - r, |N/N_t - 1|, ...) and a worst case over the report's test cosmologies and seeds; "
+                    "wavenumbers are in h/Mpc (k up to k_Nyq/2 of the particle grid), box sizes in Mpc/h.")
+    p.add_argument("model", help="embedded model name: emulator/models/MODEL.pt")
+    p.add_argument("results", nargs="+", help="benchmark report folders (with results.json) that graded this model "
+                                              "file, e.g. benchmarks/results/hybrid_standard")
+    args = p.parse_args(argv)
+    try:
+        path = write_card(build_card(args.model, args.results))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""A model's card: the held-out accuracy that benchmark reports measured for it, kept beside the model file.
+
+``<stem>.card.json`` next to ``<stem>.pt`` (written by ``python -m benchmarks.model_card``) records, for each
+committed benchmark report that graded this very file, the worst and median P(k) error, the decorrelation, the
+FoF halo counts, halo bias and mass function against a test suite of simulations never used in training. It
+serves models whose file carries no ``validation`` metadata, whose bytes must not change (reports check their
+SHA-256). A card counts only while its ``sha256`` is the model file's: a retrained model file makes it stale.
+Like :mod:`emulator.model.header`, this module does not import torch (``emulator info`` stays fast).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["CARD_FORMAT", "card_path", "read_card", "format_card"]
+
+CARD_FORMAT = "cosmo-emulator-model-card"
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The card file of a model file: ``<folder>/<stem>.card.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.card.json")
+
+
+def read_card(model_path: str | Path, sha256: str | None = None) -> dict | None:
+    """The card of the model file ``model_path``, or ``None`` when it has none or the card is not for it.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        The model file (``.pt``); its card is :func:`card_path` of it.
+    sha256 : str, optional
+        The model file's SHA-256 if already known (hashed here otherwise).
+
+    Returns
+    -------
+    dict or None
+        The card (see ``benchmarks/model_card.py``). A card that is unreadable, not a card, or stale (written for
+        a file of another SHA-256) gives ``None`` and one warning line on stderr.
+    """
+    path = card_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"warning: {path}: unreadable model card ({exc}); not shown", file=sys.stderr)
+        return None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or not isinstance(card.get("entries"), list):
+        print(f"warning: {path}: not a model card; not shown", file=sys.stderr)
+        return None
+    if sha256 is None:
+        from ..core.provenance import sha256_file
+
+        sha256 = sha256_file(model_path)
+    if card.get("sha256") != sha256:
+        print(f"warning: {path}: model card is stale (made for sha256 {str(card.get('sha256'))[:16]}..., the model "
+              f"file is {sha256[:16]}...); not shown", file=sys.stderr)
+        return None
+    return card
+
+
+def _g(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def format_card(card: dict) -> str:
+    """The card as text: a heading naming the reports and a markdown table, one row per report (redshift).
+
+    Columns: redshift; k range [h/Mpc] (to k_Nyq/2); worst and median ``|P/P_t - 1|``; worst ``1 - r``; FoF
+    halo count ratio ``N/N_t`` (range over snapshots); worst mass-function ``|n/n_t - 1|``; worst large-scale
+    halo bias ``|b/b_t - 1|``. All accuracy numbers are dimensionless, worst cases over the test suite's
+    cosmologies and seeds.
+    """
+    entries = sorted(card["entries"], key=lambda e: e["redshift"])
+    reports = ", ".join(e["report"] for e in entries)
+    sims = sorted({(e["ngrid"], e["box_size"], e["n_cosmologies"], e["seeds_per_cosmology"],
+                    str(e["truth"].get("suite")), e["truth"].get("recipe_label")) for e in entries})
+    lines = [f"held-out accuracy (benchmark report{'s' if len(entries) > 1 else ''} {reports}, test suite never "
+             "used in training), the model against the converged truth, worst case over cosmologies and seeds:"]
+    for n, box, n_cosmo, seeds, suite, recipe in sims:
+        lines.append(f"  {n}^3 particles in {box:g} Mpc/h, {n_cosmo} cosmologies x {seeds} seeds; truth: {suite} "
+                     f"({recipe})")
+    lines += ["| z | k [h/Mpc], to k_Nyq/2 | worst abs(P/P_t - 1) | median abs(P/P_t - 1) | worst 1 - r "
+              "| FoF count N/N_t (>= 40 particles) | mass fn. worst abs(n/n_t - 1) | halo bias worst abs(b/b_t - 1) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        lines.append(f"| {e['redshift']:g} | {e['k_min']:.3f}-{e['k_max']:.3f} | {_g(e['worst_abs_dP_over_P'])} "
+                     f"| {_g(e['median_abs_dP_over_P'])} | {_g(e['worst_one_minus_r'])} "
+                     f"| {e['halo_count_ratio_min']:.2f}-{e['halo_count_ratio_max']:.2f} "
+                     f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} |")
+    return "\n".join(lines)

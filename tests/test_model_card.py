@@ -1,0 +1,177 @@
+"""Model cards (emulator/models/<name>.card.json): the committed cards hold the committed benchmark reports'
+numbers for the very model files they describe, ``emulator info`` shows them, a stale card is not shown, and the
+builder (benchmarks/model_card.py) refuses a report graded on another model file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import model_card
+from benchmarks.targets import TARGETS, target_values
+from emulator.cli import main
+from emulator.core.provenance import sha256_file
+from emulator.model.card import card_path, format_card, read_card
+from emulator.model.header import MODELS_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+REPORTS = {
+    "hybrid_pm4": ["benchmarks/results/hybrid_standard", "benchmarks/results/hybrid_standard_z0.5",
+                   "benchmarks/results/hybrid_standard_z1"],
+    "hybrid_pm4_1mpc": ["benchmarks/results/hybrid_1mpc_standard", "benchmarks/results/hybrid_1mpc_standard_z0.5",
+                        "benchmarks/results/hybrid_1mpc_standard_z1"],
+}
+# hybrid_pm4 graded against the converged test suite (64^3 particles in 128 Mpc/h, k <= 0.785 h/Mpc), as in the
+# reports' Targets tables: z, worst |P/P_t - 1|, median, worst 1 - r, FoF count ratio range, mass function, bias
+HYBRID_PM4_ROWS = ("| 0 | 0.063-0.785 | 0.13 | 0.00942 | 0.00981 | 0.81-0.96 | 0.385 | 0.0745 |",
+                   "| 0.5 | 0.063-0.785 | 0.0319 | 0.00641 | 0.00403 | 0.83-0.98 | 0.385 | 0.0824 |",
+                   "| 1 | 0.063-0.785 | 0.0288 | 0.00717 | 0.00356 | 0.84-1.04 | 0.357 | 0.138 |")
+
+
+def _card(model: str) -> dict:
+    return json.loads((MODELS_DIR / f"{model}.card.json").read_text())
+
+
+def _targets_cells(report_md: str) -> list[str]:
+    """The generator's cells of a report.md's Targets table, in the order of ``benchmarks.targets.TARGETS``."""
+    lines = report_md.split("### Targets", 1)[1].splitlines()
+    rows = [ln for ln in lines if ln.startswith("| ")][1:1 + len(TARGETS)]  # [0] is the header row
+    return [row.strip("|").split("|")[1].strip() for row in rows]
+
+
+@pytest.mark.parametrize("model", sorted(REPORTS))
+def test_committed_cards_hold_the_committed_reports_numbers(model):
+    card = _card(model)
+    assert card["format"] == "cosmo-emulator-model-card" and card["model"] == model
+    assert card["sha256"] == sha256_file(MODELS_DIR / f"{model}.pt")
+    assert [e["report"] for e in card["entries"]] == REPORTS[model]
+    assert [e["redshift"] for e in card["entries"]] == [0.0, 0.5, 1.0]
+    for e in card["entries"]:
+        res = json.loads((REPO / e["report"] / "results.json").read_text())
+        assert res["model"]["sha256"] == card["sha256"] and res["model"]["path"] == f"emulator/models/{model}.pt"
+        st, summary, values = res["setup"], res["summary"]["generator"], target_values(res, "generator")
+        assert (e["redshift"], e["ngrid"], e["box_size"]) == (st["redshift"], st["ngrid"], st["box_size"])
+        assert e["k_max"] == st["summary_kmax"] == pytest.approx(st["k_nyquist"] / 2)
+        assert (e["n_cosmologies"], e["seeds_per_cosmology"]) == (10, 2) and e["n_snapshots"] == 20
+        assert e["truth"]["suite"] == res["config"]["truth"]["suite"] and e["truth"]["recipe"]["steps"] == 40
+        assert e["worst_abs_dP_over_P"] == summary["max_abs_pk_ratio_minus_1"]  # exact: copied, not recomputed
+        assert e["worst_one_minus_r"] == summary["max_one_minus_r"]
+        assert e["median_abs_dP_over_P"] == values["pk_median"]
+        assert e["halo_count_worst_abs_ratio_minus_1"] == values["halo_count"]
+        assert min(abs(e["halo_count_ratio_min"] - 1), abs(e["halo_count_ratio_max"] - 1)) <= values["halo_count"]
+        assert max(abs(e["halo_count_ratio_min"] - 1), abs(e["halo_count_ratio_max"] - 1)) == pytest.approx(
+            values["halo_count"], rel=1e-12)
+        assert (e["halo_bias_worst"], e["mass_function_worst"]) == (values["halo_bias"], values["hmf"])
+        # and what a reader of the report sees: the Targets table of its report.md, cell by cell
+        cells = _targets_cells((REPO / e["report"] / "report.md").read_text())
+        for (key, _, _), cell in zip(TARGETS, cells, strict=True):
+            t = e["targets"][key]
+            want = "–" if t["value"] is None else f"{t['value']:.3g} {'pass' if t['pass'] else 'FAIL'}"
+            assert cell == want, (e["report"], key)
+
+
+def test_hybrid_pm4_card_numbers():
+    e0, e05, e1 = _card("hybrid_pm4")["entries"]
+    assert e0["worst_abs_dP_over_P"] == pytest.approx(0.1302, abs=1e-4)
+    assert e0["median_abs_dP_over_P"] == pytest.approx(0.00942, abs=1e-5)
+    assert e0["worst_one_minus_r"] == pytest.approx(0.00981, abs=1e-5)
+    assert e0["halo_count_ratio_min"] == pytest.approx(0.8096, abs=1e-4)  # the generator makes too few halos
+    assert e05["worst_abs_dP_over_P"] == pytest.approx(0.0319, abs=1e-4)
+    assert e1["worst_abs_dP_over_P"] == pytest.approx(0.0288, abs=1e-4)
+    assert [e["targets"]["pk_median"]["pass"] for e in (e0, e05, e1)] == [True, True, True]
+    assert [e["targets"]["one_minus_r"]["pass"] for e in (e0, e05, e1)] == [False, True, True]
+
+
+def test_info_prints_the_card(capsys):
+    assert main(["info", "--model", "hybrid_pm4"]) == 0
+    out = capsys.readouterr().out
+    assert ("held-out accuracy (benchmark reports benchmarks/results/hybrid_standard, "
+            "benchmarks/results/hybrid_standard_z0.5, benchmarks/results/hybrid_standard_z1, test suite never used "
+            "in training)") in out
+    assert "64^3 particles in 128 Mpc/h, 10 cosmologies x 2 seeds; truth: configs/suite_converged_test.yaml" in out
+    for row in HYBRID_PM4_ROWS:
+        assert row in out
+    assert "| 0 | 0.125-1.571 | 0.266 |" in format_card(_card("hybrid_pm4_1mpc"))  # 64 Mpc/h box: twice the k
+
+
+def test_stale_or_foreign_card_is_not_shown(tmp_path, capsys):
+    model = tmp_path / "mine.pt"
+    shutil.copyfile(MODELS_DIR / "hybrid_pm4.pt", model)
+    card = _card("hybrid_pm4")
+    card_path(model).write_text(json.dumps(card))
+    assert read_card(model) == card
+    assert main(["info", "--model", str(model)]) == 0
+    assert HYBRID_PM4_ROWS[0] in capsys.readouterr().out
+    card_path(model).write_text(json.dumps({**card, "sha256": "0" * 64}))
+    assert read_card(model) is None
+    assert "model card is stale" in capsys.readouterr().err
+    assert main(["info", "--model", str(model)]) == 0
+    captured = capsys.readouterr()
+    assert "held-out accuracy" not in captured.out and "0.00942" not in captured.out
+    assert "mine.card.json: model card is stale" in captured.err
+    card_path(model).write_text("{not json")
+    assert read_card(model) is None and "unreadable model card" in capsys.readouterr().err
+
+
+def test_card_of_a_model_with_validation_metadata_is_shown_too(tmp_path, capsys):
+    model = tmp_path / "lpt.pt"
+    shutil.copyfile(MODELS_DIR / "default.pt", model)  # has `validation` metadata
+    card_path(model).write_text(json.dumps({**_card("hybrid_pm4"), "sha256": sha256_file(model)}))
+    assert main(["info", "--model", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out accuracy (test split, 6 simulation snapshots)" in out  # the model's `validation` metadata
+    assert "held-out accuracy (benchmark reports" in out and HYBRID_PM4_ROWS[2] in out
+
+
+def _models_dir(tmp_path, monkeypatch) -> Path:
+    """A models folder holding (a link to) hybrid_pm4.pt, where the builder writes its cards."""
+    (tmp_path / "hybrid_pm4.pt").symlink_to(MODELS_DIR / "hybrid_pm4.pt")
+    monkeypatch.setattr(model_card, "MODELS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_builder_reproduces_the_committed_card(tmp_path, monkeypatch, capsys):
+    folder = _models_dir(tmp_path, monkeypatch)
+    assert model_card.main(["hybrid_pm4", *reversed(REPORTS["hybrid_pm4"])]) == 0  # entries sorted by redshift
+    made = json.loads((folder / "hybrid_pm4.card.json").read_text())
+    committed = _card("hybrid_pm4")
+    assert {**made, "made": None} == {**committed, "made": None}
+
+
+def test_builder_refuses_a_report_of_another_model(tmp_path, monkeypatch, capsys):
+    folder = _models_dir(tmp_path, monkeypatch)
+    argv = ["hybrid_pm4", "benchmarks/results/hybrid_standard", "benchmarks/results/hybrid_1mpc_standard"]
+    assert model_card.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: benchmarks/results/hybrid_1mpc_standard: graded another "
+                                                   "model file (emulator/models/hybrid_pm4_1mpc.pt")
+    assert sorted(p.name for p in folder.iterdir()) == ["hybrid_pm4.pt"]  # nothing written, no temporary left
+
+
+def test_builder_refuses_a_report_without_a_number(tmp_path, monkeypatch, capsys):
+    folder = _models_dir(tmp_path, monkeypatch)
+    res = json.loads((REPO / REPORTS["hybrid_pm4"][0] / "results.json").read_text())
+    del res["summary"]["generator"]["max_one_minus_r"]
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "results.json").write_text(json.dumps(res))
+    assert model_card.main(["hybrid_pm4", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results.json has no 'summary.generator.max_one_minus_r'" in err
+    assert model_card.main(["no_such_model", REPORTS["hybrid_pm4"][0]]) == 2
+    assert "no embedded model 'no_such_model'" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["hybrid_pm4.pt", "report"]
+
+
+def test_card_module_does_not_import_torch():
+    script = ("from emulator.model.card import format_card, read_card\n"
+              "print(format_card(read_card('emulator/models/hybrid_pm4.pt')))\n"
+              "import sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert HYBRID_PM4_ROWS[0] in out
+    mods = set(out.strip().splitlines()[-1].split())
+    assert "torch" not in mods and "numpy" not in mods
