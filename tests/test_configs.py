@@ -65,3 +65,14 @@ def test_default_model_continuation_resumes_to_the_embedded_models_step():
 def test_power_half_override_layers_over_the_gpu_config():
     cfg = _print_config("converged_gpu.yaml", "converged_gpu_power_half.yaml")
     assert cfg["model"]["power_kmax_fraction"] == 0.5 and cfg["model"]["periodic"] is True
+
+
+def test_redshift_weighted_power_design_layers_over_the_cpu_design():
+    """configs/design/pm4_power_zw.yaml: the power term at 2.0 / 1.0 / 0.5 of its weight at z = 0 / 0.5 / >= 1."""
+    from emulator.training.losses import check_redshift_weights
+
+    cfg = _print_config("design/cpu_budget.yaml", "design/pm4.yaml", "design/pm4_power_zw.yaml")
+    model = cfg["model"]
+    assert model["power_refine"] == 3 and model["loss_weights"]["power"] == 1.0
+    assert check_redshift_weights(model["power_redshift_weights"]) == ((0.0, 2.0), (0.5, 1.0), (1.0, 0.5))
+    assert model["init_from"] == "runs/design/pm4_power_r2.pt" and cfg["trainer"]["max_steps"] == 1100

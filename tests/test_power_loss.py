@@ -31,8 +31,8 @@ def test_module_passes_the_fraction_to_the_power_term(monkeypatch):
     import emulator.training.module as module
 
     seen = []
-    monkeypatch.setattr(module, "power_loss", lambda p, t, kmax_fraction=None: seen.append(kmax_fraction) or
-                        torch.zeros(()))
+    monkeypatch.setattr(module, "power_loss", lambda p, t, kmax_fraction=None, sample_weights=None:
+                        seen.append(kmax_fraction) or torch.zeros(()))
     m = FieldEmulator(network={"base_channels": 4, "depth": 1}, power_kmax_fraction=0.5, periodic=True)
     c = 8
     batch = {"input": torch.zeros(1, 3, c, c, c), "lpt": torch.zeros(1, 6, c, c, c),

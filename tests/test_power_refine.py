@@ -66,7 +66,7 @@ def test_module_paints_the_power_term_on_the_refined_mesh(monkeypatch):
 
     seen = []
 
-    def spy(p, t, kmax_fraction=None):
+    def spy(p, t, kmax_fraction=None, sample_weights=None):
         seen.append((p, t))
         return torch.zeros(())
 

@@ -11,6 +11,7 @@ the predicted particles. Two-point terms use the core estimators of :mod:`emulat
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,8 @@ __all__ = [
     "power_loss",
     "check_kmax_fraction",
     "check_refine",
+    "check_redshift_weights",
+    "redshift_weights",
     "xi_loss",
 ]
 
@@ -87,8 +90,11 @@ def check_kmax_fraction(value: object, name: str = "power kmax_fraction") -> flo
 
 
 def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None,
-               kmax_fraction: float | None = None) -> torch.Tensor:
-    """Mean over k bins of ``(log P_pred(k) - log P_true(k))^2`` on meshes of ``n^3`` points.
+               kmax_fraction: float | None = None, sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over k bins (and meshes) of ``(log P_pred(k) - log P_true(k))^2`` on meshes of ``n^3`` points.
+
+    ``sample_weights`` (one per mesh of a batch ``(B, n, n, n)``, e.g. :func:`redshift_weights`) multiply each
+    mesh's term before the mean: all ones is the unweighted loss.
 
     The bins (width the fundamental) run to the mesh's Nyquist wavenumber: on a mesh painted with ``refine``
     points per particle cell and axis (:func:`painted_overdensity`) that is ``refine`` times the particles', and
@@ -111,7 +117,56 @@ def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | 
     p_pred = power_spectrum(delta_pred, box, nbins=nbins, kmax=kmax).power
     p_true = power_spectrum(delta_true.detach(), box, nbins=nbins, kmax=kmax).power
     tiny = torch.finfo(p_pred.dtype).tiny
-    return ((p_pred.clamp_min(tiny).log() - p_true.clamp_min(tiny).log()) ** 2).mean()
+    sq = (p_pred.clamp_min(tiny).log() - p_true.clamp_min(tiny).log()) ** 2
+    if sample_weights is None:
+        return sq.mean()
+    if sq.dim() != 2 or tuple(sample_weights.shape) != (sq.shape[0],):
+        raise ValueError(f"power sample_weights: one weight per mesh of the batch ({sq.shape[0]} meshes), "
+                         f"got shape {tuple(sample_weights.shape)}")
+    return (sample_weights.to(sq)[:, None] * sq).mean()
+
+
+def check_redshift_weights(value: object, name: str = "model.power_redshift_weights"
+                           ) -> tuple[tuple[float, float], ...] | None:
+    """``{redshift: weight}`` as ``((z, w), ...)`` sorted by redshift (None stays None); a one-line
+    ``ValueError`` naming ``name`` for anything else (redshifts and weights finite and >= 0, one weight > 0)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"{name} must be a mapping {{redshift: weight}} with at least one entry, got {value!r}")
+    pairs = []
+    for z, w in value.items():
+        try:
+            z, w = float(z), float(w)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: {z!r}: {w!r} is not a redshift and a weight") from None
+        if not (math.isfinite(z) and z >= 0 and math.isfinite(w) and w >= 0):
+            raise ValueError(f"{name}: redshift {z:g} with weight {w:g}: both must be finite and >= 0")
+        pairs.append((z, w))
+    if len({z for z, _ in pairs}) < len(pairs):
+        raise ValueError(f"{name}: a redshift is given twice ({sorted(z for z, _ in pairs)})")
+    if not any(w > 0 for _, w in pairs):
+        raise ValueError(f"{name}: every weight is 0")
+    return tuple(sorted(pairs))
+
+
+def redshift_weights(redshift: torch.Tensor, table: tuple[tuple[float, float], ...]) -> torch.Tensor:
+    """Each sample's weight: piecewise linear in redshift through the ``(z, w)`` points of ``table`` (from
+    :func:`check_redshift_weights`), constant beyond its first and last redshift.
+
+    Examples
+    --------
+    >>> redshift_weights(torch.tensor([0.0, 0.25, 1.0, 2.0]), ((0.0, 3.0), (0.5, 2.0), (1.0, 1.0))).tolist()
+    [3.0, 2.5, 1.0, 1.0]
+    """
+    zs = torch.tensor([z for z, _ in table], dtype=redshift.dtype, device=redshift.device)
+    ws = torch.tensor([w for _, w in table], dtype=redshift.dtype, device=redshift.device)
+    if len(table) == 1:
+        return ws.expand(redshift.shape).clone()
+    z = redshift.clamp(zs[0], zs[-1])
+    i = torch.searchsorted(zs, z).clamp(1, len(table) - 1)
+    t = (z - zs[i - 1]) / (zs[i] - zs[i - 1])
+    return ws[i - 1] + t * (ws[i] - ws[i - 1])
 
 
 def xi_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | None = None) -> torch.Tensor:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from .losses import (check_kmax_fraction, check_refine, eulerian_loss, lagrangian_loss, painted_overdensity,
-                     power_loss, xi_loss)
+from .losses import (check_kmax_fraction, check_redshift_weights, check_refine, eulerian_loss, lagrangian_loss,
+                     painted_overdensity, power_loss, redshift_weights, xi_loss)
 from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
 
@@ -91,6 +91,11 @@ class FieldEmulator(L.LightningModule):
         The power term's bins stop at the last whole bin below this fraction of the crop's Nyquist wavenumber
         (default and 1.0: at it; see :func:`emulator.training.losses.power_loss`). ``val/power`` and ``val/total``
         then depend on it: compare runs with different values on ``val/ratio_model@k``.
+    power_redshift_weights : dict, optional
+        ``{redshift: weight}``: the power term of each sample is multiplied by a weight piecewise linear in its
+        redshift through these points (constant beyond the first and last; e.g. ``{0.0: 3.0, 1.0: 1.0}`` weighs
+        z = 0 three times, z = 0.5 twice and z >= 1 once), in training and validation alike, to put the term where
+        the small-scale deficit is (z = 0). Default: every redshift alike (weight 1).
     power_refine : int
         The power term paints both particle sets on a mesh of ``power_refine`` points per particle cell and
         axis, so its bins reach ``power_refine`` times the particles' Nyquist wavenumber: the clustering inside
@@ -133,6 +138,7 @@ class FieldEmulator(L.LightningModule):
         power_kmax_fraction: float | None = None,
         init_from: str | None = None,
         power_refine: int = 1,
+        power_redshift_weights: dict[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -143,6 +149,7 @@ class FieldEmulator(L.LightningModule):
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         check_kmax_fraction(power_kmax_fraction, "model.power_kmax_fraction")
         check_refine(power_refine, "model.power_refine")
+        self.power_z_table = check_redshift_weights(power_redshift_weights)
         self.net = StyledUNet(**network)
         # Filled from the training set in setup() and then saved in every checkpoint.
         self.register_buffer("style_low", torch.full((6,), math.nan, dtype=torch.float64))
@@ -275,11 +282,21 @@ class FieldEmulator(L.LightningModule):
                     p_pred = painted_overdensity(lpt[:, :3] + pred[:, :3], refine=refine)
                     with torch.no_grad():
                         p_true = painted_overdensity(lpt[:, :3] + target[:, :3], refine=refine)
-                losses["power"] = power_loss(p_pred, p_true, kmax_fraction=self.hparams.power_kmax_fraction)
+                losses["power"] = power_loss(p_pred, p_true, kmax_fraction=self.hparams.power_kmax_fraction,
+                                             sample_weights=self._power_sample_weights(batch["style"]))
             if w["xi"]:
                 losses["xi"] = xi_loss(delta_pred, delta_true)
         losses["total"] = sum(w[k] * v for k, v in losses.items() if w.get(k))
         return losses, fields
+
+    def _power_sample_weights(self, style: torch.Tensor) -> torch.Tensor | None:
+        """Each sample's weight of the power term from its redshift (the style's last entry mapped back from
+        [-1, 1] over the training set's redshift range), or None without ``power_redshift_weights``."""
+        if self.power_z_table is None:
+            return None
+        lo, hi = self.style_low[5], self.style_high[5]
+        redshift = lo + (style[:, 5].to(lo.dtype) + 1.0) * 0.5 * (hi - lo)
+        return redshift_weights(redshift, self.power_z_table)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         losses, _ = self._step(batch)
