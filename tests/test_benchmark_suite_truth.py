@@ -233,3 +233,31 @@ def test_the_committed_hybrid_reports_grade_the_committed_hybrid_models(folder, 
     assert data["setup"]["redshift"] == redshift
     assert data["model"]["path"] == f"emulator/models/{model}.pt"
     assert data["model"]["sha256"] == sha256_file(ROOT / "emulator" / "models" / f"{model}.pt")
+
+
+FULL_REPORTS = (("full", 0.0), ("full_z0.5", 0.5), ("full_z1", 1.0))
+
+
+def test_the_committed_full_tier_reports_match_their_config_and_suite():
+    """benchmarks/results/full*: made by the README's full-tier commands from configs/benchmarks/full.yaml, on its
+    suite's cosmologies and seeds and recipe, grading the committed hybrid_pm4 (same bytes), with timings of one
+    thread, medians of three; the covariance only where covariance.redshifts asks for it."""
+    from emulator.core.provenance import sha256_file
+
+    cfg = load_config("full")
+    suite = load_suite_config(resolve_repo_path(cfg["truth"]["suite"]))
+    design = suite_design(suite)
+    present = [(f, z) for f, z in FULL_REPORTS if (ROOT / "benchmarks" / "results" / f / "results.json").exists()]
+    assert present, "no committed full-tier report"
+    for folder, redshift in present:
+        data = json.loads((ROOT / "benchmarks" / "results" / folder / "results.json").read_text())
+        assert data["tier"] == "full" and data["config"]["config_file"] == "configs/benchmarks/full.yaml"
+        assert data["config"]["truth"]["suite"] == cfg["truth"]["suite"] and data["setup"]["redshift"] == redshift
+        assert [e["seed"] for e in data["per_cosmology"]] == [d["seed"] for d in design]
+        assert data["setup"]["simulation"] == suite_recipe(suite)
+        assert (data["setup"]["ngrid"], data["setup"]["box_size"]) == (suite.ngrid, suite.box_size) == (128, 256.0)
+        assert data["model"]["path"] == "emulator/models/hybrid_pm4.pt"
+        assert data["model"]["sha256"] == sha256_file(ROOT / "emulator" / "models" / "hybrid_pm4.pt")
+        assert list(data["summary"]) == cfg["contenders"]
+        assert all(v["threads"] == 1 and len(v["seconds"]) >= 3 for v in data["speed"].values())
+        assert (data["covariance"] is not None) == any(abs(z - redshift) < 1e-9 for z in cfg["covariance"]["redshifts"])
