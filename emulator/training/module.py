@@ -17,12 +17,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torchmetrics import Metric
 
 from .losses import (check_kmax_fraction, check_redshift_weights, check_refine, eulerian_loss, lagrangian_loss,
                      painted_overdensity, power_loss, redshift_weights, xi_loss)
 from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
+from .spectrum_sums import SpectrumSums
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
 
@@ -37,41 +37,6 @@ def _network_settings(network: dict | None) -> dict:
     full.update({"in_channels": 3, "out_channels": 6, "style_dim": 6, **(network or {})})
     full.pop("out_init_scale", None)
     return full
-
-
-class SpectrumSums(Metric):
-    """Sums over validation crops of the auto and cross spectra needed for P(k) ratios and r(k) (DDP-safe).
-
-    States are summed across processes, and the sample indices are gathered, so a ratio of sums is exact and a
-    sample seen twice would be visible.
-    """
-
-    full_state_update = False
-
-    def __init__(self, nbins: int) -> None:
-        super().__init__()
-        for name in ("p_true", "p_model", "p_lpt", "x_model", "x_lpt"):
-            self.add_state(name, default=torch.zeros(nbins, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("k_sum", default=torch.zeros(nbins, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("n", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("indices", default=[], dist_reduce_fx="cat")
-
-    def update(self, spectra: dict[str, torch.Tensor], indices: torch.Tensor) -> None:
-        for name, value in spectra.items():
-            setattr(self, name, getattr(self, name) + value.detach().double().sum(0))
-        self.n += indices.numel()
-        self.indices.append(indices.detach())
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        idx = self.indices if torch.is_tensor(self.indices) else torch.cat(self.indices) if self.indices else None
-        return {
-            "k": self.k_sum / self.n.clamp_min(1),
-            "ratio_model": self.p_model / self.p_true,
-            "ratio_lpt": self.p_lpt / self.p_true,
-            "r_model": self.x_model / (self.p_model * self.p_true).sqrt(),
-            "r_lpt": self.x_lpt / (self.p_lpt * self.p_true).sqrt(),
-            "indices": idx,
-        }
 
 
 class FieldEmulator(L.LightningModule):
