@@ -21,14 +21,14 @@ import numpy as np
 
 from emulator.core.atomic import atomic_open
 from emulator.core.provenance import sha256_file, utc_now
+from emulator.model.card import CARD_FORMAT, card_path
+from emulator.model.header import MODELS_DIR
 
-from .targets import TARGETS, _first_edge_at_least, target_values, thresholds
+from .targets import TARGETS, halo_count_ratio, target_values, thresholds
 
-__all__ = ["FORMAT", "DEFINITIONS", "card_entry", "build_card", "write_card", "main"]
+__all__ = ["DEFINITIONS", "card_entry", "build_card", "write_card", "main"]
 
-FORMAT = "cosmo-emulator-model-card"
 REPO = Path(__file__).resolve().parents[1]
-MODELS_DIR = REPO / "emulator" / "models"
 CONTENDER = "generator"  # the benchmark's name for the graded model
 HALO_MIN_PARTICLES = 40.0  # FoF count cut of the targets: the first mass-bin edge at or above 40 particles
 
@@ -69,15 +69,11 @@ def _halo_count_ratios(res: dict) -> tuple[list[float], list[float]]:
     :func:`benchmarks.targets.target_values` selects them)."""
     ratios, cuts = [], []
     for e in res["per_cosmology"]:
-        truth = e["truth"].get("halos") or {}
-        got = ((e["contenders"].get(CONTENDER) or {}).get("measured") or {}).get("halos") or {}
-        if "counts" not in truth or "counts" not in got:
-            continue
-        edges, j = _first_edge_at_least(truth, HALO_MIN_PARTICLES)
-        nt = float(np.sum(truth["counts"][j:]))
-        if j < len(edges) - 1 and nt > 0:
-            ratios.append(float(np.sum(got["counts"][j:])) / nt)
-            cuts.append(float(edges[j]))
+        got = ((e["contenders"].get(CONTENDER) or {}).get("measured") or {}).get("halos")
+        counted = halo_count_ratio(e["truth"].get("halos"), got, HALO_MIN_PARTICLES)
+        if counted is not None and not math.isnan(counted[0]):
+            ratios.append(counted[0])
+            cuts.append(counted[1])
     return ratios, cuts
 
 
@@ -144,14 +140,14 @@ def build_card(model: str, folders: list[str | Path]) -> dict:
         raise ValueError(f"no embedded model {model!r} ({path} does not exist)")
     sha256 = sha256_file(path)
     entries = [card_entry(f, sha256) for f in folders]
-    return {"format": FORMAT, "format_version": 1, "model": model, "sha256": sha256, "made": utc_now(),
+    return {"format": CARD_FORMAT, "format_version": 1, "model": model, "sha256": sha256, "made": utc_now(),
             "made_by": "python -m benchmarks.model_card", "definitions": DEFINITIONS,
             "entries": sorted(entries, key=lambda e: (e["redshift"], e["report"]))}
 
 
 def write_card(card: dict) -> Path:
     """Write ``card`` atomically to ``emulator/models/<model>.card.json``; returns the path."""
-    path = MODELS_DIR / f"{card['model']}.card.json"
+    path = card_path(MODELS_DIR / f"{card['model']}.pt")
     with atomic_open(path, "w") as fh:
         fh.write(json.dumps(card, indent=1) + "\n")
     return path

@@ -44,15 +44,24 @@ def _abs_dev(values) -> np.ndarray:
     return np.abs(np.asarray(values, dtype=float) - 1.0)
 
 
-def _halo_numbers(truth: dict, got: dict, min_particles: float) -> tuple[float, float, float] | None:
-    """(|N(≥ edge)/N_t − 1|, |b/b_t − 1|, max |n(M)/n_t − 1| over populated bins), or None without halos."""
+def halo_count_ratio(truth: dict, got: dict, min_particles: float) -> tuple[float, float] | None:
+    """``(N/N_t, edge)``: the FoF count ratio above the first mass-bin edge at or above ``min_particles``, and
+    that edge in particles (the ratio NaN when the truth has no halo there); None without halos or such an edge."""
     if not truth or not got or "counts" not in truth or "counts" not in got:
         return None
     edges, j = _first_edge_at_least(truth, min_particles)
     if j >= len(edges) - 1:
         return None
     nt, nc = float(np.sum(truth["counts"][j:])), float(np.sum(got["counts"][j:]))
-    count = abs(nc / nt - 1.0) if nt > 0 else np.nan
+    return (nc / nt if nt > 0 else np.nan), float(edges[j])
+
+
+def _halo_numbers(truth: dict, got: dict, min_particles: float) -> tuple[float, float, float] | None:
+    """(|N(≥ edge)/N_t − 1|, |b/b_t − 1|, max |n(M)/n_t − 1| over populated bins), or None without halos."""
+    counted = halo_count_ratio(truth, got, min_particles)
+    if counted is None:
+        return None
+    count = abs(counted[0] - 1.0)
     pt, pc = np.asarray(truth.get("pk") or [np.nan] * 2, float), np.asarray(got.get("pk") or [np.nan] * 2, float)
     ratio_pk = np.mean(pc[:2]) / np.mean(pt[:2]) if np.mean(pt[:2]) > 0 else np.nan
     bias = abs(np.sqrt(ratio_pk) - 1.0) if ratio_pk > 0 else np.nan  # no bias from a negative (noise) P_hh
