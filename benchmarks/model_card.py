@@ -142,7 +142,7 @@ def build_card(model: str, folders: list[str | Path]) -> dict:
     entries = [card_entry(f, sha256) for f in folders]
     return {"format": CARD_FORMAT, "format_version": 1, "model": model, "sha256": sha256, "made": utc_now(),
             "made_by": "python -m benchmarks.model_card", "definitions": DEFINITIONS,
-            "entries": sorted(entries, key=lambda e: (e["redshift"], e["report"]))}
+            "entries": sorted(entries, key=lambda e: (e["ngrid"], e["box_size"], e["redshift"], e["report"]))}
 
 
 def write_card(card: dict) -> Path:

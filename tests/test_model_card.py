@@ -22,7 +22,8 @@ from emulator.model.header import MODELS_DIR
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = {
     "hybrid_pm4": ["benchmarks/results/hybrid_standard", "benchmarks/results/hybrid_standard_z0.5",
-                   "benchmarks/results/hybrid_standard_z1"],
+                   "benchmarks/results/hybrid_standard_z1",  # standard tier: 64^3 in 128 Mpc/h
+                   "benchmarks/results/full", "benchmarks/results/full_z0.5", "benchmarks/results/full_z1"],  # 128^3
     "hybrid_pm4_1mpc": ["benchmarks/results/hybrid_1mpc_standard", "benchmarks/results/hybrid_1mpc_standard_z0.5",
                         "benchmarks/results/hybrid_1mpc_standard_z1"],
 }
@@ -50,7 +51,7 @@ def test_committed_cards_hold_the_committed_reports_numbers(model):
     assert card["format"] == "cosmo-emulator-model-card" and card["model"] == model
     assert card["sha256"] == sha256_file(MODELS_DIR / f"{model}.pt")
     assert [e["report"] for e in card["entries"]] == REPORTS[model]
-    assert [e["redshift"] for e in card["entries"]] == [0.0, 0.5, 1.0]
+    assert [e["redshift"] for e in card["entries"]] == [0.0, 0.5, 1.0] * (len(REPORTS[model]) // 3)
     for e in card["entries"]:
         res = json.loads((REPO / e["report"] / "results.json").read_text())
         assert res["model"]["sha256"] == card["sha256"] and res["model"]["path"] == f"emulator/models/{model}.pt"
@@ -76,7 +77,7 @@ def test_committed_cards_hold_the_committed_reports_numbers(model):
 
 
 def test_hybrid_pm4_card_numbers():
-    e0, e05, e1 = _card("hybrid_pm4")["entries"]
+    e0, e05, e1, f0, f05, f1 = _card("hybrid_pm4")["entries"]
     assert e0["worst_abs_dP_over_P"] == pytest.approx(0.1302, abs=1e-4)
     assert e0["median_abs_dP_over_P"] == pytest.approx(0.00942, abs=1e-5)
     assert e0["worst_one_minus_r"] == pytest.approx(0.00981, abs=1e-5)
@@ -85,17 +86,27 @@ def test_hybrid_pm4_card_numbers():
     assert e1["worst_abs_dP_over_P"] == pytest.approx(0.0288, abs=1e-4)
     assert [e["targets"]["pk_median"]["pass"] for e in (e0, e05, e1)] == [True, True, True]
     assert [e["targets"]["one_minus_r"]["pass"] for e in (e0, e05, e1)] == [False, True, True]
+    # the full tier: 128^3 particles in 256 Mpc/h (k from 0.031 h/Mpc), its own converged test suite
+    assert [(e["ngrid"], e["box_size"]) for e in (f0, f05, f1)] == [(128, 256.0)] * 3
+    assert {e["truth"]["suite"] for e in (f0, f05, f1)} == {"configs/suite_converged_test_128.yaml"}
+    assert f0["worst_abs_dP_over_P"] == pytest.approx(0.138, abs=1e-3)
+    assert f0["median_abs_dP_over_P"] == pytest.approx(0.0134, abs=1e-4)
+    assert f0["worst_one_minus_r"] == pytest.approx(0.0145, abs=1e-4)
+    assert f05["worst_abs_dP_over_P"] == pytest.approx(0.072, abs=1e-3)
 
 
 def test_info_prints_the_card(capsys):
     assert main(["info", "--model", "hybrid_pm4"]) == 0
     out = capsys.readouterr().out
     assert ("held-out accuracy (benchmark reports benchmarks/results/hybrid_standard, "
-            "benchmarks/results/hybrid_standard_z0.5, benchmarks/results/hybrid_standard_z1, test suite never used "
-            "in training)") in out
-    assert "64^3 particles in 128 Mpc/h, 10 cosmologies x 2 seeds; truth: configs/suite_converged_test.yaml" in out
-    for row in HYBRID_PM4_ROWS:
-        assert row in out
+            "benchmarks/results/hybrid_standard_z0.5, benchmarks/results/hybrid_standard_z1, benchmarks/results/full, "
+            "benchmarks/results/full_z0.5, benchmarks/results/full_z1, test suite never used in training)") in out
+    small = "64^3 particles in 128 Mpc/h, 10 cosmologies x 2 seeds; truth: configs/suite_converged_test.yaml"
+    large = "128^3 particles in 256 Mpc/h, 10 cosmologies x 2 seeds; truth: configs/suite_converged_test_128.yaml"
+    assert small in out and large in out and out.index(small) < out.index(large)
+    for row in HYBRID_PM4_ROWS:  # under the 64^3 heading, before the 128^3 table
+        assert out.index(small) < out.index(row) < out.index(large)
+    assert "| 0 | 0.031-0.785 | 0.138 | 0.0134 | 0.0145 |" in out  # the full tier's z = 0 row
     assert "| 0 | 0.125-1.571 | 0.266 |" in format_card(_card("hybrid_pm4_1mpc"))  # 64 Mpc/h box: twice the k
 
 

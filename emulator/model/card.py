@@ -67,29 +67,37 @@ def _g(v: float | None) -> str:
     return "–" if v is None else f"{v:.3g}"
 
 
+def _sim_key(e: dict) -> tuple:
+    """What a report simulated: particles per side, box [Mpc/h], cosmologies, seeds, truth suite and recipe."""
+    return (e["ngrid"], e["box_size"], e["n_cosmologies"], e["seeds_per_cosmology"], str(e["truth"].get("suite")),
+            e["truth"].get("recipe_label"))
+
+
 def format_card(card: dict) -> str:
-    """The card as text: a heading naming the reports and a markdown table, one row per report (redshift).
+    """The card as text: a heading naming the reports, then for each simulation setup (particle grid, box, test
+    suite) a line naming it and a markdown table, one row per report (redshift).
 
     Columns: redshift; k range [h/Mpc] (to k_Nyq/2); worst and median ``|P/P_t - 1|``; worst ``1 - r``; FoF
     halo count ratio ``N/N_t`` (range over snapshots); worst mass-function ``|n/n_t - 1|``; worst large-scale
     halo bias ``|b/b_t - 1|``. All accuracy numbers are dimensionless, worst cases over the test suite's
     cosmologies and seeds.
     """
-    entries = sorted(card["entries"], key=lambda e: e["redshift"])
+    entries = sorted(card["entries"], key=lambda e: (e["ngrid"], e["box_size"], e["redshift"]))
     reports = ", ".join(e["report"] for e in entries)
-    sims = sorted({(e["ngrid"], e["box_size"], e["n_cosmologies"], e["seeds_per_cosmology"],
-                    str(e["truth"].get("suite")), e["truth"].get("recipe_label")) for e in entries})
     lines = [f"held-out accuracy (benchmark report{'s' if len(entries) > 1 else ''} {reports}, test suite never "
              "used in training), the model against the converged truth, worst case over cosmologies and seeds:"]
-    for n, box, n_cosmo, seeds, suite, recipe in sims:
-        lines.append(f"  {n}^3 particles in {box:g} Mpc/h, {n_cosmo} cosmologies x {seeds} seeds; truth: {suite} "
-                     f"({recipe})")
-    lines += ["| z | k [h/Mpc], to k_Nyq/2 | worst abs(P/P_t - 1) | median abs(P/P_t - 1) | worst 1 - r "
-              "| FoF count N/N_t (>= 40 particles) | mass fn. worst abs(n/n_t - 1) | halo bias worst abs(b/b_t - 1) |",
-              "|---|---|---|---|---|---|---|---|"]
-    for e in entries:
-        lines.append(f"| {e['redshift']:g} | {e['k_min']:.3f}-{e['k_max']:.3f} | {_g(e['worst_abs_dP_over_P'])} "
-                     f"| {_g(e['median_abs_dP_over_P'])} | {_g(e['worst_one_minus_r'])} "
-                     f"| {e['halo_count_ratio_min']:.2f}-{e['halo_count_ratio_max']:.2f} "
-                     f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} |")
+    for sim in sorted({_sim_key(e) for e in entries}):
+        n, box, n_cosmo, seeds, suite, recipe = sim
+        lines += [f"  {n}^3 particles in {box:g} Mpc/h, {n_cosmo} cosmologies x {seeds} seeds; truth: {suite} "
+                  f"({recipe})",
+                  "| z | k [h/Mpc], to k_Nyq/2 | worst abs(P/P_t - 1) | median abs(P/P_t - 1) | worst 1 - r "
+                  "| FoF count N/N_t (>= 40 particles) | mass fn. worst abs(n/n_t - 1) "
+                  "| halo bias worst abs(b/b_t - 1) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for e in [row for row in entries if _sim_key(row) == sim]:
+            lines.append(f"| {e['redshift']:g} | {e['k_min']:.3f}-{e['k_max']:.3f} "
+                         f"| {_g(e['worst_abs_dP_over_P'])} | {_g(e['median_abs_dP_over_P'])} "
+                         f"| {_g(e['worst_one_minus_r'])} "
+                         f"| {e['halo_count_ratio_min']:.2f}-{e['halo_count_ratio_max']:.2f} "
+                         f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} |")
     return "\n".join(lines)
