@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from benchmarks.response import response_curves, run_response
+from benchmarks.response import SUITE, response_curves, run_response
+from emulator.core.provenance import sha256_file
 
+REPO = Path(__file__).resolve().parents[1]
 CENTRE = {"Omega_m": 0.32, "Omega_b": 0.048, "h": 0.68, "n_s": 0.96, "sigma8": 0.80}
 
 
@@ -60,3 +63,32 @@ def test_sigma8_response_is_two_over_sigma8_on_large_scales(tmp_path):
     assert saved["redshifts"]["0"]["summary"] == block["summary"]  # run_response returns what it wrote
     assert (tmp_path / "out" / "report.md").read_text().count("d ln P / d sigma8") == 1
     assert (tmp_path / "out" / "response.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("folder, model", [("response", "default"), ("response_hybrid", "hybrid_pm4")])
+def test_committed_response_reports_match_their_suite_model_and_curves(folder, model):
+    """benchmarks/results/response (the standard tier's `default`, the README command) and response_hybrid
+    (``--model hybrid_pm4``): the suite they claim, the embedded model file's very bytes, the suite's +/- steps
+    and centre, and every summary cell recomputed from the stored curves (max |R_c - R_t| over k <= k_Nyq/2)."""
+    res = json.loads((REPO / "benchmarks/results" / folder / "results.json").read_text())
+    suite = yaml.safe_load((REPO / SUITE).read_text())
+    assert res["suite"] == SUITE == "configs/suite_converged_response.yaml"
+    assert res["model"]["path"] == f"emulator/models/{model}.pt"
+    assert res["model"]["sha256"] == sha256_file(REPO / res["model"]["path"])
+    assert res["contenders"] == ["generator", "2lpt", "pm6", "pm12", "pm20_3x"]
+    by_name = {c["name"]: c for c in suite["cosmologies"]}
+    assert {c["seed"] for c in suite["cosmologies"]} == {suite["base_seed"]}  # paired phases
+    assert sorted(res["redshifts"]) == ["0", "0.5", "1"]
+    for z, block in res["redshifts"].items():
+        assert block["centre"] == {p: by_name["centre"][p] for p in block["centre"]}
+        for p, d in block["steps"].items():  # central differences over the suite's own +/- cosmologies
+            assert (by_name[f"{p}_plus"][p] - by_name[f"{p}_minus"][p]) / 2 == pytest.approx(d, rel=1e-9)
+        k = np.asarray(block["k"])
+        assert block["kmax"] == pytest.approx(np.pi * suite["ngrid"] / suite["box_size"] / 2)
+        sel = k <= block["kmax"] * (1 + 1e-9)
+        truth = block["response"]["truth"]
+        for name, cells in block["summary"].items():
+            for p, cell in cells.items():
+                r_t, r_c = np.asarray(truth[p])[sel], np.asarray(block["response"][name][p])[sel]
+                assert cell["max_abs_diff"] == pytest.approx(np.max(np.abs(r_c - r_t)), rel=1e-9), (z, name, p)
+                assert cell["relative"] == pytest.approx(cell["max_abs_diff"] / np.max(np.abs(r_t)), rel=1e-9)
