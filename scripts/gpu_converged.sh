@@ -8,7 +8,9 @@
 # Each phase is bounded by its share of the budget; a suite cut short trains on the simulations it finished (the
 # manifest is written after each one) and a rerun resumes it. Environment overrides (for smoke runs on a CPU):
 # SUITE, TRAIN_CFG, DATA, PYTHON, SIM_SHARE (fraction of the budget for simulating, default 0.30), BUILD_SHARE
-# (0.15), EXTRA_CFG (a config layered over TRAIN_CFG for the fit), STEP_SECONDS (skip the probe), RESUME_CKPT (continue a checkpoint with ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}
+# (0.15), BUILD_ARGS (more options of `data-prep build`, e.g. "--base pm --base-steps 4 --base-force-factor 2" with
+# TRAIN_CFG=configs/converged_gpu_hybrid.yaml DATA=runs/converged_train_pm4.h5: the hybrid), EXTRA_CFG (a config
+# layered over TRAIN_CFG for the fit), STEP_SECONDS (skip the probe), RESUME_CKPT (continue a checkpoint with ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}
 # for this budget's steps; a warm restart of the cosine schedule), BUILD_WORKERS (CPU processes of the build, default cores - 2), RESERVE (seconds kept for the export, default 45), MAX_STEPS_CAP. The test cosmologies are
 # configs/suite_converged_test.yaml (no test split here): evaluate the exported model against them with
 # `python -m benchmarks --tier standard --model OUT_DIR/converged_gpu.pt`. The best checkpoint comes back in 15 MB
@@ -35,7 +37,7 @@ phase() { echo "[$(elapsed) s] $*" | tee -a "$OUT/phases.txt"; }
 share() { "$PY" -c "print(max(1, int($BUDGET * $1)))"; }
 
 [ -z "${EXTRA_CFG:-}" ] || [ -f "$EXTRA_CFG" ] || { echo "EXTRA_CFG=$EXTRA_CFG: no such file" >&2; exit 1; }
-phase "start: budget $BUDGET s, suite $SUITE, config $TRAIN_CFG${EXTRA_CFG:+ + $EXTRA_CFG}"
+phase "start: budget $BUDGET s, suite $SUITE, config $TRAIN_CFG${EXTRA_CFG:+ + $EXTRA_CFG}${BUILD_ARGS:+, build $BUILD_ARGS}"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee -a "$OUT/phases.txt"
 
@@ -45,8 +47,10 @@ phase "simulate exit $?: $(ls -d "$suite_dir"/sim_* 2>/dev/null | wc -l) simulat
 [ -f "$suite_dir/manifest.json" ] || { phase "no manifest: stop"; exit 1; }
 cp "$suite_dir/manifest.json" "$OUT/suite_manifest.json"
 
+read -r -a build_extra <<< "${BUILD_ARGS:-}"   # e.g. the hybrid's PM base: --base pm --base-steps 4 ...
 timeout "$(share "$BUILD_SHARE")" "$PY" -m data_prep.cli build --manifest "$suite_dir/manifest.json" --out "$DATA" \
-    --val-fraction 0.1 --test-fraction 0 --workers "$BUILD_WORKERS" --rebuild --no-progress
+    --val-fraction 0.1 --test-fraction 0 --workers "$BUILD_WORKERS" --rebuild --no-progress \
+    ${build_extra[@]+"${build_extra[@]}"}
 rc=$?; phase "build exit $rc"
 [ $rc -eq 0 ] || exit 1
 
