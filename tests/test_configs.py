@@ -76,3 +76,53 @@ def test_redshift_weighted_power_design_layers_over_the_cpu_design():
     assert model["power_refine"] == 3 and model["loss_weights"]["power"] == 1.0
     assert check_redshift_weights(model["power_redshift_weights"]) == ((0.0, 2.0), (0.5, 1.0), (1.0, 0.5))
     assert model["init_from"] == "runs/design/pm4_power_r2.pt" and cfg["trainer"]["max_steps"] == 1100
+
+
+def test_redshift_weighted_power_on_r2s_mesh_layers_over_the_cpu_design():
+    """configs/design/pm4_power_r2z.yaml: r2's mesh (refine 2) from r2's weights, the term doubled at z = 0 only."""
+    from emulator.training.losses import check_redshift_weights
+
+    cfg = _print_config("design/cpu_budget.yaml", "design/pm4.yaml", "design/pm4_power_r2z.yaml")
+    model = cfg["model"]
+    assert model["power_refine"] == 2 and model["loss_weights"]["power"] == 1.0
+    assert check_redshift_weights(model["power_redshift_weights"]) == ((0.0, 2.0), (0.5, 1.0))
+    assert model["init_from"] == "runs/design/pm4_power_r2.pt" and cfg["data"]["path"] == "runs/design/pm4_train.h5"
+    assert cfg["trainer"]["default_root_dir"] == "runs/design/pm4_power_r2z"
+
+
+def test_hybrid_gpu_config_is_the_gpu_network_on_the_pm_base_training_set():
+    """configs/converged_gpu_hybrid.yaml: converged_gpu.yaml's network and schedule, r2's power term, its own
+    training file and run folder (every logger and checkpoint path), so the two GPU chains never mix."""
+    base, hybrid = _print_config("converged_gpu.yaml"), _print_config("converged_gpu_hybrid.yaml")
+    assert hybrid["model"]["network"] == base["model"]["network"]
+    assert hybrid["model"]["power_refine"] == 2 and hybrid["model"]["loss_weights"]["power"] == 1.0
+    assert hybrid["data"]["path"] == "runs/converged_train_pm4.h5" != base["data"]["path"]
+    text = (CONFIGS / "converged_gpu_hybrid.yaml").read_text().split("\nseed_everything")[1]
+    assert "runs/converged_gpu/" not in text and "runs/converged_gpu," not in text
+    assert text.count("runs/converged_gpu_hybrid") == 5  # root, two loggers, two checkpoint callbacks
+    for key in ("trainer", "data"):
+        drop = {"default_root_dir", "logger", "callbacks", "path"}
+        assert {k: v for k, v in hybrid[key].items() if k not in drop} == \
+               {k: v for k, v in base[key].items() if k not in drop}
+
+
+def test_full_size_response_suite_is_the_response_suite_at_the_full_tiers_size():
+    """configs/suite_converged_response_128.yaml: the response suite's cosmologies and steps on one seed of its own,
+    at the full tier's particles, box and converged recipe."""
+    from benchmarks.suite_truth import suite_recipe
+    from data_prep.simulate.suite import suite_design
+
+    small = load_suite_config(CONFIGS / "suite_converged_response.yaml")
+    large = load_suite_config(CONFIGS / "suite_converged_response_128.yaml")
+    full = load_suite_config(CONFIGS / "suite_converged_test_128.yaml")
+    assert (large.ngrid, large.box_size) == (full.ngrid, full.box_size) == (128, 256.0)
+    assert suite_recipe(large) == suite_recipe(full) and large.simulation == full.simulation
+
+    def cosmologies(cfg):
+        return [(d["sim_id"], {k: round(float(v), 6) for k, v in d["cosmology"].items()}) for d in suite_design(cfg)]
+
+    assert cosmologies(large) == cosmologies(small)
+    seeds = {d["seed"] for d in suite_design(large)}
+    assert seeds == {52000}
+    others = [p for p in CONFIGS.glob("suite_*.yaml") if p.name != "suite_converged_response_128.yaml"]
+    assert not seeds & {d["seed"] for p in others for d in suite_design(load_suite_config(p))}
