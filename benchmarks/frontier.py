@@ -66,7 +66,8 @@ def _beats_pm(rows: list[dict], row: dict, key: str) -> bool | None:
 def frontier_table(res: dict, label: Callable[[dict, str], str]) -> str:
     """Markdown table: cost, accuracy and, for the generator, whether any cheaper PM run is more accurate."""
     rows = frontier_rows(res)
-    head = "| contender | s / mock | " + " | ".join(t for _, t in METRICS) + " | no cheaper PM is more accurate |"
+    titles = (t.replace("|", "\\|") for _, t in METRICS)  # a bare | inside a cell would split the markdown cell
+    head = "| contender | s / mock | " + " | ".join(titles) + " | no cheaper PM is more accurate |"
     lines = [head, "|" + "---|" * (len(METRICS) + 3)]
     for r in sorted(rows, key=lambda r: (r["seconds"] is None, r["seconds"] or 0.0)):
         verdict = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -305,6 +306,9 @@ def test_frontier_verdicts_and_pm_name_checks():
     assert gen.endswith("| yes, no, no |")  # pm_few (cheaper) has better r and halos, worse P(k); pm6 costs more
     lpt = next(line for line in table.splitlines() if line.startswith("| 2lpt"))
     assert lpt.endswith("| yes, yes, – |")  # nothing cheaper than 2LPT
+    cells = [len(re.split(r"(?<!\\)\|", line)) for line in table.splitlines()]  # unescaped pipes only
+    assert len(set(cells)) == 1 and cells[0] == 8  # every row as many markdown cells as the header
+    assert "max \\|P/P_t − 1\\|" in table.splitlines()[0]
     with pytest.raises(ValueError, match="pm.pm_few must be a new name"):
         load_config("smoke", overrides={"pm": {"pm_few": {"steps": 3}}})
     with pytest.raises(ValueError, match="with 'steps'"):
