@@ -77,10 +77,14 @@ def test_committed_response_reports_match_their_suite_model_and_curves(folder, m
     assert res["model"]["sha256"] == sha256_file(REPO / res["model"]["path"])
     assert res["contenders"] == ["generator", "2lpt", "pm6", "pm12", "pm20_3x"]
     by_name = {c["name"]: c for c in suite["cosmologies"]}
-    assert {c["seed"] for c in suite["cosmologies"]} == {suite["base_seed"]}  # paired phases
     assert sorted(res["redshifts"]) == ["0", "0.5", "1"]
+    params = ["Omega_m", "Omega_b", "h", "n_s", "sigma8"]
     for z, block in res["redshifts"].items():
-        assert block["centre"] == {p: by_name["centre"][p] for p in block["centre"]}
+        assert list(block["centre"]) == list(block["steps"]) == params  # every parameter measured
+        assert set(block["summary"]) == set(res["contenders"]) | {"linear", "halofit"}
+        assert set(block["response"]) == set(block["summary"]) | {"truth"}
+        assert all(set(cells) == set(params) for cells in block["summary"].values())
+        assert block["centre"] == {p: by_name["centre"][p] for p in params}
         for p, d in block["steps"].items():  # central differences over the suite's own +/- cosmologies
             assert (by_name[f"{p}_plus"][p] - by_name[f"{p}_minus"][p]) / 2 == pytest.approx(d, rel=1e-9)
         k = np.asarray(block["k"])

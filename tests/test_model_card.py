@@ -93,6 +93,10 @@ def test_hybrid_pm4_card_numbers():
     assert f0["median_abs_dP_over_P"] == pytest.approx(0.0134, abs=1e-4)
     assert f0["worst_one_minus_r"] == pytest.approx(0.0145, abs=1e-4)
     assert f05["worst_abs_dP_over_P"] == pytest.approx(0.072, abs=1e-3)
+    assert f1["worst_abs_dP_over_P"] == pytest.approx(0.0281, abs=1e-4)  # within the 3% target at z = 1
+    assert f1["median_abs_dP_over_P"] == pytest.approx(0.00839, abs=1e-5)
+    assert f1["worst_one_minus_r"] == pytest.approx(0.00393, abs=1e-5)
+    assert [e["targets"]["pk_worst"]["pass"] for e in (f0, f05, f1)] == [False, False, True]
 
 
 def test_info_prints_the_card(capsys):

@@ -70,7 +70,7 @@ def _g(v: float | None) -> str:
 def _sim_key(e: dict) -> tuple:
     """What a report simulated: particles per side, box [Mpc/h], cosmologies, seeds, truth suite and recipe."""
     return (e["ngrid"], e["box_size"], e["n_cosmologies"], e["seeds_per_cosmology"], str(e["truth"].get("suite")),
-            e["truth"].get("recipe_label"))
+            str(e["truth"].get("recipe_label")))
 
 
 def format_card(card: dict) -> str:
