@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import groupby
 from pathlib import Path
 
 __all__ = ["CARD_FORMAT", "card_path", "read_card", "format_card"]
@@ -82,19 +83,18 @@ def format_card(card: dict) -> str:
     halo bias ``|b/b_t - 1|``. All accuracy numbers are dimensionless, worst cases over the test suite's
     cosmologies and seeds.
     """
-    entries = sorted(card["entries"], key=lambda e: (e["ngrid"], e["box_size"], e["redshift"]))
+    entries = sorted(card["entries"], key=lambda e: (_sim_key(e), e["redshift"]))  # one table per setup
     reports = ", ".join(e["report"] for e in entries)
     lines = [f"held-out accuracy (benchmark report{'s' if len(entries) > 1 else ''} {reports}, test suite never "
              "used in training), the model against the converged truth, worst case over cosmologies and seeds:"]
-    for sim in sorted({_sim_key(e) for e in entries}):
-        n, box, n_cosmo, seeds, suite, recipe = sim
+    for (n, box, n_cosmo, seeds, suite, recipe), rows in groupby(entries, key=_sim_key):
         lines += [f"  {n}^3 particles in {box:g} Mpc/h, {n_cosmo} cosmologies x {seeds} seeds; truth: {suite} "
                   f"({recipe})",
                   "| z | k [h/Mpc], to k_Nyq/2 | worst abs(P/P_t - 1) | median abs(P/P_t - 1) | worst 1 - r "
                   "| FoF count N/N_t (>= 40 particles) | mass fn. worst abs(n/n_t - 1) "
                   "| halo bias worst abs(b/b_t - 1) |",
                   "|---|---|---|---|---|---|---|---|"]
-        for e in [row for row in entries if _sim_key(row) == sim]:
+        for e in rows:
             lines.append(f"| {e['redshift']:g} | {e['k_min']:.3f}-{e['k_max']:.3f} "
                          f"| {_g(e['worst_abs_dP_over_P'])} | {_g(e['median_abs_dP_over_P'])} "
                          f"| {_g(e['worst_one_minus_r'])} "
