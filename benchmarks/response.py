@@ -16,6 +16,8 @@ Usage::
     python -m benchmarks.response [--model PATH] [--out DIR] [--redshifts 0 0.5 1]
 
 Writes ``DIR/results.json``, ``DIR/report.md`` and ``DIR/response.png`` (default ``runs/benchmarks/response``).
+Each (redshift, cosmology)'s spectra are kept in ``DIR/partial`` as they finish, so a killed run resumes where it
+stopped (``--fresh`` starts over).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .config import load_config, pm_settings, resolve_repo_path
 from .contenders import make_contender, resolve_model
 from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
 from .metrics import mock_delta_k
+from .resume import PartialStore, common_fingerprint
 from .suite_truth import suite_recipe, suite_truth
 
 __all__ = ["response_curves", "run_response", "main"]
@@ -65,10 +68,31 @@ def response_curves(pk: dict[str, np.ndarray], pairs: dict[str, tuple[str, str, 
     return {p: (np.log(pk[plus]) - np.log(pk[minus])) / (2.0 * d) for p, (plus, minus, d) in pairs.items()}
 
 
+def _powers(t, contenders, z: float, box: float, n: int, kedges, cfg: dict, mdl, recipe: dict,
+            dev) -> dict[str, np.ndarray]:
+    """``k`` and P(k) of the truth ``t``, of each contender on its cosmology and seed, and of linear theory and
+    halofit (Mpc/h units)."""
+    ps = power_spectrum_k(mock_delta_k(t, cfg["statistics"]), box, n, kedges=kedges)
+    k = ps.k.cpu().numpy()
+    out = {"k": k, "truth": ps.power.cpu().numpy()}
+    for name in contenders:
+        mock = make_contender(name, t.cosmology, z, box, n, t.seed, model=mdl, simulation=recipe,
+                              pm=pm_settings(cfg, name), device=dev)
+        out[name] = power_spectrum_k(mock_delta_k(mock, cfg["statistics"]), box, n, kedges=kedges).power.cpu().numpy()
+    for name, fn in (("linear", linear_power), ("halofit", nonlinear_power)):
+        out[name] = np.asarray(fn(t.cosmology, k, z), dtype=np.float64)
+    return out
+
+
 def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | None = None,
                  out: str | Path = "runs/benchmarks/response", contenders=CONTENDERS, device: str = "cpu",
-                 log=None) -> dict:
-    """Measure every response at every redshift; write results, report and figure; return the results."""
+                 fresh: bool = False, log=None) -> dict:
+    """Measure every response at every redshift; write results, report and figure; return the results.
+
+    Each (redshift, cosmology)'s power spectra are kept in ``<out>/partial`` as they finish and reused by the next
+    start with the same inputs (:class:`benchmarks.resume.PartialStore`), so a killed run resumes; ``fresh``
+    deletes them first.
+    """
     log = log or (lambda msg: print(f"[response {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     cfg = load_config("standard")  # statistics, PM settings and threads of the standard tier
@@ -79,26 +103,35 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
     res: dict = {"schema": "cosmo-emulator-response", "created": utc_now(), "suite": suite, "hardware": hardware(dev),
                  "versions": versions(), "model": model_info,
                  "contenders": list(contenders), "redshifts": {}}
+    out = Path(out)
+    stores: list[PartialStore] = []
     for z in redshifts:
         truths, scfg, notes = suite_truth(resolve_repo_path(suite), float(z), device=dev, log=log)
         n, box = scfg.ngrid, scfg.box_size
         kedges, knyq = k_edges(n, box), nyquist(n, box)  # the standard tier's P(k) bins
         cosmos = {t.label: t.cosmology.to_dict() for t in truths}
         pairs = _pairs(cosmos)
-        pk: dict[str, dict[str, np.ndarray]] = {"truth": {}}
-        k = None
+        store = PartialStore(out, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
+                                                     setup={"ngrid": n, "box_size": box, "redshift": float(z)}),
+                             log, fresh=fresh and not stores)
+        stores.append(store)
+        pk: dict[str, dict[str, np.ndarray]] = {}
         for t in truths:
-            ps = power_spectrum_k(mock_delta_k(t, cfg["statistics"]), box, n, kedges=kedges)
-            k = ps.k.cpu().numpy()
-            pk["truth"][t.label] = ps.power.cpu().numpy()
-            for name in contenders:
-                mock = make_contender(name, t.cosmology, float(z), box, n, t.seed, model=mdl,
-                                      simulation=suite_recipe(scfg), pm=pm_settings(cfg, name), device=dev)
-                ps = power_spectrum_k(mock_delta_k(mock, cfg["statistics"]), box, n, kedges=kedges)
-                pk.setdefault(name, {})[t.label] = ps.power.cpu().numpy()
-            for name, fn in (("linear", linear_power), ("halofit", nonlinear_power)):
-                pk.setdefault(name, {})[t.label] = np.asarray(fn(t.cosmology, k, float(z)), dtype=np.float64)
-            log(f"z = {z:g}: {t.label} done")
+            scope = {"contenders": list(contenders), "pm": {c: pm_settings(cfg, c) for c in contenders},
+                     "statistics": cfg["statistics"], "recipe": suite_recipe(scfg), "label": t.label,
+                     "cosmology": t.cosmology.to_dict(), "seed": t.seed, "truth_file": t.source}
+            piece = store.get(f"response_z{float(z):g}_{t.label}", scope)
+            if piece is None:
+                t1 = time.perf_counter()
+                piece = {name: torch.as_tensor(p) for name, p in
+                         _powers(t, contenders, float(z), box, n, kedges, cfg, mdl, suite_recipe(scfg), dev).items()}
+                store.put(f"response_z{float(z):g}_{t.label}", scope, piece, time.perf_counter() - t1)
+                log(f"z = {z:g}: {t.label} done")
+            else:
+                log(f"z = {z:g}: {t.label} reused from {store.dir}")
+            for name, p in piece.items():
+                pk.setdefault(name, {})[t.label] = p.numpy()
+        k = pk.pop("k")[truths[0].label]
         kmax = 0.5 * knyq
         sel = k <= kmax * (1 + 1e-9)
         curves = {name: response_curves(p, pairs) for name, p in pk.items()}
@@ -116,8 +149,10 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
             "response": curves, "summary": summary, "centre": cosmos.get("centre"),
         }
     res["wall_seconds"] = time.perf_counter() - t0
+    reused = [s.note() for s in stores if s.note()]
+    if reused:
+        res["resumed"] = reused
     res = jsonify(res)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", res)
     from .response_report import write_response_report
@@ -140,10 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS),
                         help="generator, 2lpt, za and the standard tier's named PM settings")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete the pieces that earlier starts of this run kept in <out>/partial, and start over")
     args = parser.parse_args(argv)
     try:
         run_response(suite=args.suite, redshifts=args.redshifts, model=args.model, out=args.out,
-                     contenders=args.contenders, device=args.device)
+                     contenders=args.contenders, device=args.device, fresh=args.fresh)
     except (ValueError, FileNotFoundError) as exc:
         print(f"benchmarks.response: error: {exc}", file=sys.stderr)
         return 2

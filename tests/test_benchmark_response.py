@@ -63,16 +63,31 @@ def test_sigma8_response_is_two_over_sigma8_on_large_scales(tmp_path):
     assert saved["redshifts"]["0"]["summary"] == block["summary"]  # run_response returns what it wrote
     assert (tmp_path / "out" / "report.md").read_text().count("d ln P / d sigma8") == 1
     assert (tmp_path / "out" / "response.png").stat().st_size > 10_000
+    # a second start reuses every (redshift, cosmology) piece the first kept in out/partial, and gives the same curves
+    said: list[str] = []
+    again = run_response(suite=_suite(tmp_path), redshifts=[0.0], out=tmp_path / "out", contenders=["2lpt", "pm6"],
+                         log=said.append)
+    assert sum("reused from" in m for m in said) == 5 and not any(m.endswith(" done") and "z = 0" in m for m in said)
+    assert again["redshifts"]["0"]["summary"] == block["summary"] and "5 piece(s)" in again["resumed"][0]
+    # another contender list is another run: nothing reused
+    said.clear()
+    run_response(suite=_suite(tmp_path), redshifts=[0.0], out=tmp_path / "out", contenders=["2lpt"], log=said.append)
+    assert not any("reused from" in m for m in said)
 
 
-@pytest.mark.parametrize("folder, model", [("response", "default"), ("response_hybrid", "hybrid_pm4")])
-def test_committed_response_reports_match_their_suite_model_and_curves(folder, model):
-    """benchmarks/results/response (the standard tier's `default`, the README command) and response_hybrid
-    (``--model hybrid_pm4``): the suite they claim, the embedded model file's very bytes, the suite's +/- steps
-    and centre, and every summary cell recomputed from the stored curves (max |R_c - R_t| over k <= k_Nyq/2)."""
+@pytest.mark.parametrize("folder, model, suite_path", [
+    ("response", "default", SUITE), ("response_hybrid", "hybrid_pm4", SUITE),
+    ("response_128", "hybrid_pm4", "configs/suite_converged_response_128.yaml")])
+def test_committed_response_reports_match_their_suite_model_and_curves(folder, model, suite_path):
+    """benchmarks/results/response (the standard tier's `default`, the README command), response_hybrid
+    (``--model hybrid_pm4``) and response_128 (the same at the full tier's 128^3 in 256 Mpc/h): the suite they claim,
+    the embedded model file's very bytes, the suite's +/- steps and centre, and every summary cell recomputed from
+    the stored curves (max |R_c - R_t| over k <= k_Nyq/2)."""
+    if not (REPO / "benchmarks/results" / folder / "results.json").exists() and folder == "response_128":
+        pytest.skip("response_128 not committed yet")
     res = json.loads((REPO / "benchmarks/results" / folder / "results.json").read_text())
-    suite = yaml.safe_load((REPO / SUITE).read_text())
-    assert res["suite"] == SUITE == "configs/suite_converged_response.yaml"
+    suite = yaml.safe_load((REPO / suite_path).read_text())
+    assert res["suite"] == suite_path and SUITE == "configs/suite_converged_response.yaml"
     assert res["model"]["path"] == f"emulator/models/{model}.pt"
     assert res["model"]["sha256"] == sha256_file(REPO / res["model"]["path"])
     assert res["contenders"] == ["generator", "2lpt", "pm6", "pm12", "pm20_3x"]
