@@ -96,7 +96,8 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
     log = log or (lambda msg: print(f"[response {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     cfg = load_config("standard")  # statistics, PM settings and threads of the standard tier
-    torch.set_num_threads(int(cfg["threads"] or 1))
+    if cfg["threads"]:  # null: torch's default, every core (as the standard tier's accuracy phases)
+        torch.set_num_threads(int(cfg["threads"]))
     dev = resolve_device(device)
     mdl, minfo = resolve_model(model or cfg["model"]["path"], device=dev) if "generator" in contenders else (None, None)
     model_info = minfo and {k: (repo_relative(v) if k == "path" else v) for k, v in minfo.items() if k != "note"}

@@ -50,8 +50,9 @@ def _figure(res: dict, path: Path) -> None:
             ax.set_title(f"d ln P / d {p}, z = {z}", fontsize=9)
             if i == len(zs) - 1:
                 ax.set_xlabel("k [h/Mpc]")
-    axes[0][0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()  # one legend below the panels: it hides no curve
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.045, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -78,6 +79,7 @@ def write_response_report(res: dict, out_dir: str | Path) -> Path:
         "the same phases, and in brackets that as a percentage of max |R_truth|. Linear theory and halofit "
         "(CAMB) are analytic references, not simulations.", "",
     ]
+    lines += [f"{line[:1].upper()}{line[1:]}; the wall time is this start's.\n" for line in res.get("resumed") or []]
     for z, block in res["redshifts"].items():
         lines += [f"## z = {z} (k ≤ {block['kmax']:.3g} h/Mpc)", "", _table(block, params), ""]
     lines += ["![response](response.png)", ""]

@@ -43,7 +43,7 @@ CODE_PATHS: tuple[str, ...] = (
     "emulator/core", "emulator/mocks", "emulator/model", "emulator/training/trainingset.py", "data_prep/simulate",
     "data_prep/readers", "data_prep/writers.py", "benchmarks/config.py", "benchmarks/contenders.py",
     "benchmarks/ensemble.py", "benchmarks/lognormal.py", "benchmarks/metrics.py", "benchmarks/run.py",
-    "benchmarks/speed.py", "benchmarks/suite_truth.py", "benchmarks/truth.py",
+    "benchmarks/response.py", "benchmarks/speed.py", "benchmarks/suite_truth.py", "benchmarks/truth.py",
 )
 #: folder of the pieces, inside a run's output folder
 PARTIAL_DIR = "partial"

@@ -83,8 +83,6 @@ def test_committed_response_reports_match_their_suite_model_and_curves(folder, m
     (``--model hybrid_pm4``) and response_128 (the same at the full tier's 128^3 in 256 Mpc/h): the suite they claim,
     the embedded model file's very bytes, the suite's +/- steps and centre, and every summary cell recomputed from
     the stored curves (max |R_c - R_t| over k <= k_Nyq/2)."""
-    if not (REPO / "benchmarks/results" / folder / "results.json").exists() and folder == "response_128":
-        pytest.skip("response_128 not committed yet")
     res = json.loads((REPO / "benchmarks/results" / folder / "results.json").read_text())
     suite = yaml.safe_load((REPO / suite_path).read_text())
     assert res["suite"] == suite_path and SUITE == "configs/suite_converged_response.yaml"
