@@ -39,7 +39,7 @@ from .config import load_config, pm_settings, resolve_repo_path
 from .contenders import make_contender, resolve_model
 from .env import hardware, jsonify, repo_relative, resolve_device, utc_now, versions, write_json
 from .metrics import mock_delta_k
-from .resume import PartialStore, common_fingerprint
+from .resume import PartialStore, common_fingerprint, source_fingerprint
 from .suite_truth import suite_recipe, suite_truth
 
 __all__ = ["response_curves", "run_response", "main"]
@@ -105,20 +105,21 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
                  "versions": versions(), "model": model_info,
                  "contenders": list(contenders), "redshifts": {}}
     out = Path(out)
-    stores: list[PartialStore] = []
+    store: PartialStore | None = None
+    own_code = source_fingerprint(("benchmarks/response.py",))  # this module's part of a piece, in its scope only
     for z in redshifts:
         truths, scfg, notes = suite_truth(resolve_repo_path(suite), float(z), device=dev, log=log)
         n, box = scfg.ngrid, scfg.box_size
         kedges, knyq = k_edges(n, box), nyquist(n, box)  # the standard tier's P(k) bins
         cosmos = {t.label: t.cosmology.to_dict() for t in truths}
         pairs = _pairs(cosmos)
-        store = PartialStore(out, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
-                                                     setup={"ngrid": n, "box_size": box, "redshift": float(z)}),
-                             log, fresh=fresh and not stores)
-        stores.append(store)
+        if store is None:  # one store for the run (the suite fixes particles and box); the redshift is in the scope
+            store = PartialStore(out, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
+                                                         setup={"ngrid": n, "box_size": box}), log, fresh=fresh)
         pk: dict[str, dict[str, np.ndarray]] = {}
         for t in truths:
-            scope = {"contenders": list(contenders), "pm": {c: pm_settings(cfg, c) for c in contenders},
+            scope = {"code": own_code, "redshift": float(z), "contenders": list(contenders),
+                     "pm": {c: pm_settings(cfg, c) for c in contenders},
                      "statistics": cfg["statistics"], "recipe": suite_recipe(scfg), "label": t.label,
                      "cosmology": t.cosmology.to_dict(), "seed": t.seed, "truth_file": t.source}
             piece = store.get(f"response_z{float(z):g}_{t.label}", scope)
@@ -150,9 +151,8 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
             "response": curves, "summary": summary, "centre": cosmos.get("centre"),
         }
     res["wall_seconds"] = time.perf_counter() - t0
-    reused = [s.note() for s in stores if s.note()]
-    if reused:
-        res["resumed"] = reused
+    if store is not None and store.note():
+        res["resumed"] = [store.note()]
     res = jsonify(res)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", res)

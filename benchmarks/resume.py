@@ -3,7 +3,8 @@
 The full tier at 128^3 takes hours per redshift on a CPU. So that a killed run, or one stopped at the end of a
 working stretch, loses nothing it finished, every piece is written as soon as it is done (atomically, with
 ``torch.save``) into ``<out>/partial/``: one per truth (its comparison with every contender), one per covariance
-method (its realizations so far, by seed) and one per timed method. The next start loads them
+method (its realizations so far, by seed) and one per timed method (:mod:`benchmarks.response`: one per redshift
+and cosmology, with its own source hash in the scope). The next start loads them
 (``weights_only=True``) instead of recomputing them.
 
 A piece is reused only when its fingerprint, which is stored in it, is the one the run would make it from. The
@@ -43,7 +44,7 @@ CODE_PATHS: tuple[str, ...] = (
     "emulator/core", "emulator/mocks", "emulator/model", "emulator/training/trainingset.py", "data_prep/simulate",
     "data_prep/readers", "data_prep/writers.py", "benchmarks/config.py", "benchmarks/contenders.py",
     "benchmarks/ensemble.py", "benchmarks/lognormal.py", "benchmarks/metrics.py", "benchmarks/run.py",
-    "benchmarks/response.py", "benchmarks/speed.py", "benchmarks/suite_truth.py", "benchmarks/truth.py",
+    "benchmarks/speed.py", "benchmarks/suite_truth.py", "benchmarks/truth.py",
 )
 #: folder of the pieces, inside a run's output folder
 PARTIAL_DIR = "partial"

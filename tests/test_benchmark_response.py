@@ -73,6 +73,13 @@ def test_sigma8_response_is_two_over_sigma8_on_large_scales(tmp_path):
     said.clear()
     run_response(suite=_suite(tmp_path), redshifts=[0.0], out=tmp_path / "out", contenders=["2lpt"], log=said.append)
     assert not any("reused from" in m for m in said)
+    assert len(list((tmp_path / "out" / "partial").glob("*.pt"))) == 10  # both runs' pieces are kept
+    # fresh: every earlier piece deleted (this very run's included), nothing reused, only this run's pieces left
+    said.clear()
+    run_response(suite=_suite(tmp_path), redshifts=[0.0], out=tmp_path / "out", contenders=["2lpt"], log=said.append,
+                 fresh=True)
+    assert not any("reused from" in m for m in said) and any("--fresh" in m for m in said)
+    assert len(list((tmp_path / "out" / "partial").glob("*.pt"))) == 5
 
 
 @pytest.mark.parametrize("folder, model, suite_path", [
