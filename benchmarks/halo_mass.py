@@ -21,15 +21,14 @@ at z = 0, 1.06 at z = 0.5, 1.03 at z = 1; 1.01-1.03 above 200 particles.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from data_prep.readers import read_snapshot
-from data_prep.simulate.suite import load_suite_config
+from data_prep.readers import read_header, read_snapshot
+from data_prep.simulate.suite import finished_records, load_suite_config
 from emulator.core.cosmology import Cosmology
 from emulator.mocks.fof import friends_of_friends
 
@@ -72,20 +71,22 @@ def measure_suite(suite: str | Path, model: str, redshifts=(0.0, 0.5, 1.0), *, m
                   linking_length: float = 0.2, log=print) -> dict:
     """Per finished simulation and redshift: halo counts and rank-matched mass ratios (particle units)."""
     cfg = load_suite_config(resolve_repo_path(str(suite)))
-    mdl, _ = resolve_model(model, device=torch.device("cpu"))
-    out_dir = resolve_repo_path(cfg.out_dir)
-    records = sorted(out_dir.glob("*/done.json"))
+    out_dir = Path(cfg.out_dir)  # relative to the working directory, as for data-prep simulate and suite_truth
+    records, stale = finished_records(cfg)
     if not records:
-        raise FileNotFoundError(f"{out_dir}: no finished simulation of suite {suite} (run data-prep simulate first)")
+        raise FileNotFoundError(f"{out_dir}: no finished simulation of suite {suite} made from its inputs (run "
+                                f"data-prep simulate first)")
+    if stale:
+        log(f"{len(stale)} simulation(s) in {out_dir} made from other inputs are skipped: {sorted(stale)}")
+    mdl, _ = resolve_model(model, device=torch.device("cpu"))
     rows = []
-    for path in records:
-        rec = json.loads(path.read_text())
+    for rec in records:
+        cosmo = Cosmology.from_mapping(rec["cosmology"])
         for name in rec["snapshots"]:
-            snap = read_snapshot(out_dir / name)
-            z = float(snap.redshift)
+            z = float(read_header(out_dir / name).redshift)  # only the snapshots asked for are read in full
             if not any(abs(z - float(want)) < 1e-4 for want in redshifts):
                 continue
-            cosmo = Cosmology.from_mapping(rec["cosmology"])
+            snap = read_snapshot(out_dir / name)
             gen = make_contender("generator", cosmo, z, cfg.box_size, cfg.ngrid, int(rec["seed"]), model=mdl)
             truth = friends_of_friends(snap.positions, cfg.box_size, linking_length, min_members)
             mine = friends_of_friends(gen.positions, cfg.box_size, linking_length, min_members)

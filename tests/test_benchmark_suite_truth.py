@@ -17,7 +17,8 @@ from benchmarks.contenders import write_identity_model
 from benchmarks.run import run_tier
 from benchmarks.suite_truth import suite_recipe, suite_truth
 from data_prep.simulate.run import run_simulation
-from data_prep.simulate.suite import finished_simulations, load_suite_config, run_suite, suite_design
+from data_prep.simulate.suite import (finished_records, finished_simulations, load_suite_config, run_suite,
+                                      suite_design)
 from emulator.core.locks import BusyError, exclusive_lock, release_lock, take_lock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,8 +87,12 @@ def test_a_finished_suite_is_read_under_a_shared_lock(tmp_path):
     (tmp_path / "suite" / "manifest.json").write_text(json.dumps(manifest))
     assert [r["sim_id"] for r in finished_simulations(cfg)] == ["a", "b"]
     assert finished_simulations(load_suite_config(_suite(tmp_path, steps=4))) is None  # other recipe, same folder
+    other, stale = finished_records(load_suite_config(_suite(tmp_path, steps=4)))
+    assert other == [] and set(stale) == {"a", "b"} and all("simulation.steps" in k for k in stale["a"])
     (tmp_path / "suite" / "b" / "done.json").unlink()
     assert finished_simulations(cfg) is None
+    records, stale = finished_records(cfg)  # what a reader of a partial suite gets: the finished ones, in order
+    assert [r["sim_id"] for r in records] == ["a"] and stale == {}
 
 
 @pytest.mark.parametrize("kwargs, match", [({"ngrid": 16}, "ngrid 8 differs"), ({"box_size": 32.0}, "box_size 64"),

@@ -201,12 +201,17 @@ def finished_simulations(cfg: SuiteConfig) -> list[dict] | None:
     not see a writer at work holds a shared lock on the suite's ``simulate.lock`` around this call and its reads
     (as :func:`benchmarks.suite_truth.suite_truth` does); :func:`run_suite` holds it exclusively.
     """
-    out = Path(cfg.out_dir)
+    records, stale = finished_records(cfg)
+    return None if stale or len(records) != len(suite_design(cfg)) else records
+
+
+def finished_records(cfg: SuiteConfig) -> tuple[list[dict], dict[str, list[str]]]:
+    """The suite's simulations finished so far from this config's inputs (records, in design order), and
+    ``{sim_id: differing input keys}`` of those finished from other inputs; read from the ``done.json`` markers as
+    :func:`finished_simulations` does, for readers that can use a partial suite."""
     design = suite_design(cfg)
-    done, stale = _finished(out, design, {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design})
-    if stale or len(done) != len(design):
-        return None
-    return [done[sim["sim_id"]] for sim in design]
+    done, stale = _finished(Path(cfg.out_dir), design, {sim["sim_id"]: simulation_inputs(cfg, sim) for sim in design})
+    return [done[sim["sim_id"]] for sim in design if sim["sim_id"] in done], stale
 
 
 def _redo(sdir: Path) -> None:
