@@ -116,18 +116,20 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
         if store is None:  # one store for the run (the suite fixes particles and box); the redshift is in the scope
             store = PartialStore(out, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
                                                          setup={"ngrid": n, "box_size": box}), log, fresh=fresh)
+        recipe = suite_recipe(scfg)
         pk: dict[str, dict[str, np.ndarray]] = {}
         for t in truths:
             scope = {"code": own_code, "redshift": float(z), "contenders": list(contenders),
                      "pm": {c: pm_settings(cfg, c) for c in contenders},
-                     "statistics": cfg["statistics"], "recipe": suite_recipe(scfg), "label": t.label,
+                     "statistics": cfg["statistics"], "recipe": recipe, "label": t.label,
                      "cosmology": t.cosmology.to_dict(), "seed": t.seed, "truth_file": t.source}
-            piece = store.get(f"response_z{float(z):g}_{t.label}", scope)
+            key = f"response_z{float(z):g}_{t.label}"
+            piece = store.get(key, scope)
             if piece is None:
                 t1 = time.perf_counter()
                 piece = {name: torch.as_tensor(p) for name, p in
-                         _powers(t, contenders, float(z), box, n, kedges, cfg, mdl, suite_recipe(scfg), dev).items()}
-                store.put(f"response_z{float(z):g}_{t.label}", scope, piece, time.perf_counter() - t1)
+                         _powers(t, contenders, float(z), box, n, kedges, cfg, mdl, recipe, dev).items()}
+                store.put(key, scope, piece, time.perf_counter() - t1)
                 log(f"z = {z:g}: {t.label} done")
             else:
                 log(f"z = {z:g}: {t.label} reused from {store.dir}")
