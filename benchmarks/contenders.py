@@ -19,6 +19,7 @@ import torch
 
 from emulator.core.atomic import atomic_path
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
+from emulator.mocks.halo_mass import calibration_attr
 from emulator.model.emulate import emulate_fields
 from emulator.model import StyledUNet
 from emulator.model.portable import DEFAULT_MODEL_PATH, FORMAT, EmulatorModel, load_model
@@ -101,6 +102,7 @@ def resolve_model(path: str | Path | None, *, device="cpu"):
     info = {
         "path": model.path, "sha256": model.sha256, "name": model.name, "cell_size": model.cell_size,
         "hull": model.hull(), "fallback": fallback, "note": note, "metadata": _jsonable(model.metadata),
+        "halo_calibration": calibration_attr(model.halo_calibration),
     }
     return model, info
 
@@ -163,7 +165,8 @@ def make_contender(
         if out.extrapolated:
             notes.append(f"generator extrapolated outside its hull: {'; '.join(out.extrapolated)}")
         mock = Mock(name=name, cosmology=cosmology, redshift=redshift, box_size=box_size, ngrid=ngrid, seed=seed,
-                    positions=out.positions, velocities=out.velocities)
+                    positions=out.positions, velocities=out.velocities,
+                    halo_calibration=model.halo_calibration if name == "generator" else None)
     elif name == "pm_few":
         if simulation is None:
             raise ValueError("contender 'pm_few' needs the truth's simulation settings")

@@ -5,7 +5,9 @@ particle grid with two-grid interlacing and window compensation (:func:`emulator
 giving ``delta_k``; the real-space mesh is its inverse FFT. The lognormal contender is a density mesh already
 (no window), used as is. P(k), r(k) and multipoles use ``delta_k``; xi(r), the bispectrum and the PDF use the
 real mesh. All estimators are the core's (:mod:`emulator.core.stats`, :mod:`emulator.core.bispectrum`,
-:mod:`emulator.core.multipoles`); halos come from :func:`emulator.mocks.fof.friends_of_friends`.
+:mod:`emulator.core.multipoles`); halos come from :func:`emulator.mocks.fof.friends_of_friends`, the
+generator's with its model's halo-mass calibration (:mod:`emulator.mocks.halo_mass`), as ``emulator generate``
+writes them.
 
 Wavenumbers: ``k_f = 2 pi / L``, ``k_Nyq = pi n / L`` of the particle grid; P(k) bins are ``k_f`` wide up to
 ``k_Nyq``; bispectrum shells are given in units of ``k_f``; smoothing radii in cells.
@@ -21,6 +23,7 @@ import torch
 
 from emulator.core.cosmology import particle_mass_from_cosmology
 from emulator.mocks.fof import friends_of_friends
+from emulator.mocks.halo_mass import calibrate_halos, raw_min_members, usable_calibration
 from emulator.mocks.rsd import redshift_space_positions
 from emulator.core.bispectrum import bispectrum_equilateral, bispectrum_triangles
 from emulator.core.fourier import fundamental, nyquist, to_fourier, to_real
@@ -113,8 +116,11 @@ def _pdf_edges(delta: torch.Tensor, b: Binning, nbins: int) -> list[torch.Tensor
 
 def _halos(mock: Mock, b: Binning, cfg: dict, mass_edges):
     mp = particle_mass_from_cosmology(mock.cosmology.Omega_m, b.box_size, mock.positions.shape[0])
+    cal, least = usable_calibration(mock.halo_calibration, cfg["linking_length"]), int(cfg["min_members"])
     cat = friends_of_friends(mock.positions, b.box_size, linking_length=cfg["linking_length"],
-                             min_members=int(cfg["min_members"]), particle_mass=mp, velocities=mock.velocities)
+                             min_members=raw_min_members(cal, least, mock.redshift), particle_mass=mp,
+                             velocities=mock.velocities)
+    cat = calibrate_halos(cat, cal, mock.redshift, least)  # the generator's masses as its catalogs hold them
     out = {"n_halos": len(cat), "particle_mass": mp}
     if mass_edges is None:  # truth: edges from its own masses
         if len(cat) == 0:

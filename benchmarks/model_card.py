@@ -44,6 +44,8 @@ DEFINITIONS = {
     "halo_count_worst_abs_ratio_minus_1": "max |N/N_t - 1| of the same counts",
     "halo_bias_worst": "max |sqrt(P_hh/P_hh,t) - 1| over the 2 lowest k bins of the halo power",
     "mass_function_worst": "max |n(M)/n_t(M) - 1| over mass bins from 20 particles with >= 10 truth halos",
+    "halo_masses": "the generator's FoF masses as graded: calibrated (the model's halo-mass calibration, as "
+                   "emulator generate writes them) or raw (members x particle mass: a report made before it)",
     "bispectrum_eq_worst": "max |Q - Q_t|/|Q_t|, equilateral triangles with k <= k_Nyq/4",
     "targets": "the report's Targets table: value, threshold and pass (None: not measured)",
 }
@@ -75,6 +77,16 @@ def _halo_count_ratios(res: dict) -> tuple[list[float], list[float]]:
             ratios.append(counted[0])
             cuts.append(counted[1])
     return ratios, cuts
+
+
+def _halo_masses(res: dict) -> str:
+    """``"calibrated"`` when the report graded the generator's halos with its model's halo-mass calibration (one
+    for the report's FoF linking length), else ``"raw"``."""
+    applied = (res.get("model") or {}).get("halo_calibration", "none")
+    if applied == "none":
+        return "raw"
+    b = (((res.get("config") or {}).get("statistics") or {}).get("halos") or {}).get("linking_length")
+    return "calibrated" if b is not None and abs(float(b) - json.loads(applied)["linking_length"]) < 1e-9 else "raw"
 
 
 def card_entry(folder: str | Path, sha256: str) -> dict:
@@ -130,6 +142,7 @@ def card_entry(folder: str | Path, sha256: str) -> dict:
         "halo_count_cut_particles": [min(cuts), max(cuts)],
         "halo_bias_worst": values["halo_bias"], "mass_function_worst": values["hmf"],
         "bispectrum_eq_worst": values["bispectrum_eq"], "targets": targets,
+        "halo_masses": _halo_masses(res),
     }
 
 

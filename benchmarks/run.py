@@ -219,7 +219,8 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
     b = make_binning(n, box, cfg["statistics"], cfg["covariance"])
     log(f"tier {tier}: {n}^3 particles in {box:g} Mpc/h, z={z}, {len(plan)} cosmologies, device {dev}")
     store = PartialStore(out_dir, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
-                                                     setup={"ngrid": n, "box_size": box, "redshift": z}),
+                                                     setup={"ngrid": n, "box_size": box, "redshift": z,
+                                                            "halo_calibration": minfo and minfo["halo_calibration"]}),
                          log, fresh=fresh)
     per_cosmo, slices = [], {}
     for i, (cosmo, seed, given) in enumerate(plan):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import h5py
 import numpy as np
@@ -43,6 +44,9 @@ class Mock:
     source : list
         Identity of the file a truth was read from, ``[path, size in bytes, mtime in ns, what in it]`` (empty:
         simulated here); a resumed benchmark reuses pieces only for the same file (:mod:`benchmarks.resume`).
+    halo_calibration : HaloMassCalibration or None
+        The generator's halo-mass calibration (its model's): FoF masses are calibrated as in the catalogs of
+        ``emulator generate`` (:mod:`emulator.mocks.halo_mass`); None for every other method.
     """
 
     name: str
@@ -58,6 +62,7 @@ class Mock:
     notes: list[str] = field(default_factory=list)
     label: str = ""
     source: list = field(default_factory=list)
+    halo_calibration: Any = None
 
     @property
     def has_particles(self) -> bool:

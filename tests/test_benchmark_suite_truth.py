@@ -215,22 +215,28 @@ def test_missing_truth_simulations_run_in_torchrun_processes_with_the_same_parti
     assert not any("torchrun" in line for line in lines)
 
 
-GRADED = "configs/benchmarks/standard_generator_only.yaml", "hybrid_pm4"
-GRADED_1MPC = "configs/benchmarks/standard_1mpc.yaml", "hybrid_pm4_1mpc"
+GRADED = "configs/benchmarks/standard_generator_only.yaml", "hybrid_pm4", "standard"
+GRADED_1MPC = "configs/benchmarks/standard_1mpc.yaml", "hybrid_pm4_1mpc", "standard"
+GRADED_FULL = "configs/benchmarks/full_generator_only.yaml", "hybrid_pm4", "full"
 
 
 @pytest.mark.parametrize("folder, redshift, graded", [
     ("hybrid_standard", 0.0, GRADED), ("hybrid_standard_z0.5", 0.5, GRADED), ("hybrid_standard_z1", 1.0, GRADED),
     ("hybrid_1mpc_standard", 0.0, GRADED_1MPC), ("hybrid_1mpc_standard_z0.5", 0.5, GRADED_1MPC),
-    ("hybrid_1mpc_standard_z1", 1.0, GRADED_1MPC)])
+    ("hybrid_1mpc_standard_z1", 1.0, GRADED_1MPC), ("full_generator", 0.0, GRADED_FULL),
+    ("full_generator_z0.5", 0.5, GRADED_FULL), ("full_generator_z1", 1.0, GRADED_FULL)])
 def test_the_committed_hybrid_reports_grade_the_committed_hybrid_models(folder, redshift, graded):
-    """benchmarks/results/hybrid_*standard*: a shipped hybrid model (same bytes) on its held-out test suite
-    (2 Mpc/h: configs/suite_converged_test.yaml; 1 Mpc/h: configs/suite_converged_1mpc_test.yaml)."""
+    """benchmarks/results/hybrid_*standard* and full_generator*: a shipped hybrid model (same bytes) on its
+    held-out test suite (2 Mpc/h: configs/suite_converged_test.yaml, at 128^3 configs/suite_converged_test_128.yaml;
+    1 Mpc/h: configs/suite_converged_1mpc_test.yaml), its halos graded with the halo-mass calibration it ships
+    (the same table), if any."""
     from emulator.core.provenance import sha256_file
+    from emulator.mocks.halo_mass import calibration_attr
+    from emulator.model.halo_calibration import read_calibration
 
-    config, model = graded
+    config, model, tier = graded
     data = json.loads((ROOT / "benchmarks" / "results" / folder / "results.json").read_text())
-    cfg = load_config("standard", ROOT / config)
+    cfg = load_config(tier, ROOT / config)
     design = suite_design(load_suite_config(resolve_repo_path(cfg["truth"]["suite"])))
     assert data["config"]["config_file"] == config
     assert data["config"]["truth"]["suite"] == cfg["truth"]["suite"]
@@ -238,6 +244,8 @@ def test_the_committed_hybrid_reports_grade_the_committed_hybrid_models(folder, 
     assert data["setup"]["redshift"] == redshift
     assert data["model"]["path"] == f"emulator/models/{model}.pt"
     assert data["model"]["sha256"] == sha256_file(ROOT / "emulator" / "models" / f"{model}.pt")
+    path = ROOT / "emulator" / "models" / f"{model}.pt"
+    assert data["model"].get("halo_calibration", "none") == calibration_attr(read_calibration(path, sha256_file(path)))
 
 
 FULL_REPORTS = (("full", 0.0), ("full_z0.5", 0.5), ("full_z1", 1.0))

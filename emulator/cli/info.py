@@ -62,4 +62,8 @@ def run(args: argparse.Namespace) -> int:
     card = read_card(m.path, sha256=m.sha256)  # the benchmark reports' numbers, kept beside the model file
     if card:
         print(format_card(card))
+    from ..model.halo_calibration import read_calibration
+
+    cal = read_calibration(m.path, m.sha256)  # what emulator generate applies to FoF masses
+    print(cal.describe() if cal else "halo-mass calibration: none (FoF masses are member count x particle mass)")
     return 0

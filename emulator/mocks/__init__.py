@@ -7,6 +7,8 @@ the generated particles leave torch once, in :mod:`.catalogs` (inputs are conver
 * :mod:`.outputs` -- the output folder, one lock per file, and files already there (kept or refused).
 * :mod:`.catalogs` -- ``MockOptions`` and ``make_catalogs``: which tracer, RSD, cut-sky.
 * :mod:`.fof` -- friends-of-friends halo finder (``friends_of_friends``, ``Halos``).
+* :mod:`.halo_mass` -- a model's halo-mass calibration applied to FoF catalogues (``calibrate_halos``): masses
+  of the converged truth at equal abundance.
 * :mod:`.hod`, :mod:`.nfw` -- Zheng et al. (2007) HOD population of halos (``populate_halos``, ``Galaxies``) with
   NFW satellites.
 * :mod:`.biased` -- Poisson-sampled biased tracers of a density mesh (``biased_tracers``).
@@ -37,6 +39,7 @@ _LAZY = {
     "make_catalogs": "catalogs",
     "Halos": "fof",
     "friends_of_friends": "fof",
+    "calibrate_halos": "halo_mass",
     "Galaxies": "hod",
     "HODParams": "hod",
     "populate_halos": "hod",

@@ -24,7 +24,8 @@ from ..core.distributed import (all_gather_objects, barrier, init_if_needed, lau
 from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
-from .catalogs import MockOptions, check_hod, check_tracer_count, make_catalogs
+from .catalogs import MockOptions, check_hod, check_tracer_count, fof_min_members, halo_calibration, make_catalogs
+from .halo_mass import calibration_attr, calibration_digest
 from .largebox import GB, in_memory_estimate, plan_memory, streamed_mock, warn_if_short
 from .outputs import Target, reserve_outputs, write_manifest
 
@@ -241,9 +242,11 @@ def generate_mocks(
         check_lightcone_request(opts, model, cosmo, allow_extrapolation, box, ngrid)
     else:
         check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
+    calibration = halo_calibration(opts, model.halo_calibration) if opts.tracer in ("halos", "galaxies") else None
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
-                       pm_force_factor=None if model.base.is_lpt else model.base.force_factor)
+                       pm_force_factor=None if model.base.is_lpt else model.base.force_factor,
+                       fof_members=fof_min_members(opts, calibration, redshift))
     if fallback is not None:  # said once the plan is possible: a refused request gets one line, its error
         say(fallback)
     if log is not None:
@@ -251,7 +254,8 @@ def generate_mocks(
     warn_if_short(plan, max_memory)
     suffix = ".hdf5" if format == "hdf5" else ".fits"
     fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
-    run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256}
+    run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256,
+           "halo_mass_calibration_sha256": calibration_digest(calibration)}  # a refitted table: other halos
     targets = [Target(Path(out_dir) / f"mock_{seed:06d}{suffix}", {**fixed, "seed": seed, **run}) for seed in seeds]
     init_if_needed(device)  # torchrun with WORLD_SIZE > 1: each rank reserves and computes its own seeds
     rank, world = rank_world()
@@ -272,6 +276,8 @@ def generate_mocks(
                     "tracer_options": opts.to_attrs(),
                     "model_name": model.name,
                     "model_sha256": model.sha256,
+                    "halo_mass_calibration": calibration_attr(calibration),
+                    "halo_mass_calibration_sha256": calibration_digest(calibration),
                     "package_version": code_version(),
                     "extrapolation_warning": "; ".join(fields.extrapolated),
                     "generation_seconds": time.perf_counter() - t0,
@@ -289,11 +295,12 @@ def generate_mocks(
 
                 fields, catalogs, extra = lightcone_mock(
                     lambda z, s=seed: emulate_fields(cosmo, z, box, s, model=model, device=device, tile=tile,
-                                                     allow_extrapolation=allow_extrapolation), opts)
+                                                     allow_extrapolation=allow_extrapolation), opts,
+                    model.halo_calibration)
             else:
                 fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
                                         allow_extrapolation=allow_extrapolation, keep_displacement=False)
-                catalogs, extra = make_catalogs(fields, opts)
+                catalogs, extra = make_catalogs(fields, opts, model.halo_calibration)
             write_mock_files(target.path, catalogs, attrs_of(fields, extra), format=format)  # companions, then mock
             del fields, catalogs
             release_freed_memory()  # the next mock starts from an unfragmented heap (emulator.core.allocator)

@@ -3,13 +3,15 @@
 Columns (units: Mpc/h, km/s, Msun/h)
 -------------------------------------
 * ``particles``: ``Position`` (N, 3), ``Velocity`` (N, 3).
-* ``halos``: ``HaloID`` (int64), ``Position`` (centre of mass), ``Velocity`` (mean), ``Mass`` (FoF mass,
-  ``Length`` x particle mass), ``Radius`` and ``Length`` (member particles). ``HaloID`` is the halo's rank in
-  the FoF catalogue of the realization, 0 for the most massive (ties by lowest member particle index): it
-  depends only on the particles and ``linking_length``, so it is the same whatever ``min_members`` and
-  ``min_mass`` cut the tail. ``Radius`` is the comoving ``R_200m = (3 M / (4 pi 200 Omega_m rho_crit))^(1/3)``
-  in Mpc/h of the FoF mass taken as ``M_200m`` (:func:`emulator.mocks.nfw.r200m`; FoF at b = 0.2 gives masses
-  close to ``M_200m``), the radius the HOD satellites are placed in; it is not measured from the particles.
+* ``halos``: ``HaloID`` (int64), ``Position`` (centre of mass), ``Velocity`` (mean), ``Mass`` (FoF mass:
+  ``round(Length x f(Length, z))`` particle masses with the model's halo-mass calibration ``f``, ``Length`` x
+  particle mass without one, see :mod:`emulator.mocks.halo_mass`), ``Radius`` and ``Length`` (member particles).
+  ``HaloID`` is the halo's rank in the FoF catalogue of the realization, 0 for the most massive (ties by lowest
+  member particle index): it depends only on the particles and ``linking_length``, so it is the same whatever
+  ``min_members`` and ``min_mass`` cut the tail. ``Radius`` is the comoving ``R_200m = (3 M / (4 pi 200 Omega_m
+  rho_crit))^(1/3)`` in Mpc/h of the FoF mass taken as ``M_200m`` (:func:`emulator.mocks.nfw.r200m`; FoF at b = 0.2
+  gives masses close to ``M_200m``), the radius the HOD satellites are placed in; it is not measured from the
+  particles.
 * ``galaxies``: ``Position``, ``Velocity``, ``Central`` (bool: FITS logical ``L``, the h5py boolean enum in
   HDF5) and ``HaloIndex``, the ``HaloID`` of the host halo (the same halo in the ``halos`` catalog of the same
   seed and FoF/model options).
@@ -44,6 +46,7 @@ import torch
 
 from ..core.cosmology import particle_mass_from_cosmology
 from .fof import friends_of_friends
+from .halo_mass import calibrate_halos, calibration_attr, raw_min_members, usable_calibration
 from .hod import HODParams, get_preset, populate_halos
 from .massfunction import check_hod_resolution, unresolved_fraction
 from .nfw import r200m
@@ -51,9 +54,10 @@ from .rsd import redshift_space_positions
 from ..core import mesh
 from ..core.mesh import paint
 from ..model.emulate import GeneratedFields
+from ..model.halo_calibration import HaloMassCalibration
 
 __all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count", "halo_tracer_columns", "add_rsd",
-           "biased_columns", "finish_catalogs"]
+           "biased_columns", "finish_catalogs", "halo_calibration", "fof_min_members"]
 
 TRACERS = ("particles", "halos", "galaxies", "biased")
 
@@ -75,7 +79,8 @@ class MockOptions:
     linking_length : float
         FoF linking length in units of the mean interparticle separation.
     min_members : int
-        Minimum FoF group size (particles).
+        Minimum halo mass in particle masses: FoF groups of at least that many particles, or with the model's
+        halo-mass calibration, of calibrated mass at least that many particle masses.
     min_mass : float, optional
         Minimum halo mass, Msun/h.
     hod : str or dict
@@ -83,6 +88,9 @@ class MockOptions:
         sigma_logM, logM0, logM1, alpha``.
     hod_seed, randoms_seed : int, optional
         Seeds of the HOD draws and of the randoms (default: derived from the realization seed).
+    calibrate_halo_masses : bool
+        Apply the model's halo-mass calibration (``<model>.halo_mass.json``, :mod:`emulator.mocks.halo_mass`) to
+        FoF masses, when it has one for ``linking_length`` (default); False: ``Length`` x particle mass.
     force_hod : bool
         Populate even when more than half of the HOD's galaxies live in unresolved halos
         (:func:`emulator.mocks.massfunction.check_hod_resolution`).
@@ -102,6 +110,7 @@ class MockOptions:
     linking_length: float = 0.2
     min_members: int = 20
     min_mass: float | None = None
+    calibrate_halo_masses: bool = True
     hod: Any = "lrg_desi_like"
     hod_seed: int | None = None
     randoms_seed: int | None = None
@@ -184,20 +193,35 @@ def check_hod(opts: MockOptions, cosmology, redshift: float, box_size: float, ng
                                 resolved_mass(opts, cosmology, box_size, ngrid), force=opts.force_hod)
 
 
-def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptions):
+def halo_calibration(opts: MockOptions, calibration: HaloMassCalibration | None) -> HaloMassCalibration | None:
+    """The model's halo-mass ``calibration`` when the options ask for it and it holds for their linking length."""
+    return usable_calibration(calibration, opts.linking_length, opts.calibrate_halo_masses)
+
+
+def fof_min_members(opts: MockOptions, calibration: HaloMassCalibration | None, redshift: float) -> int:
+    """The FoF member cut that finds every halo :func:`halo_tracer_columns` keeps (``calibration``: the result
+    of :func:`halo_calibration`)."""
+    return raw_min_members(calibration, opts.min_members, redshift)
+
+
+def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptions, calibration):
     mass = particle_mass_from_cosmology(f.cosmology.Omega_m, f.box_size, f.ngrid**3)
-    halos = friends_of_friends(pos, f.box_size, opts.linking_length, opts.min_members,
+    halos = friends_of_friends(pos, f.box_size, opts.linking_length, fof_min_members(opts, calibration, f.redshift),
                                particle_mass=mass, velocities=vel)
     return halos, mass
 
 
 def halo_tracer_columns(halos, opts: MockOptions, cosmology, redshift: float, box: float, ngrid: int, seed: int,
-                        aux: dict) -> tuple[dict[str, np.ndarray], dict]:
+                        aux: dict, calibration: HaloMassCalibration | None = None
+                        ) -> tuple[dict[str, np.ndarray], dict]:
     """The ``halos`` or ``galaxies`` columns from a FoF catalogue (:class:`~emulator.mocks.fof.Halos`, whole box:
-    :func:`~emulator.mocks.fof.friends_of_friends` or :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends`);
-    ``aux`` receives the cut-sky-only column ``HaloMass`` of galaxies."""
+    :func:`~emulator.mocks.fof.friends_of_friends` or :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends`,
+    found with :func:`fof_min_members` members); ``calibration`` (from :func:`halo_calibration`) calibrates the
+    masses, which are then cut at ``min_members`` particle masses; ``aux`` receives the cut-sky-only column
+    ``HaloMass`` of galaxies."""
+    halos = calibrate_halos(halos, calibration, redshift, opts.min_members)
     pmass = halos.particle_mass
-    attrs: dict[str, Any] = {}
+    attrs: dict[str, Any] = {"halo_mass_calibration": calibration_attr(calibration)}
     keep = np.ones(len(halos.mass), dtype=bool) if opts.min_mass is None else halos.mass >= opts.min_mass
     attrs.update(particle_mass=pmass, min_halo_mass=float(opts.min_members * pmass))
     halo_id = np.flatnonzero(keep).astype(np.int64)  # FoF rank (mass descending): see the module docstring
@@ -223,10 +247,11 @@ def add_rsd(cols: dict, attrs: dict, opts: MockOptions, redshift: float, cosmolo
         attrs["rsd_axis"] = opts.rsd_axis
 
 
-def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict) -> tuple[dict[str, np.ndarray], dict]:
+def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict,
+                    calibration: HaloMassCalibration | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """The tracer columns as numpy arrays: the particles leave torch here, once (biased tracers are made from
     painted meshes by the torch core and converted at the end). ``aux`` receives columns for cut-sky files only
-    (galaxies: ``HaloMass``)."""
+    (galaxies: ``HaloMass``); ``calibration``: the model's halo-mass calibration (halos and galaxies)."""
     box, attrs = f.box_size, {}
     check_tracer_count(opts, f.ngrid, box)
     if opts.tracer in ("particles", "halos", "galaxies"):
@@ -239,8 +264,9 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict)
         attrs["particle_mass"] = particle_mass_from_cosmology(f.cosmology.Omega_m, box, f.ngrid**3)
         return {"Position": pos, "Velocity": vel}, attrs
     if opts.tracer in ("halos", "galaxies"):
-        halos, _ = _halos(f, pos, vel, opts)
-        return halo_tracer_columns(halos, opts, f.cosmology, f.redshift, box, f.ngrid, seed, aux)
+        cal = halo_calibration(opts, calibration)
+        halos, _ = _halos(f, pos, vel, opts, cal)
+        return halo_tracer_columns(halos, opts, f.cosmology, f.redshift, box, f.ngrid, seed, aux, cal)
     n, chunk = f.ngrid, mesh.PAINT_CHUNK  # the batches of the streamed path (emulator.mocks.largebox)
     counts = paint(f.positions, n, box, chunk_size=chunk)
     momentum = torch.stack([paint(f.positions, n, box, mass=f.velocities[:, i], chunk_size=chunk) for i in range(3)])
@@ -265,11 +291,13 @@ def biased_columns(counts: torch.Tensor, momentum: torch.Tensor, opts: MockOptio
     return {"Position": pos.cpu().numpy(), "Velocity": vel.cpu().numpy()}
 
 
-def make_catalogs(f: GeneratedFields, opts: MockOptions) -> tuple[dict[str, Any], dict]:
+def make_catalogs(f: GeneratedFields, opts: MockOptions, calibration: HaloMassCalibration | None = None
+                  ) -> tuple[dict[str, Any], dict]:
     """Build the catalogs of one realization: ``({"data": columns[, ...]}, attrs)``; with ``cutsky`` the survey
-    catalogs of :func:`emulator.mocks.survey_files.survey_outputs` (companion files included)."""
+    catalogs of :func:`emulator.mocks.survey_files.survey_outputs` (companion files included). ``calibration``:
+    the model's halo-mass calibration (``model.halo_calibration``), applied as ``opts`` say."""
     aux: dict[str, np.ndarray] = {}
-    cols, attrs = _tracer_columns(f, opts, f.seed, aux)
+    cols, attrs = _tracer_columns(f, opts, f.seed, aux, calibration)
     return finish_catalogs(cols, attrs, aux, f, opts)
 
 

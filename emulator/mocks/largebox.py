@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..core.cosmology import particle_mass_from_cosmology
-from .catalogs import MockOptions, _seed, finish_catalogs, halo_tracer_columns
+from .catalogs import MockOptions, _seed, finish_catalogs, fof_min_members, halo_calibration, halo_tracer_columns
 from .fof_slabs import default_overlap, slab_fof_memory
 from .fof import linking_length_mpc
 
@@ -138,9 +138,11 @@ def in_memory_estimate(ngrid: int, *, halo: int, multiple: int, tile: int | None
 
 def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multiple: int, max_memory: float | None,
                 tile: int | None = None, fof_overlap: float | None = None, format: str = "hdf5",
-                pm_force_factor: int | None = None) -> MemoryPlan:
+                pm_force_factor: int | None = None, fof_members: int | None = None) -> MemoryPlan:
     """Choose how to make a mock of ``ngrid^3`` particles within ``max_memory`` GB (None: held whole);
-    ``pm_force_factor``: that of a hybrid model's PM base (which is never streamed), None for 2LPT.
+    ``pm_force_factor``: that of a hybrid model's PM base (which is never streamed), None for 2LPT;
+    ``fof_members``: the FoF member cut (:func:`~emulator.mocks.catalogs.fof_min_members`; default
+    ``min_members``), which bounds the number of halos.
 
     Raises
     ------
@@ -191,7 +193,7 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
                 if box / s + 2 * overlap + b < box:  # the extended slab must not wrap onto itself
                     slabs, fof = s, BASELINE_BYTES + slab_fof_memory(int(npart), box, s, overlap, chunk)
             stages["fof"] = fof
-        rows = _cutsky_rows(opts, npart, box)
+        rows = _cutsky_rows(opts, npart, box, fof_members or opts.min_members)
         per_row = CUTSKY_BYTES_PER_ROW.get(format, max(CUTSKY_BYTES_PER_ROW.values()))
         # linear fields (24 B) with the Fourier meshes, then with the particles (24 B): the larger at once
         disk = max(48.0, 24.0 + DISK_BYTES_PER_CELL if block else 0.0) * npart
@@ -205,17 +207,17 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
                      f"({best.peak / GB:.2f} GB: {best.describe()}): raise it or use a smaller box")
 
 
-def _cutsky_rows(opts: MockOptions, npart: float, box: float) -> float:
+def _cutsky_rows(opts: MockOptions, npart: float, box: float, fof_members: int) -> float:
     """Upper bound on the rows a cut-sky stage holds: every box tracer (biased: ``nbar L^3``; halos: one per
-    ``min_members`` particles; galaxies: twice that) as data, plus ``randoms_factor`` times that in the one random
-    file held at a time."""
+    ``fof_members`` particles, the FoF cut; galaxies: twice that) as data, plus ``randoms_factor`` times that in the
+    one random file held at a time."""
     if opts.cutsky is None:
         return 0.0
     from .survey import SURVEY_DEFAULTS
 
     cs = {**SURVEY_DEFAULTS, **opts.cutsky}
     rows = (float(opts.number_density) * box**3 if opts.tracer == "biased"
-            else npart / opts.min_members * (2.0 if opts.tracer == "galaxies" else 1.0))
+            else npart / fof_members * (2.0 if opts.tracer == "galaxies" else 1.0))
     return rows * (1.0 + float(cs["randoms_factor"]))
 
 
@@ -329,12 +331,14 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
                 cols, tattrs = _streamed_biased(fh, opts, seed, box, fields.ngrid), {}
             else:
                 pmass = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)
+                cal = halo_calibration(opts, model.halo_calibration)
                 halos, _ = slab_friends_of_friends(fh["Position"], fh["Velocity"], chunks, fields.x_extent, box,
-                                                   linking_length=opts.linking_length, min_members=opts.min_members,
+                                                   linking_length=opts.linking_length,
+                                                   min_members=fof_min_members(opts, cal, redshift),
                                                    particle_mass=pmass, n_slabs=plan.fof_slabs,
                                                    overlap=plan.fof_overlap, progress=progress)
         if opts.tracer != "biased":
             extra.update(fof_slabs=int(plan.fof_slabs), fof_overlap=float(plan.fof_overlap))
-            cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, aux)
+            cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, aux, cal)
         catalogs, tattrs = finish_catalogs(cols, tattrs, aux, fields, opts)  # RSD; cut-sky data, randoms, n(z)
         write_mock_files(path, catalogs, attrs_of(fields, {**tattrs, **extra}), format=format)

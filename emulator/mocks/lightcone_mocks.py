@@ -41,9 +41,10 @@ def ladder_of(cutsky: dict) -> list[float]:
     return sorted(float(z) for z in spec)
 
 
-def lightcone_mock(emulate: Callable[[float], Any], opts: MockOptions) -> tuple[Any, dict, dict]:
+def lightcone_mock(emulate: Callable[[float], Any], opts: MockOptions, calibration=None) -> tuple[Any, dict, dict]:
     """``(fields of the lowest ladder redshift, catalogs, attrs)`` of one realization; ``emulate(z)`` returns the
-    :class:`~emulator.model.emulate.GeneratedFields` of the realization at redshift ``z``. Snapshots are generated
+    :class:`~emulator.model.emulate.GeneratedFields` of the realization at redshift ``z``; ``calibration``: the
+    model's halo-mass calibration (``model.halo_calibration``), applied as ``opts`` say. Snapshots are generated
     in increasing redshift and dropped when used (particles: two at a time)."""
     from ..core.lpt import lagrangian_grid, vector_field_to_particles
 
@@ -82,7 +83,7 @@ def lightcone_mock(emulate: Callable[[float], Any], opts: MockOptions) -> tuple[
         def catalog_at(j: int) -> dict:
             f = first.pop(j) if j in first else step(j)
             aux: dict = {}
-            cols, extra = _tracer_columns(f, opts, f.seed, aux)
+            cols, extra = _tracer_columns(f, opts, f.seed, aux, calibration)
             attrs.update({f"{k}_z{ladder[j]:g}": v for k, v in extra.items() if k == "hod_unresolved_fraction"})
             attrs.update({k: v for k, v in extra.items() if k != "hod_unresolved_fraction"})
             sizes.append(len(cols["Position"]))

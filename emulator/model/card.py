@@ -78,10 +78,11 @@ def format_card(card: dict) -> str:
     """The card as text: a heading naming the reports, then for each simulation setup (particle grid, box, test
     suite) a line naming it and a markdown table, one row per report (redshift).
 
-    Columns: redshift; k range [h/Mpc] (to k_Nyq/2); worst and median ``|P/P_t - 1|``; worst ``1 - r``; FoF
-    halo count ratio ``N/N_t`` (range over snapshots); worst mass-function ``|n/n_t - 1|``; worst large-scale
-    halo bias ``|b/b_t - 1|``. All accuracy numbers are dimensionless, worst cases over the test suite's
-    cosmologies and seeds.
+    Columns: redshift; k range [h/Mpc] (to k_Nyq/2); worst and median ``|P/P_t - 1|``; worst ``1 - r``; FoF halo
+    count ratio ``N/N_t`` (range over snapshots); worst mass-function ``|n/n_t - 1|``; worst large-scale halo
+    bias ``|b/b_t - 1|``; halo masses as graded (``calibrated`` by the model's halo-mass calibration, or
+    ``raw``: a report made before it, member count x particle mass). All accuracy numbers are dimensionless,
+    worst cases over the test suite's cosmologies and seeds.
     """
     entries = sorted(card["entries"], key=lambda e: (_sim_key(e), e["redshift"]))  # one table per setup
     reports = ", ".join(e["report"] for e in entries)
@@ -92,12 +93,13 @@ def format_card(card: dict) -> str:
                   f"({recipe})",
                   "| z | k [h/Mpc], to k_Nyq/2 | worst abs(P/P_t - 1) | median abs(P/P_t - 1) | worst 1 - r "
                   "| FoF count N/N_t (>= 40 particles) | mass fn. worst abs(n/n_t - 1) "
-                  "| halo bias worst abs(b/b_t - 1) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| halo bias worst abs(b/b_t - 1) | halo masses |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for e in rows:
             lines.append(f"| {e['redshift']:g} | {e['k_min']:.3f}-{e['k_max']:.3f} "
                          f"| {_g(e['worst_abs_dP_over_P'])} | {_g(e['median_abs_dP_over_P'])} "
                          f"| {_g(e['worst_one_minus_r'])} "
                          f"| {e['halo_count_ratio_min']:.2f}-{e['halo_count_ratio_max']:.2f} "
-                         f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} |")
+                         f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} "
+                         f"| {e.get('halo_masses', 'raw')} |")
     return "\n".join(lines)

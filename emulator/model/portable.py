@@ -26,6 +26,7 @@ from ..core.cosmology import Cosmology
 from ..core.device import check_device
 from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
+from .halo_calibration import HaloMassCalibration, read_calibration
 from .header import DEFAULT_MODEL, FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
 from .style import normalise_style
 from .unet import StyledUNet
@@ -53,6 +54,7 @@ class EmulatorModel(ModelIdentity):
     path: str = ""
     sha256: str = ""
     base: BaseRecipe = LPT_BASE  # the fields the network corrects (emulator.core.pm_base)
+    halo_calibration: HaloMassCalibration | None = None  # FoF masses onto the truth's (<stem>.halo_mass.json)
 
     @property
     def redshift_range(self) -> tuple[float, float]:
@@ -140,6 +142,7 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
     net = StyledUNet(**payload["network"])
     net.load_state_dict(payload["state_dict"])
     net.eval().to(dev)
+    digest = sha256_file(path)
     return EmulatorModel(
         net=net,
         style_low=np.asarray(payload["style_low"], dtype=np.float64),
@@ -147,6 +150,7 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         cell_size=float(payload["cell_size"]),
         metadata=payload.get("metadata", {}),
         path=str(path),
-        sha256=sha256_file(path),
+        sha256=digest,
         base=base,
+        halo_calibration=read_calibration(path, digest),
     )
