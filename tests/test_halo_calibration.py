@@ -145,16 +145,18 @@ def test_a_stale_calibration_or_another_linking_length_leaves_masses_raw(calibra
     assert c.attrs["halo_mass_calibration"] == "none"
 
 
-def test_the_shipped_calibration_is_for_the_shipped_model_and_fitted_on_training_simulations(capsys):
+@pytest.mark.parametrize("name, suite", [("hybrid_pm4", "configs/suite_converged.yaml"),
+                                         ("hybrid_pm4_1mpc", "configs/suite_converged_1mpc.yaml")])
+def test_the_shipped_calibration_is_for_the_shipped_model_and_fitted_on_training_simulations(name, suite, capsys):
     from emulator.cli import main
     from emulator.model.header import MODELS_DIR
 
-    model = MODELS_DIR / "hybrid_pm4.pt"
+    model = MODELS_DIR / f"{name}.pt"
     cal = read_calibration(model, sha256_file(model))
     assert cal is not None and cal.linking_length == 0.2 and list(cal.redshifts) == [0.0, 0.5, 1.0, 2.0]
-    assert cal.source["suite"] == "configs/suite_converged.yaml"  # the training suite, never the test suite
-    assert "--fit emulator/models/hybrid_pm4.halo_mass.json" in cal.source["command"]
-    assert main(["info", "--model", "hybrid_pm4"]) == 0
+    assert cal.source["suite"] == suite  # the model's training suite, never a test suite
+    assert f"--fit emulator/models/{name}.halo_mass.json" in cal.source["command"]
+    assert main(["info", "--model", name]) == 0
     assert "halo-mass calibration (FoF b = 0.2" in capsys.readouterr().out
 
 
