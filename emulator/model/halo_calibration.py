@@ -139,6 +139,8 @@ def read_calibration(model_path: str | Path, sha256: str) -> HaloMassCalibration
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
             raise ValueError("not a halo-mass calibration file")
+        if data.get("format_version") != 1:
+            raise ValueError(f"format_version {data.get('format_version')!r}, this code reads 1")
         cal = HaloMassCalibration(sha256=str(data["sha256"]), redshifts=data["redshifts"], members=data["members"],
                                   factor=data["factor"], linking_length=float(data["linking_length"]),
                                   source=dict(data.get("source", {})))
