@@ -19,7 +19,6 @@ import torch
 
 from emulator.core.atomic import atomic_path
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
-from emulator.mocks.halo_mass import calibration_attr
 from emulator.model.emulate import emulate_fields
 from emulator.model import StyledUNet
 from emulator.model.portable import DEFAULT_MODEL_PATH, FORMAT, EmulatorModel, load_model
@@ -102,7 +101,6 @@ def resolve_model(path: str | Path | None, *, device="cpu"):
     info = {
         "path": model.path, "sha256": model.sha256, "name": model.name, "cell_size": model.cell_size,
         "hull": model.hull(), "fallback": fallback, "note": note, "metadata": _jsonable(model.metadata),
-        "halo_calibration": calibration_attr(model.halo_calibration),
     }
     return model, info
 

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from emulator.core.cosmology import particle_mass_from_cosmology
-from emulator.mocks.fof import friends_of_friends
-from emulator.mocks.halo_mass import calibrate_halos, raw_min_members, usable_calibration
+from emulator.mocks.halo_mass import calibrated_friends_of_friends, usable_calibration
 from emulator.mocks.rsd import redshift_space_positions
 from emulator.core.bispectrum import bispectrum_equilateral, bispectrum_triangles
 from emulator.core.fourier import fundamental, nyquist, to_fourier, to_real
@@ -116,11 +115,10 @@ def _pdf_edges(delta: torch.Tensor, b: Binning, nbins: int) -> list[torch.Tensor
 
 def _halos(mock: Mock, b: Binning, cfg: dict, mass_edges):
     mp = particle_mass_from_cosmology(mock.cosmology.Omega_m, b.box_size, mock.positions.shape[0])
-    cal, least = usable_calibration(mock.halo_calibration, cfg["linking_length"]), int(cfg["min_members"])
-    cat = friends_of_friends(mock.positions, b.box_size, linking_length=cfg["linking_length"],
-                             min_members=raw_min_members(cal, least, mock.redshift), particle_mass=mp,
-                             velocities=mock.velocities)
-    cat = calibrate_halos(cat, cal, mock.redshift, least)  # the generator's masses as its catalogs hold them
+    cat = calibrated_friends_of_friends(  # the generator's masses as its catalogs hold them
+        mock.positions, b.box_size, cfg["linking_length"], int(cfg["min_members"]),
+        usable_calibration(mock.halo_calibration, cfg["linking_length"]), mock.redshift, particle_mass=mp,
+        velocities=mock.velocities)
     out = {"n_halos": len(cat), "particle_mass": mp}
     if mass_edges is None:  # truth: edges from its own masses
         if len(cat) == 0:

@@ -24,6 +24,7 @@ import torch
 
 from emulator.core.fourier import to_real
 from emulator.core.power import LinearPower
+from emulator.mocks.halo_mass import calibration_attr, usable_calibration
 
 from emulator.core.locks import exclusive_lock
 
@@ -189,6 +190,9 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
                   if need_model else (None, None))
     if minfo and minfo["note"]:
         notes.append(minfo["note"])
+    if minfo:  # the table the generator's halos are graded with: its model's, where it holds for the FoF b
+        minfo["halo_calibration"] = calibration_attr(
+            usable_calibration(mdl.halo_calibration, cfg["statistics"]["halos"]["linking_length"]))
     tcfg, z, sim = cfg["truth"], float(cfg["redshift"]), dict(cfg["truth"]["simulation"])
     source = tcfg["source"]
     if source == "trainingset":  # load_config checked that truth.path is an existing file

@@ -296,11 +296,11 @@ def generate_mocks(
                 fields, catalogs, extra = lightcone_mock(
                     lambda z, s=seed: emulate_fields(cosmo, z, box, s, model=model, device=device, tile=tile,
                                                      allow_extrapolation=allow_extrapolation), opts,
-                    model.halo_calibration)
+                    calibration)
             else:
                 fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
                                         allow_extrapolation=allow_extrapolation, keep_displacement=False)
-                catalogs, extra = make_catalogs(fields, opts, model.halo_calibration)
+                catalogs, extra = make_catalogs(fields, opts, calibration)  # resolved once, above
             write_mock_files(target.path, catalogs, attrs_of(fields, extra), format=format)  # companions, then mock
             del fields, catalogs
             release_freed_memory()  # the next mock starts from an unfragmented heap (emulator.core.allocator)

@@ -45,8 +45,7 @@ import numpy as np
 import torch
 
 from ..core.cosmology import particle_mass_from_cosmology
-from .fof import friends_of_friends
-from .halo_mass import calibrate_halos, calibration_attr, raw_min_members, usable_calibration
+from .halo_mass import calibrated_friends_of_friends, calibration_attr, raw_min_members, usable_calibration
 from .hod import HODParams, get_preset, populate_halos
 from .massfunction import check_hod_resolution, unresolved_fraction
 from .nfw import r200m
@@ -199,27 +198,20 @@ def halo_calibration(opts: MockOptions, calibration: HaloMassCalibration | None)
 
 
 def fof_min_members(opts: MockOptions, calibration: HaloMassCalibration | None, redshift: float) -> int:
-    """The FoF member cut that finds every halo :func:`halo_tracer_columns` keeps (``calibration``: the result
-    of :func:`halo_calibration`)."""
+    """The FoF member cut that finds every halo of at least ``min_members`` calibrated particle masses
+    (``calibration``: the result of :func:`halo_calibration`)."""
     return raw_min_members(calibration, opts.min_members, redshift)
-
-
-def _halos(f: GeneratedFields, pos: np.ndarray, vel: np.ndarray, opts: MockOptions, calibration):
-    mass = particle_mass_from_cosmology(f.cosmology.Omega_m, f.box_size, f.ngrid**3)
-    halos = friends_of_friends(pos, f.box_size, opts.linking_length, fof_min_members(opts, calibration, f.redshift),
-                               particle_mass=mass, velocities=vel)
-    return halos, mass
 
 
 def halo_tracer_columns(halos, opts: MockOptions, cosmology, redshift: float, box: float, ngrid: int, seed: int,
                         aux: dict, calibration: HaloMassCalibration | None = None
                         ) -> tuple[dict[str, np.ndarray], dict]:
-    """The ``halos`` or ``galaxies`` columns from a FoF catalogue (:class:`~emulator.mocks.fof.Halos`, whole box:
-    :func:`~emulator.mocks.fof.friends_of_friends` or :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends`,
-    found with :func:`fof_min_members` members); ``calibration`` (from :func:`halo_calibration`) calibrates the
-    masses, which are then cut at ``min_members`` particle masses; ``aux`` receives the cut-sky-only column
-    ``HaloMass`` of galaxies."""
-    halos = calibrate_halos(halos, calibration, redshift, opts.min_members)
+    """The ``halos`` or ``galaxies`` columns from a FoF catalogue (:class:`~emulator.mocks.fof.Halos`, whole box)
+    already calibrated with ``calibration`` (the result of :func:`halo_calibration`, recorded in the attrs) and
+    cut at ``min_members`` particle masses: :func:`~emulator.mocks.halo_mass.calibrated_friends_of_friends`, or
+    :func:`~emulator.mocks.fof_slabs.slab_friends_of_friends` with :func:`fof_min_members` members followed by
+    :func:`~emulator.mocks.halo_mass.calibrate_halos`; ``aux`` receives the cut-sky-only column ``HaloMass`` of
+    galaxies."""
     pmass = halos.particle_mass
     attrs: dict[str, Any] = {"halo_mass_calibration": calibration_attr(calibration)}
     keep = np.ones(len(halos.mass), dtype=bool) if opts.min_mass is None else halos.mass >= opts.min_mass
@@ -265,7 +257,9 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict,
         return {"Position": pos, "Velocity": vel}, attrs
     if opts.tracer in ("halos", "galaxies"):
         cal = halo_calibration(opts, calibration)
-        halos, _ = _halos(f, pos, vel, opts, cal)
+        halos = calibrated_friends_of_friends(
+            pos, box, opts.linking_length, opts.min_members, cal, f.redshift, velocities=vel,
+            particle_mass=particle_mass_from_cosmology(f.cosmology.Omega_m, box, f.ngrid**3))
         return halo_tracer_columns(halos, opts, f.cosmology, f.redshift, box, f.ngrid, seed, aux, cal)
     n, chunk = f.ngrid, mesh.PAINT_CHUNK  # the batches of the streamed path (emulator.mocks.largebox)
     counts = paint(f.positions, n, box, chunk_size=chunk)

@@ -19,9 +19,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..model.halo_calibration import HaloMassCalibration
-from .fof import Halos
+from .fof import Halos, friends_of_friends
 
-__all__ = ["usable_calibration", "raw_min_members", "calibrate_halos", "calibration_attr", "calibration_digest"]
+__all__ = ["usable_calibration", "raw_min_members", "calibrate_halos", "calibrated_friends_of_friends",
+           "calibration_attr", "calibration_digest"]
 
 
 def usable_calibration(calibration: HaloMassCalibration | None, linking_length: float, enabled: bool = True
@@ -77,6 +78,18 @@ def calibrate_halos(halos: Halos, calibration: HaloMassCalibration | None, redsh
     vel = None if halos.velocity is None else halos.velocity[:keep]
     return replace(halos, position=halos.position[:keep], velocity=vel, mass=mass[:keep],
                    n_members=halos.n_members[:keep], labels=labels)
+
+
+def calibrated_friends_of_friends(positions, box_size: float, linking_length: float, min_members: int,
+                                  calibration: HaloMassCalibration | None, redshift: float, *, particle_mass: float,
+                                  velocities=None) -> Halos:
+    """FoF halos (:func:`~emulator.mocks.fof.friends_of_friends`) of at least ``min_members`` particle masses,
+    their masses calibrated: FoF down to :func:`raw_min_members`, then :func:`calibrate_halos`. ``calibration``:
+    one that holds for ``linking_length`` (:func:`usable_calibration`) or None (plain FoF). The halos of
+    ``emulator generate``'s in-memory catalogs and of the benchmark's generator."""
+    found = friends_of_friends(positions, box_size, linking_length, raw_min_members(calibration, min_members, redshift),
+                               particle_mass=particle_mass, velocities=velocities)
+    return calibrate_halos(found, calibration, redshift, min_members)
 
 
 def calibration_attr(calibration: HaloMassCalibration | None) -> str:

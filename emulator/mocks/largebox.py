@@ -35,6 +35,7 @@ import numpy as np
 from ..core.cosmology import particle_mass_from_cosmology
 from .catalogs import MockOptions, _seed, finish_catalogs, fof_min_members, halo_calibration, halo_tracer_columns
 from .fof_slabs import default_overlap, slab_fof_memory
+from .halo_mass import calibrate_halos
 from .fof import linking_length_mpc
 
 __all__ = ["MemoryPlan", "plan_memory", "in_memory_estimate", "streamed_mock", "warn_if_short", "available_memory",
@@ -339,6 +340,7 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
                                                    overlap=plan.fof_overlap, progress=progress)
         if opts.tracer != "biased":
             extra.update(fof_slabs=int(plan.fof_slabs), fof_overlap=float(plan.fof_overlap))
+            halos = calibrate_halos(halos, cal, redshift, opts.min_members)
             cols, tattrs = halo_tracer_columns(halos, opts, cosmology, redshift, box, fields.ngrid, seed, aux, cal)
         catalogs, tattrs = finish_catalogs(cols, tattrs, aux, fields, opts)  # RSD; cut-sky data, randoms, n(z)
         write_mock_files(path, catalogs, attrs_of(fields, {**tattrs, **extra}), format=format)
