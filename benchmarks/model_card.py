@@ -46,6 +46,8 @@ DEFINITIONS = {
     "mass_function_worst": "max |n(M)/n_t(M) - 1| over mass bins from 20 particles with >= 10 truth halos",
     "halo_masses": "the generator's FoF masses as graded: calibrated (the model's halo-mass calibration, as "
                    "emulator generate writes them) or raw (members x particle mass: a report made before it)",
+    "particles": "the generator's particles as graded: 'PGD alpha=A' (sharpened by the model's PGD file at the "
+                 "entry's redshift, as emulator generate makes them) or 'network' (none applied)",
     "bispectrum_eq_worst": "max |Q - Q_t|/|Q_t|, equilateral triangles with k <= k_Nyq/4",
     "targets": "the report's Targets table: value, threshold and pass (None: not measured)",
 }
@@ -134,7 +136,18 @@ def card_entry(folder: str | Path, sha256: str) -> dict:
         "bispectrum_eq_worst": values["bispectrum_eq"], "targets": targets,
         # the table its halos were graded with (benchmarks.run records none where it does not hold for the FoF b)
         "halo_masses": "raw" if (res.get("model") or {}).get("halo_calibration", "none") == "none" else "calibrated",
+        "particles": _particles(res),
     }
+
+
+def _particles(res: dict) -> str:
+    """'PGD alpha=A' where the run's generator was sharpened at its redshift, else 'network'."""
+    applied = (res.get("model") or {}).get("pgd", "none")
+    if applied in (None, "none"):
+        return "network"
+    d = json.loads(applied)
+    alpha = float(np.interp(float(res["setup"]["redshift"]), d["redshifts"], d["alpha"]))
+    return f"PGD alpha={alpha:.3g}" if alpha > 0 else "network"
 
 
 def build_card(model: str, folders: list[str | Path]) -> dict:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from .report_figures import as_array as _a
 from .report_figures import color as _color
 from .report_figures import label as _label
 from .report_figures import save as _save
+from .report_model import generator_words
 
 __all__ = ["write_report", "summary_table"]
 
@@ -232,17 +231,6 @@ def _speed_figure(res, path):
     return _save(fig, path)
 
 
-def _halo_masses_words(model: dict) -> str:
-    """How the generator's FoF masses were graded (nothing for reports made before halo-mass calibrations)."""
-    applied = model.get("halo_calibration")
-    if applied is None:
-        return ""
-    if applied == "none":
-        return "; its FoF halo masses are member count × particle mass (no halo-mass calibration)"
-    return (f"; its FoF halo masses are calibrated as `emulator generate` writes them (halo-mass calibration fitted "
-            f"on {json.loads(applied).get('fitted_on') or 'its training suite'})")
-
-
 def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
     """Write ``report.md`` and ``figures/*.png`` under ``out_dir``; ``res`` is the JSON-converted results."""
     import matplotlib
@@ -286,7 +274,7 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         f"`{hw['device']}`{' ' + hw['gpu_name'] if 'gpu_name' in hw else ''}; torch {res['versions']['torch']}, "
         f"code {res['versions']['code']}.", "",
         f"Model: `{model.get('name')}` ({model.get('path')}, sha256 `{model.get('sha256', '')[:16]}…`, cell "
-        f"{model.get('cell_size')} Mpc/h){_halo_masses_words(model)}.", "",
+        f"{model.get('cell_size')} Mpc/h){generator_words(model)}.", "",
         "## Summary", "",
         f"Worst case over cosmologies and seeds, for k ≤ {st['summary_kmax']:.3g} h/Mpc (k_Nyq/2 of the particle "
         f"grid unless configured); dQ over all equilateral and isosceles triangles; PDF L1 = ∫|p − p_truth| d(1+δ); "

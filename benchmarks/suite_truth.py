@@ -26,13 +26,14 @@ import torch
 from data_prep.fingerprint import digest
 from data_prep.readers import read_header, read_snapshot
 from data_prep.simulate.run import wrap_positions
-from data_prep.simulate.suite import SuiteConfig, finished_simulations, load_suite_config, run_suite, suite_design
+from data_prep.simulate.suite import (SuiteConfig, finished_records, finished_simulations, load_suite_config,
+                                     run_suite, suite_design)
 from emulator.core.locks import release_lock, take_lock
 from emulator.core.cosmology import Cosmology
 
 from .truth import Mock, file_identity
 
-__all__ = ["suite_truth", "suite_recipe", "run_suite_parallel"]
+__all__ = ["suite_truth", "suite_recipe", "run_suite_parallel", "finished_snapshots"]
 
 
 def suite_recipe(cfg: SuiteConfig) -> dict:
@@ -142,3 +143,30 @@ def _read(cfg: SuiteConfig, path: Path, out: Path, redshift: float, device, log:
         mocks.append(mock)
         log(f"truth: {rec['sim_id']} seed {rec['seed']} read")
     return mocks, cfg, notes
+
+
+def finished_snapshots(suite: str | Path, redshifts, log: Callable[[str], None] = print):
+    """``(suite config, record, cosmology, redshift, snapshot)`` for every snapshot at one of ``redshifts`` of every
+    finished simulation of ``suite`` made from its inputs (those made from other inputs are skipped, with a line);
+    headers are read first, only the snapshots asked for in full. Raises FileNotFoundError when nothing is finished
+    and ValueError when no snapshot is at the redshifts."""
+    from .config import resolve_repo_path
+
+    cfg = load_suite_config(resolve_repo_path(str(suite)))
+    out_dir = Path(cfg.out_dir)  # relative to the working directory, as for data-prep simulate
+    records, stale = finished_records(cfg)
+    if not records:
+        raise FileNotFoundError(f"{out_dir}: no finished simulation of suite {suite} made from its inputs (run "
+                                f"data-prep simulate first)")
+    if stale:
+        log(f"{len(stale)} simulation(s) in {out_dir} made from other inputs are skipped: {sorted(stale)}")
+    found = False
+    for rec in records:
+        cosmo = Cosmology.from_mapping(rec["cosmology"])
+        for name in rec["snapshots"]:
+            z = float(read_header(out_dir / name).redshift)
+            if any(abs(z - float(want)) < 1e-4 for want in redshifts):
+                found = True
+                yield cfg, rec, cosmo, round(z, 4), read_snapshot(out_dir / name)
+    if not found:
+        raise ValueError(f"suite {suite} has no snapshot at redshifts {list(redshifts)}")

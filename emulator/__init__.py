@@ -5,7 +5,8 @@ The package reads as the pipeline (``docs/architecture.md`` has the map); import
 * :mod:`emulator.core` -- physics shared by every stage (cosmology, linear power, growth, noise and LPT, painting,
   statistics) and the small I/O layer (atomic writes, provenance); imports nothing else of the project.
 * :mod:`emulator.model` -- the network, tiling, the portable model file and its normalisation, and
-  :func:`~emulator.model.emulate.emulate_fields` (noise -> LPT or a few-step PM base -> network -> particles).
+  :func:`~emulator.model.emulate.emulate_fields` (noise -> LPT or a few-step PM base -> network -> particles,
+  PGD-sharpened where the model has a PGD file).
 * :mod:`emulator.training` -- training sets, crops, symmetries, losses, the LightningModule, the fit entry point and
   held-out evaluation.
 * :mod:`emulator.mocks` -- catalogs from generated particles (FoF, HOD, biased tracers, RSD, cut-sky), catalog

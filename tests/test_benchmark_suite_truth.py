@@ -233,6 +233,7 @@ def test_the_committed_hybrid_reports_grade_the_committed_hybrid_models(folder, 
     from emulator.core.provenance import sha256_file
     from emulator.mocks.halo_mass import calibration_attr
     from emulator.model.halo_calibration import read_calibration
+    from emulator.model.pgd_correction import pgd_attr, pgd_digest, read_pgd
 
     config, model, tier = graded
     data = json.loads((ROOT / "benchmarks" / "results" / folder / "results.json").read_text())
@@ -245,7 +246,10 @@ def test_the_committed_hybrid_reports_grade_the_committed_hybrid_models(folder, 
     assert data["model"]["path"] == f"emulator/models/{model}.pt"
     assert data["model"]["sha256"] == sha256_file(ROOT / "emulator" / "models" / f"{model}.pt")
     path = ROOT / "emulator" / "models" / f"{model}.pt"
-    assert data["model"].get("halo_calibration", "none") == calibration_attr(read_calibration(path, sha256_file(path)))
+    pgd = read_pgd(path, sha256_file(path))
+    assert data["model"].get("pgd", "none") == pgd_attr(pgd)
+    assert data["model"].get("halo_calibration", "none") == calibration_attr(
+        read_calibration(path, sha256_file(path), pgd_sha256=pgd_digest(pgd)))
 
 
 FULL_REPORTS = (("full", 0.0), ("full_z0.5", 0.5), ("full_z1", 1.0))

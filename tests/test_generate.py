@@ -14,8 +14,8 @@ from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import lagrangian_grid, lpt2_displacement, vector_field_to_particles, za_displacement
 from emulator.core.power import LinearPower
 from emulator.model.emulate import emulate_fields, resolve_grid
-from emulator.model import StyledUNet
 from emulator.model.portable import EmulatorModel, ExtrapolationError, load_model
+from tests.helpers_model import write_small_model
 
 COSMO = Cosmology(0.3, 0.048, 0.68, 0.965, 0.8)
 CELL = 4.0
@@ -24,16 +24,7 @@ CELL = 4.0
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """A small random-weight model file in the portable format (cell 4 Mpc/h, hull around COSMO, z in [0, 1])."""
-    torch.manual_seed(0)
-    net = StyledUNet(in_channels=3, out_channels=6, style_dim=6, base_channels=4, depth=1, blocks=1, style_hidden=8,
-                     out_init_scale=1.0)
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    lo = [float(x) for x in COSMO.to_array() * 0.9] + [0.0]
-    hi = [float(x) for x in COSMO.to_array() * 1.1] + [1.0]
-    torch.save({"format": "cosmo-emulator-model", "format_version": 1, "network": net.config,
-                "state_dict": net.state_dict(), "style_low": lo, "style_high": hi, "cell_size": CELL,
-                "metadata": {"name": "test-model"}}, path)
-    return path
+    return write_small_model(tmp_path_factory.mktemp("model") / "m.pt", COSMO, cell_size=CELL, out_init_scale=1.0)
 
 
 def test_model_loads_weights_only_and_knows_its_hull(model_file):

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from emulator.api import generate_mocks
 from emulator.cli import main
@@ -19,8 +18,8 @@ from emulator.core.locks import BusyError
 from emulator.core.cosmology import Cosmology
 from emulator.mocks import api
 from emulator.mocks.io import read_catalog
-from emulator.model import StyledUNet
 from emulator.model.emulate import SEED_MAX
+from tests.helpers_model import write_small_model
 
 ROOT = Path(__file__).resolve().parent.parent
 COSMO = Cosmology(0.3, 0.048, 0.68, 0.965, 0.8)
@@ -30,15 +29,7 @@ CLI_COSMO = ["--omega-m", "0.3", "--omega-b", "0.048", "--h", "0.68", "--n-s", "
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """A small random-weight model (cell 4 Mpc/h: 16^3 particles in 64 Mpc/h), hull around COSMO, z in [0, 1]."""
-    torch.manual_seed(0)
-    net = StyledUNet(in_channels=3, out_channels=6, style_dim=6, base_channels=4, depth=1, blocks=1, style_hidden=8)
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    lo = [float(x) for x in COSMO.to_array() * 0.9] + [0.0]
-    hi = [float(x) for x in COSMO.to_array() * 1.1] + [1.0]
-    torch.save({"format": "cosmo-emulator-model", "format_version": 1, "network": net.config,
-                "state_dict": net.state_dict(), "style_low": lo, "style_high": hi, "cell_size": 4.0,
-                "metadata": {"name": "test-model"}}, path)
-    return path
+    return write_small_model(tmp_path_factory.mktemp("model") / "m.pt", COSMO, out_init_scale=None)
 
 
 @pytest.fixture

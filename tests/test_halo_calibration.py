@@ -17,9 +17,10 @@ from emulator.core.provenance import sha256_file
 from emulator.mocks.fof import friends_of_friends
 from emulator.mocks.halo_mass import calibrate_halos, raw_min_members
 from emulator.mocks.io import read_catalog
-from emulator.model import StyledUNet
 from emulator.model.halo_calibration import HaloMassCalibration, calibration_path, read_calibration
+from emulator.model.pgd_correction import pgd_digest, read_pgd
 from emulator.model.portable import load_model
+from tests.helpers_model import write_small_model
 
 COSMO = Cosmology(0.3, 0.048, 0.68, 0.965, 0.8)
 
@@ -66,15 +67,15 @@ def test_calibrate_halos_keeps_order_and_drops_the_tail():
 def test_read_calibration_checks_the_model_bytes(tmp_path, capsys):
     model = tmp_path / "m.pt"
     model.write_bytes(b"model")
-    assert read_calibration(model, "a" * 64) is None  # no file: no calibration, no warning
+    assert read_calibration(model, "a" * 64, pgd_sha256="none") is None  # no file: no calibration, no warning
     calibration_path(model).write_text(json.dumps(_cal([[1.1, 1.0], [1.0, 1.0]], sha="b" * 64).to_dict()))
-    assert read_calibration(model, "b" * 64).factor[0, 0] == 1.1
-    assert read_calibration(model, "a" * 64) is None and "stale" in capsys.readouterr().err
+    assert read_calibration(model, "b" * 64, pgd_sha256="none").factor[0, 0] == 1.1
+    assert read_calibration(model, "a" * 64, pgd_sha256="none") is None and "stale" in capsys.readouterr().err
     calibration_path(model).write_text("{not json")
-    assert read_calibration(model, "b" * 64) is None and "unusable" in capsys.readouterr().err
+    assert read_calibration(model, "b" * 64, pgd_sha256="none") is None and "unusable" in capsys.readouterr().err
     newer = {**_cal([[1.1, 1.0], [1.0, 1.0]], sha="b" * 64).to_dict(), "format_version": 2}
     calibration_path(model).write_text(json.dumps(newer))
-    assert read_calibration(model, "b" * 64) is None and "format_version 2" in capsys.readouterr().err
+    assert read_calibration(model, "b" * 64, pgd_sha256="none") is None and "format_version 2" in capsys.readouterr().err
 
 
 def _power_law_counts(rng, n, lo=8):
@@ -106,14 +107,7 @@ def test_the_fit_recovers_an_injected_mass_deficit_and_the_calibrated_counts_mat
 @pytest.fixture(scope="module")
 def calibrated_model(tmp_path_factory):
     """A small random-weight model (cell 4 Mpc/h) and, beside it, a calibration f = 1.5 for b = 0.2."""
-    torch.manual_seed(0)
-    net = StyledUNet(in_channels=3, out_channels=6, style_dim=6, base_channels=4, depth=1, blocks=1, style_hidden=8,
-                     out_init_scale=1e-3)
-    path = tmp_path_factory.mktemp("calmodel") / "m.pt"
-    torch.save({"format": "cosmo-emulator-model", "format_version": 1, "network": net.config,
-                "state_dict": net.state_dict(), "style_low": [float(x) for x in COSMO.to_array() * 0.9] + [0.0],
-                "style_high": [float(x) for x in COSMO.to_array() * 1.1] + [1.0], "cell_size": 4.0,
-                "metadata": {"name": "test-model"}}, path)
+    path = write_small_model(tmp_path_factory.mktemp("calmodel") / "m.pt", COSMO)
     cal = _cal([[1.5, 1.5], [1.5, 1.5]], sha=sha256_file(path))
     calibration_path(path).write_text(json.dumps(cal.to_dict()))
     return path
@@ -155,7 +149,8 @@ def test_the_shipped_calibration_is_for_the_shipped_model_and_fitted_on_training
     from emulator.model.header import MODELS_DIR
 
     model = MODELS_DIR / f"{name}.pt"
-    cal = read_calibration(model, sha256_file(model))
+    sha = sha256_file(model)
+    cal = read_calibration(model, sha, pgd_sha256=pgd_digest(read_pgd(model, sha)))  # fitted on the particles generated
     assert cal is not None and cal.linking_length == 0.2 and list(cal.redshifts) == [0.0, 0.5, 1.0, 2.0]
     assert cal.source["suite"] == suite  # the model's training suite, never a test suite
     assert f"--fit emulator/models/{name}.halo_mass.json" in cal.source["command"]

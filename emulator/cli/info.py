@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     if card:
         print(format_card(card))
     from ..model.halo_calibration import read_calibration
+    from ..model.pgd_correction import pgd_digest, read_pgd
 
-    cal = read_calibration(m.path, m.sha256)  # what emulator generate applies to FoF masses
+    pgd = read_pgd(m.path, m.sha256)  # what emulator generate applies to the particles
+    print(pgd.describe() if pgd else "PGD sharpening: none (particles are the network's)")
+    cal = read_calibration(m.path, m.sha256, pgd_sha256=pgd_digest(pgd))  # what emulator generate applies to FoF masses
     print(cal.describe() if cal else "halo-mass calibration: none (FoF masses are member count x particle mass)")
     return 0

@@ -23,6 +23,7 @@ from ..core.distributed import (all_gather_objects, barrier, init_if_needed, lau
                                 rank_world, shard)
 from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
+from ..model.pgd_correction import pgd_attr, pgd_digest
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
 from .catalogs import MockOptions, check_hod, check_tracer_count, fof_min_members, halo_calibration, make_catalogs
 from .halo_mass import calibration_attr, calibration_digest
@@ -242,11 +243,16 @@ def generate_mocks(
         check_lightcone_request(opts, model, cosmo, allow_extrapolation, box, ngrid)
     else:
         check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
-    calibration = halo_calibration(opts, model.halo_calibration) if opts.tracer in ("halos", "galaxies") else None
+    pgd = model.pgd if opts.pgd else None  # the sharpening applied (its digest: part of every file's identity)
+    calibration = (halo_calibration(opts, model.halo_calibration, pgd_digest(pgd))
+                   if opts.tracer in ("halos", "galaxies") else None)
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
                        pm_force_factor=None if model.base.is_lpt else model.base.force_factor,
                        fof_members=fof_min_members(opts, calibration, redshift))
+    if plan.streamed and pgd is not None and pgd.alpha_at(redshift) > 0:  # before any file is reserved
+        raise ValueError(f"--max-memory streams this box, which cannot apply {model.name}'s PGD sharpening at "
+                         f"z = {redshift:g} (it needs the whole box's density): raise --max-memory, or --no-pgd")
     if fallback is not None:  # said once the plan is possible: a refused request gets one line, its error
         say(fallback)
     if log is not None:
@@ -255,7 +261,8 @@ def generate_mocks(
     suffix = ".hdf5" if format == "hdf5" else ".fits"
     fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
     run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256,
-           "halo_mass_calibration_sha256": calibration_digest(calibration)}  # a refitted table: other halos
+           "halo_mass_calibration_sha256": calibration_digest(calibration),  # a refitted table: other halos
+           "pgd_sha256": pgd_digest(pgd)}
     targets = [Target(Path(out_dir) / f"mock_{seed:06d}{suffix}", {**fixed, "seed": seed, **run}) for seed in seeds]
     init_if_needed(device)  # torchrun with WORLD_SIZE > 1: each rank reserves and computes its own seeds
     rank, world = rank_world()
@@ -278,6 +285,9 @@ def generate_mocks(
                     "model_sha256": model.sha256,
                     "halo_mass_calibration": calibration_attr(calibration),
                     "halo_mass_calibration_sha256": calibration_digest(calibration),
+                    "pgd": pgd_attr(pgd),
+                    "pgd_sha256": pgd_digest(pgd),
+                    "pgd_alpha": float(getattr(fields, "pgd_alpha", 0.0)),  # applied at this file's redshift
                     "package_version": code_version(),
                     "extrapolation_warning": "; ".join(fields.extrapolated),
                     "generation_seconds": time.perf_counter() - t0,
@@ -295,11 +305,12 @@ def generate_mocks(
 
                 fields, catalogs, extra = lightcone_mock(
                     lambda z, s=seed: emulate_fields(cosmo, z, box, s, model=model, device=device, tile=tile,
-                                                     allow_extrapolation=allow_extrapolation), opts,
+                                                     allow_extrapolation=allow_extrapolation, pgd=opts.pgd), opts,
                     calibration)
             else:
                 fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
-                                        allow_extrapolation=allow_extrapolation, keep_displacement=False)
+                                        allow_extrapolation=allow_extrapolation, keep_displacement=False,
+                                        pgd=opts.pgd)
                 catalogs, extra = make_catalogs(fields, opts, calibration)  # resolved once, above
             write_mock_files(target.path, catalogs, attrs_of(fields, extra), format=format)  # companions, then mock
             del fields, catalogs

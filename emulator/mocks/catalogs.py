@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -90,6 +91,9 @@ class MockOptions:
     calibrate_halo_masses : bool
         Apply the model's halo-mass calibration (``<model>.halo_mass.json``, :mod:`emulator.mocks.halo_mass`) to
         FoF masses, when it has one for ``linking_length`` (default); False: ``Length`` x particle mass.
+    pgd : bool
+        Apply the model's PGD sharpening of the particles (``<model>.pgd.json``, :mod:`emulator.model.pgd_correction`)
+        when it has one (default); False: the network's particles as they are.
     force_hod : bool
         Populate even when more than half of the HOD's galaxies live in unresolved halos
         (:func:`emulator.mocks.massfunction.check_hod_resolution`).
@@ -110,6 +114,7 @@ class MockOptions:
     min_members: int = 20
     min_mass: float | None = None
     calibrate_halo_masses: bool = True
+    pgd: bool = True
     hod: Any = "lrg_desi_like"
     hod_seed: int | None = None
     randoms_seed: int | None = None
@@ -192,9 +197,17 @@ def check_hod(opts: MockOptions, cosmology, redshift: float, box_size: float, ng
                                 resolved_mass(opts, cosmology, box_size, ngrid), force=opts.force_hod)
 
 
-def halo_calibration(opts: MockOptions, calibration: HaloMassCalibration | None) -> HaloMassCalibration | None:
-    """The model's halo-mass ``calibration`` when the options ask for it and it holds for their linking length."""
-    return usable_calibration(calibration, opts.linking_length, opts.calibrate_halo_masses)
+def halo_calibration(opts: MockOptions, calibration: HaloMassCalibration | None,
+                     pgd_sha256: str) -> HaloMassCalibration | None:
+    """The model's halo-mass ``calibration`` when the options ask for it, it holds for their linking length and it
+    was fitted on particles of the PGD sharpening applied (digest ``pgd_sha256``; ``"none"``: not sharpened, e.g.
+    ``pgd=False``), else None (with a warning for another sharpening)."""
+    cal = usable_calibration(calibration, opts.linking_length, opts.calibrate_halo_masses)
+    if cal is not None and cal.pgd_sha256 != pgd_sha256:
+        warnings.warn(f"the model's halo-mass calibration was fitted on particles of PGD {cal.pgd_sha256[:16]}, these "
+                      f"have {pgd_sha256[:16]} (--no-pgd?): FoF masses stay uncalibrated", stacklevel=2)
+        return None
+    return cal
 
 
 def fof_min_members(opts: MockOptions, calibration: HaloMassCalibration | None, redshift: float) -> int:
@@ -256,7 +269,7 @@ def _tracer_columns(f: GeneratedFields, opts: MockOptions, seed: int, aux: dict,
         attrs["particle_mass"] = particle_mass_from_cosmology(f.cosmology.Omega_m, box, f.ngrid**3)
         return {"Position": pos, "Velocity": vel}, attrs
     if opts.tracer in ("halos", "galaxies"):
-        cal = halo_calibration(opts, calibration)
+        cal = usable_calibration(calibration, opts.linking_length, opts.calibrate_halo_masses)  # resolved by caller
         halos = calibrated_friends_of_friends(
             pos, box, opts.linking_length, opts.min_members, cal, f.redshift, velocities=vel,
             particle_mass=particle_mass_from_cosmology(f.cosmology.Omega_m, box, f.ngrid**3))

@@ -27,7 +27,7 @@ Files already there
 -------------------
 A target that exists is compared with the request by the attrs that determine its contents
 (:data:`IDENTITY_ATTRS`: cosmology, redshift, box, mesh, seed, tracer and tracer options, model checksum and
-that of the halo-mass calibration applied).
+those of the halo-mass calibration and the PGD sharpening applied).
 
 * Same values: the file is complete (files are written atomically, so one that exists is whole and readable) and
   is kept, not computed again; ``generate_mocks`` lists it in ``paths.skipped``.
@@ -62,7 +62,7 @@ MANIFEST = "manifest.json"
 
 #: File attrs that must match for an existing file to count as the requested one.
 IDENTITY_ATTRS = ("Omega_m", "Omega_b", "h", "n_s", "sigma8", "redshift", "BoxSize", "Nmesh", "seed", "tracer",
-                  "tracer_options", "model_sha256", "halo_mass_calibration_sha256")
+                  "tracer_options", "model_sha256", "halo_mass_calibration_sha256", "pgd_sha256")
 
 
 @dataclass

@@ -93,13 +93,13 @@ def format_card(card: dict) -> str:
                   f"({recipe})",
                   "| z | k [h/Mpc], to k_Nyq/2 | worst abs(P/P_t - 1) | median abs(P/P_t - 1) | worst 1 - r "
                   "| FoF count N/N_t (>= 40 particles) | mass fn. worst abs(n/n_t - 1) "
-                  "| halo bias worst abs(b/b_t - 1) | halo masses |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| halo bias worst abs(b/b_t - 1) | halo masses | particles |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for e in rows:
             lines.append(f"| {e['redshift']:g} | {e['k_min']:.3f}-{e['k_max']:.3f} "
                          f"| {_g(e['worst_abs_dP_over_P'])} | {_g(e['median_abs_dP_over_P'])} "
                          f"| {_g(e['worst_one_minus_r'])} "
                          f"| {e['halo_count_ratio_min']:.2f}-{e['halo_count_ratio_max']:.2f} "
                          f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} "
-                         f"| {e.get('halo_masses', 'raw')} |")
+                         f"| {e.get('halo_masses', 'raw')} | {e.get('particles', 'network')} |")
     return "\n".join(lines)

@@ -24,9 +24,10 @@ from ..core.cosmology import Cosmology
 from ..core.fields import linear_density_k, white_noise
 from ..core.fourier import check_box_size
 from ..core.growth import GrowthHistory
-from ..core.lpt import (lagrangian_grid, lpt2_displacement, lpt_displacement, vector_field_to_particles,
-                        za_displacement)
+from ..core.lpt import (lagrangian_grid, lpt2_displacement, lpt_displacement, particles_to_vector_field,
+                        vector_field_to_particles, za_displacement)
 from ..core.mesh import wrap_positions
+from ..core.pgd import pgd_shift
 from ..core.pm_base import pm_base_fields
 from ..core.power import LinearPower
 from .tiling import DEFAULT_TILE, balanced_tile, predict_box
@@ -79,11 +80,14 @@ class GeneratedFields(Realization):
         ``(n^3, 3)`` peculiar velocities, km/s.
     displacement : torch.Tensor or None
         ``(3, n, n, n)`` ``x - q``, Mpc/h; ``None`` when not asked for (``keep_displacement=False``).
+    pgd_alpha : float
+        Strength of the model's PGD sharpening applied to the positions (0: none).
     """
 
     positions: torch.Tensor
     velocities: torch.Tensor
     displacement: torch.Tensor | None
+    pgd_alpha: float = 0.0
 
 
 def resolve_grid(box_size: float, cell_size: float, multiple: int = 2) -> int:
@@ -165,6 +169,7 @@ def emulate_fields(
     tile: int | None = None,
     allow_extrapolation: bool = False,
     keep_displacement: bool = True,
+    pgd: bool = True,
 ) -> GeneratedFields:
     """Generate one realization's particles.
 
@@ -196,6 +201,9 @@ def emulate_fields(
     keep_displacement : bool
         Return the ``(3, n, n, n)`` displacement field too; ``False`` frees it once the positions are made (a
         catalog needs only positions and velocities: 201 MB less at 256^3 while halos are found).
+    pgd : bool
+        Apply the model's PGD sharpening (``model.pgd``, :mod:`emulator.model.pgd_correction`) to the positions
+        when it has one (default); False: the network's particles as they are. Velocities are not changed.
     """
     n, seed, device, extrapolated = check_request(cosmology, redshift, box_size, seed, model=model, method=method,
                                                   ngrid=ngrid, device=device,
@@ -231,6 +239,14 @@ def emulate_fields(
     wrap_positions(pos, box, out=pos)
     if not keep_displacement:
         disp = None
+    alpha = model.pgd.alpha_at(redshift) if method == "emulator" and pgd and model.pgd is not None else 0.0
+    if alpha > 0.0:
+        shift = pgd_shift(pos, n, box, alpha, model.pgd.k_long, model.pgd.k_short)
+        pos += shift
+        wrap_positions(pos, box, out=pos)
+        if disp is not None:
+            disp += particles_to_vector_field(shift, n)
+        del shift
     vel = vector_field_to_particles(vdisp.mul_(100.0 * a * e * f1)).contiguous()
     del vdisp
     return GeneratedFields(
@@ -244,4 +260,5 @@ def emulate_fields(
         seed=seed,
         method=method,
         extrapolated=extrapolated,
+        pgd_alpha=alpha,
     )

@@ -13,13 +13,13 @@ a cut at 20 particles then means the same in both catalogues.
 ``<stem>.halo_mass.json`` next to ``<stem>.pt`` (written by ``python -m benchmarks.halo_mass --fit``) holds
 ``f`` on a grid of member counts (interpolated linearly in ``log N``, constant beyond the end nodes) and
 redshifts (linear in ``z``), for one FoF linking length, fitted on training simulations only. Like a model card
-it counts only while its ``sha256`` is the model file's. Like :mod:`emulator.model.header`, this module does not
+it counts only while its ``sha256`` is the model file's (and its ``pgd_sha256`` the PGD sharpening's the
+model applies, :mod:`emulator.model.pgd_correction`). Like :mod:`emulator.model.header`, this module does not
 import torch.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import warnings
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .sidecar import read_sidecar, sidecar_path
 
 __all__ = ["CALIBRATION_FORMAT", "HaloMassCalibration", "calibration_path", "read_calibration"]
 
@@ -52,6 +54,8 @@ class HaloMassCalibration:
         FoF linking length (units of the mean interparticle separation) it holds for.
     source : dict
         Provenance: the command, training suite, snapshots and residuals of the fit.
+    pgd_sha256 : str
+        Digest of the PGD sharpening the generator's particles had in the fit (``"none"``: without).
     """
 
     sha256: str
@@ -60,6 +64,7 @@ class HaloMassCalibration:
     factor: np.ndarray
     linking_length: float
     source: dict = field(default_factory=dict)
+    pgd_sha256: str = "none"
 
     def __post_init__(self) -> None:
         z, n, f = (np.asarray(a, dtype=np.float64) for a in (self.redshifts, self.members, self.factor))
@@ -111,7 +116,8 @@ class HaloMassCalibration:
         """The file's JSON content."""
         return {"format": CALIBRATION_FORMAT, "format_version": 1, "sha256": self.sha256,
                 "linking_length": self.linking_length, "redshifts": self.redshifts.tolist(),
-                "members": self.members.tolist(), "factor": self.factor.tolist(), "source": self.source}
+                "members": self.members.tolist(), "factor": self.factor.tolist(), "source": self.source,
+                "pgd_sha256": self.pgd_sha256}
 
     def describe(self) -> str:
         """One line per redshift: ``f`` at 20, 40, 100 and 1000 members."""
@@ -125,34 +131,28 @@ class HaloMassCalibration:
 
 def calibration_path(model_path: str | Path) -> Path:
     """The calibration file of a model file: ``<folder>/<stem>.halo_mass.json``."""
-    model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.halo_mass.json")
+    return sidecar_path(model_path, "halo_mass")
 
 
-def read_calibration(model_path: str | Path, sha256: str) -> HaloMassCalibration | None:
-    """The halo-mass calibration of the model file ``model_path`` (SHA-256 ``sha256``), or ``None`` when it has
-    none; an unreadable or stale file (fitted for other model bytes) is ``None`` with a warning on stderr."""
-    path = calibration_path(model_path)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
-            raise ValueError("not a halo-mass calibration file")
-        if data.get("format_version") != 1:
-            raise ValueError(f"format_version {data.get('format_version')!r}, this code reads 1")
-        cal = HaloMassCalibration(sha256=str(data["sha256"]), redshifts=data["redshifts"], members=data["members"],
-                                  factor=data["factor"], linking_length=float(data["linking_length"]),
-                                  source=dict(data.get("source", {})))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"warning: {path}: unusable halo-mass calibration ({exc}); FoF masses stay uncalibrated",
-              file=sys.stderr)
-        return None
-    if cal.sha256 != sha256:
-        print(f"warning: {path}: halo-mass calibration is stale (fitted for sha256 {cal.sha256[:16]}..., the model "
-              f"file is {sha256[:16]}...); FoF masses stay uncalibrated", file=sys.stderr)
-        return None
+def _build(data: dict) -> HaloMassCalibration:
+    cal = HaloMassCalibration(sha256=str(data["sha256"]), redshifts=data["redshifts"], members=data["members"],
+                              factor=data["factor"], linking_length=float(data["linking_length"]),
+                              source=dict(data.get("source", {})), pgd_sha256=str(data.get("pgd_sha256") or "none"))
     if not math.isfinite(cal.linking_length) or cal.linking_length <= 0:
-        print(f"warning: {path}: bad linking_length; FoF masses stay uncalibrated", file=sys.stderr)
+        raise ValueError(f"bad linking_length {cal.linking_length}")
+    return cal
+
+
+def read_calibration(model_path: str | Path, sha256: str, *, pgd_sha256: str) -> HaloMassCalibration | None:
+    """The halo-mass calibration of the model file ``model_path`` (SHA-256 ``sha256``), or ``None`` when it has
+    none; an unreadable or stale file (fitted for other model bytes, or on particles of another PGD sharpening
+    than the model's, ``pgd_sha256``: :meth:`emulator.model.pgd_correction.PGDCorrection.digest`) is ``None``
+    with a warning on stderr."""
+    cal = read_sidecar(model_path, sha256, "halo_mass", CALIBRATION_FORMAT, _build, "halo-mass calibration",
+                       "FoF masses stay uncalibrated")
+    if cal is not None and cal.pgd_sha256 != pgd_sha256:
+        print(f"warning: {calibration_path(model_path)}: halo-mass calibration fitted on particles with PGD "
+              f"{cal.pgd_sha256[:16]}, the model's are {pgd_sha256[:16]}; FoF masses stay uncalibrated",
+              file=sys.stderr)
         return None
     return cal

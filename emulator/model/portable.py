@@ -9,7 +9,10 @@ A model file is a ``torch.save`` of a plain dict (tensors, numbers, strings, lis
      "base": {"method": "2lpt"} or {"method": "pm", ...}}  # what the network corrects (absent: 2LPT)
 
 The embedded models live in ``emulator/models/<name>.pt``; the one used where none is named is
-:data:`~emulator.model.header.DEFAULT_MODEL` (``hybrid_pm4``: a network correcting a 4-step PM run).
+:data:`~emulator.model.header.DEFAULT_MODEL` (``hybrid_pm4``: a network correcting a 4-step PM run). Beside a
+model file may sit JSON files fitted for its bytes (:mod:`emulator.model.sidecar`), loaded with it:
+``<stem>.pgd.json`` (:mod:`emulator.model.pgd_correction`, the particles' PGD sharpening) and
+``<stem>.halo_mass.json`` (:mod:`emulator.model.halo_calibration`, FoF masses onto the truth's).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..core.device import check_device
 from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
 from .halo_calibration import HaloMassCalibration, read_calibration
+from .pgd_correction import PGDCorrection, pgd_digest, read_pgd
 from .header import DEFAULT_MODEL, FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
 from .style import normalise_style
 from .unet import StyledUNet
@@ -55,6 +59,7 @@ class EmulatorModel(ModelIdentity):
     sha256: str = ""
     base: BaseRecipe = LPT_BASE  # the fields the network corrects (emulator.core.pm_base)
     halo_calibration: HaloMassCalibration | None = None  # FoF masses onto the truth's (<stem>.halo_mass.json)
+    pgd: PGDCorrection | None = None  # small-scale sharpening of the particles (<stem>.pgd.json)
 
     @property
     def redshift_range(self) -> tuple[float, float]:
@@ -143,6 +148,7 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
     net.load_state_dict(payload["state_dict"])
     net.eval().to(dev)
     digest = sha256_file(path)
+    pgd = read_pgd(path, digest)
     return EmulatorModel(
         net=net,
         style_low=np.asarray(payload["style_low"], dtype=np.float64),
@@ -152,5 +158,6 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         path=str(path),
         sha256=digest,
         base=base,
-        halo_calibration=read_calibration(path, digest),
+        halo_calibration=read_calibration(path, digest, pgd_sha256=pgd_digest(pgd)),
+        pgd=pgd,
     )

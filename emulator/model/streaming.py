@@ -120,7 +120,7 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
                   model: EmulatorModel | None = None, method: str = "emulator", ngrid: int | None = None,
                   tile: int = 64, device: str | torch.device = "cpu", allow_extrapolation: bool = False,
                   progress: bool = False, hook=None, linear_block: int | None = None,
-                  fourier_scratch: Path | None = None) -> StreamedFields:
+                  fourier_scratch: Path | None = None, pgd: bool = True) -> StreamedFields:
     """Generate one realization into ``out_group`` (an open h5py group) with bounded memory.
 
     Parameters are those of :func:`~emulator.model.emulate.emulate_fields`, plus ``out_group`` (receives
@@ -129,7 +129,8 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     ``hook(stage)``, if given, is called after the ``"linear"`` and ``"network"`` stages (memory measurements of
     ``python -m benchmarks.largebox``). ``linear_block`` (planes, a multiple of 4): make stage 1 out of core
     (:func:`~emulator.model.linear_disk.linear_fields_out_of_core`) with its Fourier meshes in ``fourier_scratch``
-    (default: next to ``scratch``; removed at the end), on the CPU whatever ``device``.
+    (default: next to ``scratch``; removed at the end), on the CPU whatever ``device``. A model whose PGD
+    sharpening acts at ``redshift`` is refused unless ``pgd`` is False (the pull needs the whole box's density).
     """
     import h5py
     from tqdm.auto import tqdm
@@ -137,6 +138,10 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     if method == "emulator" and model is not None and not model.base.is_lpt:
         raise ValueError(f"--max-memory streams 2LPT-base models only; {model.name} corrects a "
                          f"{model.base.label()} run, which needs the whole box in memory (drop --max-memory)")
+    if method == "emulator" and pgd and model is not None and model.pgd is not None \
+            and model.pgd.alpha_at(redshift) > 0:
+        raise ValueError(f"--max-memory cannot apply {model.name}'s PGD sharpening at z = {redshift:g} (it needs the "
+                         f"whole box's density): drop --max-memory, or --no-pgd")
     n, seed, device, extrapolated = check_request(cosmology, redshift, box_size, seed, model=model,
                                                   method=method, ngrid=ngrid, device=device,
                                                   allow_extrapolation=allow_extrapolation)

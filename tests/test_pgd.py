@@ -1,0 +1,211 @@
+"""PGD sharpening: the shift against its linear-theory form and conservation laws, the per-model file and its
+checks, generation applying it (or not) and recording it, the halo-mass calibration bound to it, and the fit
+recovering a known strength."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.pgd import fit_alpha, grade
+from benchmarks.report_model import pgd_words
+from emulator.api import generate_mocks
+from emulator.core.cosmology import Cosmology
+from emulator.core.lpt import lagrangian_grid
+from emulator.core.mesh import wrap_positions
+from emulator.core.pgd import pgd_kernel, pgd_shift
+from emulator.core.provenance import sha256_file
+from emulator.mocks.io import read_catalog
+from emulator.model.emulate import emulate_fields
+from emulator.model.halo_calibration import HaloMassCalibration, calibration_path
+from emulator.model.pgd_correction import PGDCorrection, pgd_path, read_pgd
+from emulator.model.portable import load_model
+from tests.helpers_model import write_small_model
+
+COSMO = Cosmology(0.3, 0.048, 0.68, 0.965, 0.8)
+
+
+def _cic_window(k: float, cell: float) -> float:
+    x = k * cell / 2.0
+    return (math.sin(x) / x) ** 2
+
+
+def test_shift_of_a_plane_wave_matches_linear_theory():
+    """A lattice displaced by psi = -(A/k0) sin(k0 q) along x has delta = A cos(k0 x) to first order; the PGD shift
+    is then -alpha O(k0) A sin(k0 x) / k0 (O the band filter), times the CIC window of paint and of readout. The
+    lattice sits between mesh points (half a cell off): CIC then paints the centred difference of psi, linear in
+    psi (on the mesh points it would paint one-sided differences, |psi| terms)."""
+    n, box, amp, alpha, kl, ks = 32, 64.0, 0.01, 0.3, 0.05, 0.8
+    k0 = 2 * math.pi / box * 2
+    q = lagrangian_grid(n, box, dtype=torch.float64) + box / n / 2
+    pos = q.clone()
+    pos[:, 0] -= amp / k0 * torch.sin(k0 * q[:, 0])
+    shift = pgd_shift(wrap_positions(pos, box), n, box, alpha, kl, ks)
+    filt = math.exp(-((kl / k0) ** 2) - (k0 / ks) ** 4) * _cic_window(k0, box / n) ** 2
+    expected = -alpha * filt * amp * torch.sin(k0 * pos[:, 0]) / k0
+    np.testing.assert_allclose(shift[:, 0].numpy(), expected.numpy(), atol=1e-3 * float(expected.abs().max()))
+    assert float(shift[:, 1:].abs().max()) < 1e-6 * float(expected.abs().max()) + 1e-12
+
+
+def test_shift_conserves_momentum_vanishes_on_a_lattice_and_pulls_towards_a_clump():
+    gen = torch.Generator().manual_seed(1)
+    box, n = 64.0, 32
+    clump = torch.tensor([20.0, 30.0, 40.0], dtype=torch.float64)
+    pos = torch.cat([torch.rand(20000, 3, generator=gen, dtype=torch.float64) * box,
+                     clump + 2.0 * torch.randn(5000, 3, generator=gen, dtype=torch.float64)]) % box
+    shift = pgd_shift(pos, n, box, 0.01, 0.1, 2.0)
+    assert float(shift.sum(0).abs().max()) < 1e-9 * float(shift.abs().sum())  # equal masses: sum of shifts = 0
+    near = ((pos - clump).norm(dim=1) > 2.0) & ((pos - clump).norm(dim=1) < 6.0)
+    radial = ((pos - clump) * shift).sum(1)[near]
+    assert float((radial < 0).double().mean()) > 0.95  # towards the clump
+    lattice = lagrangian_grid(n, box, dtype=torch.float64)
+    assert float(pgd_shift(lattice, n, box, 0.01, 0.1, 2.0).abs().max()) < 1e-12
+    assert torch.equal(pgd_shift(pos, n, box, 0.0, 0.1, 2.0), torch.zeros_like(pos))
+    torch.testing.assert_close(pgd_shift(pos, n, box, 0.02, 0.1, 2.0), 2 * shift)
+
+
+def test_kernel_and_shift_refuse_bad_parameters():
+    assert float(pgd_kernel(8, 16.0, 0.1, 1.0)[0, 0, 0]) == 0.0
+    with pytest.raises(ValueError, match="k_short"):
+        pgd_kernel(8, 16.0, 0.1, 0.0)
+    with pytest.raises(ValueError, match="k_long"):
+        pgd_kernel(8, 16.0, float("nan"), 1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        pgd_shift(torch.zeros(4, 3), 8, 16.0, float("inf"), 0.1, 1.0)
+
+
+def _pgd(alpha=(0.01, 0.0), redshifts=(0.0, 1.0), sha="x" * 64):
+    return PGDCorrection(sha256=sha, redshifts=np.array(redshifts), alpha=np.array(alpha), k_long=0.6, k_short=1.6,
+                         source={"suite": "s"})
+
+
+def test_alpha_interpolates_and_bad_files_are_refused(tmp_path, capsys):
+    p = _pgd()
+    assert p.alpha_at(0.0) == 0.01 and p.alpha_at(0.5) == pytest.approx(0.005) and p.alpha_at(3.0) == 0.0
+    for kw, match in ((dict(alpha=(0.01, -0.1)), "must be in"), (dict(alpha=(2.0, 0.0)), "must be in"),
+                      (dict(alpha=(0.01,)), "one value"), (dict(redshifts=(1.0, 0.0)), "ascending")):
+        with pytest.raises(ValueError, match=match):
+            _pgd(**kw)
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"model")
+    assert read_pgd(model, "b" * 64) is None and capsys.readouterr().err == ""  # none: no warning
+    pgd_path(model).write_text(json.dumps(_pgd(sha="b" * 64).to_dict()))
+    assert read_pgd(model, "b" * 64).alpha_at(0.0) == 0.01
+    assert read_pgd(model, "a" * 64) is None and "stale" in capsys.readouterr().err
+    pgd_path(model).write_text(json.dumps({**_pgd(sha="b" * 64).to_dict(), "format_version": 2}))
+    assert read_pgd(model, "b" * 64) is None and "format_version 2" in capsys.readouterr().err
+    pgd_path(model).write_text(json.dumps({**_pgd(sha="b" * 64).to_dict(), "alpha": [0.01, -1.0]}))
+    assert read_pgd(model, "b" * 64) is None and "unusable" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def pgd_model(tmp_path_factory):
+    """A small random-weight model (cell 4 Mpc/h) with a strong PGD file beside it."""
+    path = write_small_model(tmp_path_factory.mktemp("pgdmodel") / "m.pt", COSMO)
+    pgd_path(path).write_text(json.dumps(_pgd(alpha=(0.05, 0.0), sha=sha256_file(path)).to_dict()))
+    return path
+
+
+def test_generation_sharpens_positions_only_and_records_it(pgd_model, tmp_path):
+    model = load_model(pgd_model)
+    raw = emulate_fields(COSMO, 0.0, 128.0, 5, model=model, pgd=False)
+    sharp = emulate_fields(COSMO, 0.0, 128.0, 5, model=model)
+    assert raw.pgd_alpha == 0.0 and sharp.pgd_alpha == 0.05
+    expected = wrap_positions(raw.positions + pgd_shift(raw.positions, 32, 128.0, 0.05, 0.6, 1.6), 128.0)
+    d = (sharp.positions - expected + 64.0) % 128.0 - 64.0
+    assert float(d.abs().max()) < 1e-4
+    assert torch.equal(sharp.velocities, raw.velocities)
+    q = lagrangian_grid(32, 128.0)
+    moved = (sharp.positions - q - sharp.displacement.flatten(1).T + 64.0) % 128.0 - 64.0  # x = q + displacement
+    assert float(moved.abs().max()) < 1e-3
+    assert emulate_fields(COSMO, 1.0, 128.0, 5, model=model).pgd_alpha == 0.0  # alpha(z = 1) = 0
+    kw = dict(box_size=128.0, model=pgd_model, seeds=[3], progress=False)
+    (on,) = generate_mocks(COSMO, out_dir=tmp_path / "on", **kw)
+    (off,) = generate_mocks(COSMO, out_dir=tmp_path / "off", pgd=False, **kw)
+    a, b = read_catalog(on, "data"), read_catalog(off, "data")
+    assert json.loads(a.attrs["pgd"])["alpha"] == [0.05, 0.0] and a.attrs["pgd_sha256"] == model.pgd.digest()
+    assert a.attrs["pgd_alpha"] == 0.05 and b.attrs["pgd_alpha"] == 0.0
+    assert b.attrs["pgd"] == "none" and b.attrs["pgd_sha256"] == "none"
+    assert not np.allclose(a["Position"], b["Position"])
+    with pytest.raises(ValueError, match="pgd_sha256"):  # the same folder with the sharpening toggled: other files
+        generate_mocks(COSMO, out_dir=tmp_path / "on", pgd=False, **kw)
+
+
+def test_a_streamed_box_is_refused_before_any_file_where_the_sharpening_acts(pgd_model, tmp_path, monkeypatch):
+    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force streaming at 32^3
+    kw = dict(box_size=128.0, model=pgd_model, seeds=[3], progress=False, max_memory=1.0)
+    with pytest.raises(ValueError, match="PGD sharpening at z = 0"):
+        generate_mocks(COSMO, out_dir=tmp_path / "a", **kw)
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+    (p,) = generate_mocks(COSMO, out_dir=tmp_path / "b", pgd=False, **kw)  # without it the box streams
+    assert read_catalog(p, "data").attrs["pgd"] == "none"
+
+
+def test_a_halo_calibration_counts_only_with_the_pgd_it_was_fitted_on(pgd_model, tmp_path, capsys):
+    path = tmp_path / "m.pt"
+    shutil.copy(pgd_model, path)
+    shutil.copy(pgd_path(pgd_model), pgd_path(path))
+    sha = sha256_file(path)
+    pgd = read_pgd(path, sha)
+
+    def cal(pgd_sha):
+        return HaloMassCalibration(sha256=sha, redshifts=np.array([0.0]), members=np.array([10.0, 100.0]),
+                                   factor=np.array([[1.1, 1.1]]), linking_length=0.2, pgd_sha256=pgd_sha)
+
+    calibration_path(path).write_text(json.dumps(cal(pgd.digest()).to_dict()))
+    assert load_model(path).halo_calibration is not None
+    kw = dict(box_size=128.0, model=path, seeds=[3], progress=False, tracer="halos", min_members=8)
+    with pytest.warns(UserWarning, match="FoF masses stay uncalibrated"):  # --no-pgd: particles it was not fitted on
+        (raw,) = generate_mocks(COSMO, out_dir=tmp_path / "raw", pgd=False, **kw)
+    c = read_catalog(raw, "data")
+    assert c.attrs["halo_mass_calibration"] == "none"
+    np.testing.assert_allclose(c["Mass"], c["Length"] * c.attrs["particle_mass"])
+    calibration_path(path).write_text(json.dumps(cal("none").to_dict()))  # fitted without sharpening
+    assert load_model(path).halo_calibration is None and "PGD" in capsys.readouterr().err
+
+
+def test_fit_recovers_a_known_strength():
+    """Truth = the generator's particles sharpened with alpha = 0.02: the fit finds that alpha back."""
+    box, n = 128.0, 32
+    snaps = []
+    for seed in (1, 2):
+        gen = emulate_fields(COSMO, 0.0, box, seed, method="2lpt", ngrid=n).positions
+        truth = wrap_positions(gen + pgd_shift(gen, n, box, 0.02, 0.3, 1.0), box)
+        from benchmarks.pgd import _power  # the benchmark's estimator
+
+        k = (np.arange(n // 2) + 1) * 2 * np.pi / box
+        snaps.append({"sim_id": f"s{seed}", "redshift": 0.0, "n": n, "box": box, "k": k,
+                      "p_truth": _power(truth, n, box).numpy(), "positions": gen})
+    alpha, rms, rms0 = fit_alpha(snaps, 0.3, 1.0)
+    assert alpha == pytest.approx(0.02, abs=1e-3) and rms < 0.1 * rms0
+    graded = grade(snaps, PGDCorrection(
+        sha256="x" * 64, redshifts=np.array([0.0]), alpha=np.array([alpha]), k_long=0.3, k_short=1.0))["0"]
+    assert graded["snapshots"] == 2 and graded["with"]["worst"] < 0.1 * graded["without"]["worst"]
+    assert graded["without"]["mean_at_kmax"] < 0  # the unsharpened particles lack small-scale power
+
+
+def test_report_words_say_how_the_particles_were_graded():
+    assert pgd_words({}) == "" and "no PGD" in pgd_words({"pgd": "none"})
+    words = pgd_words({"pgd": _pgd().attr()})
+    assert "PGD-sharpened" in words and "0.01 at z = 0" in words and "0.6-1.6 h/Mpc" in words
+
+
+def test_the_shipped_pgd_is_for_the_shipped_model_and_fitted_on_training_simulations(capsys):
+    from emulator.cli import main
+    from emulator.model.header import MODELS_DIR
+
+    model = MODELS_DIR / "hybrid_pm4.pt"
+    pgd = read_pgd(model, sha256_file(model))
+    assert pgd is not None and list(pgd.redshifts) == [0.0, 0.5, 1.0, 2.0] and pgd.alpha[0] > 0
+    assert pgd.source["suite"] == "configs/suite_converged.yaml"  # the model's training suite, never a test suite
+    assert "--fit emulator/models/hybrid_pm4.pgd.json" in pgd.source["command"]
+    fit = pgd.source["fit"]["0"]
+    assert fit["rms_ln_ratio"] < 0.6 * fit["rms_ln_ratio_without"]  # it halves the training residual at z = 0
+    assert load_model(model).halo_calibration is not None  # the shipped table was fitted with this sharpening
+    assert main(["info", "--model", "hybrid_pm4"]) == 0
+    assert "PGD sharpening (k_long = 0.6" in capsys.readouterr().out
