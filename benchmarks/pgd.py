@@ -185,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             if Path(args.fit).resolve() != pgd_path(model.path).resolve():
                 say(f"note: generation reads {pgd_path(model.path)}, not {args.fit}")
             elif model.halo_calibration is not None:
-                say("note: the model's halo-mass calibration was fitted on the particles of the previous PGD file; "
-                    "refit it: python -m benchmarks.halo_mass --suite SUITE --redshifts 0 0.5 1 2 --fit "
-                    f"{Path(model.path).with_suffix('')}.halo_mass.json")
+                say("note: the model's halo-mass calibration was fitted on particles without this PGD file (it is "
+                    "not applied until refitted): python -m benchmarks.halo_mass --suite SUITE --redshifts 0 0.5 1 2 "
+                    f"--fit {Path(model.path).with_suffix('')}.halo_mass.json")
         res = grade(snaps, pgd, kmax_fraction=args.kmax_fraction) if args.grade else None
     except (ValueError, FileNotFoundError) as exc:
         print(f"benchmarks.pgd: error: {exc}", file=sys.stderr)
