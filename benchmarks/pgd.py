@@ -50,8 +50,13 @@ __all__ = ["collect_snapshots", "log_ratios", "fit_alpha", "fit_pgd", "grade", "
 ALPHA_MAX = 0.05  # upper end of the search (0.03 already over-sharpens every training snapshot at z = 0)
 
 
+def _spectrum(positions: torch.Tensor, n: int, box: float):
+    """The benchmark's P(k) estimate (CIC, interlaced, bins of one fundamental mode up to k_Nyq)."""
+    return power_spectrum_k(overdensity_k(positions, n, box), box, n, kedges=k_edges(n, box))
+
+
 def _power(positions: torch.Tensor, n: int, box: float) -> torch.Tensor:
-    return power_spectrum_k(overdensity_k(positions, n, box), box, n, kedges=k_edges(n, box)).power
+    return _spectrum(positions, n, box).power
 
 
 def collect_snapshots(suite: str | Path, model, redshifts, *, log=print) -> list[dict]:
@@ -63,7 +68,7 @@ def collect_snapshots(suite: str | Path, model, redshifts, *, log=print) -> list
         gen = emulate_fields(cosmo, z, box, int(rec["seed"]), model=model, ngrid=n, allow_extrapolation=True,
                              keep_displacement=False, pgd=False)  # the grid generation uses for this box
         truth = torch.as_tensor(np.asarray(snap.positions), dtype=torch.float32)
-        ps = power_spectrum_k(overdensity_k(truth, n, box), box, n, kedges=k_edges(n, box))
+        ps = _spectrum(truth, n, box)
         out.append({"sim_id": rec["sim_id"], "redshift": z, "n": n, "box": box, "k": ps.k.numpy(),
                     "p_truth": ps.power.numpy(), "positions": gen.positions})
         log(f"{rec['sim_id']} z = {z:g}")

@@ -25,7 +25,8 @@ from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.pgd_correction import pgd_attr, pgd_digest
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
-from .catalogs import MockOptions, check_hod, check_tracer_count, fof_min_members, halo_calibration, make_catalogs
+from .catalogs import (MockOptions, applied_pgd, check_hod, check_tracer_count, fof_min_members, halo_calibration,
+                       make_catalogs)
 from .halo_mass import calibration_attr, calibration_digest
 from .largebox import GB, in_memory_estimate, plan_memory, streamed_mock, warn_if_short
 from .outputs import Target, reserve_outputs, write_manifest
@@ -243,9 +244,8 @@ def generate_mocks(
         check_lightcone_request(opts, model, cosmo, allow_extrapolation, box, ngrid)
     else:
         check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
-    pgd = model.pgd if opts.pgd else None  # the sharpening applied (its digest: part of every file's identity)
-    calibration = (halo_calibration(opts, model.halo_calibration, pgd_digest(pgd))
-                   if opts.tracer in ("halos", "galaxies") else None)
+    pgd = applied_pgd(opts, model)  # the sharpening applied (its digest: part of every file's identity)
+    calibration = halo_calibration(opts, model) if opts.tracer in ("halos", "galaxies") else None
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
                        pm_force_factor=None if model.base.is_lpt else model.base.force_factor,

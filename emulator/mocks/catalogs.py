@@ -55,9 +55,10 @@ from ..core import mesh
 from ..core.mesh import paint
 from ..model.emulate import GeneratedFields
 from ..model.halo_calibration import HaloMassCalibration
+from ..model.pgd_correction import PGDCorrection, pgd_digest
 
 __all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count", "halo_tracer_columns", "add_rsd",
-           "biased_columns", "finish_catalogs", "halo_calibration", "fof_min_members"]
+           "biased_columns", "finish_catalogs", "halo_calibration", "applied_pgd", "fof_min_members"]
 
 TRACERS = ("particles", "halos", "galaxies", "biased")
 
@@ -197,12 +198,17 @@ def check_hod(opts: MockOptions, cosmology, redshift: float, box_size: float, ng
                                 resolved_mass(opts, cosmology, box_size, ngrid), force=opts.force_hod)
 
 
-def halo_calibration(opts: MockOptions, calibration: HaloMassCalibration | None,
-                     pgd_sha256: str) -> HaloMassCalibration | None:
-    """The model's halo-mass ``calibration`` when the options ask for it, it holds for their linking length and it
-    was fitted on particles of the PGD sharpening applied (digest ``pgd_sha256``; ``"none"``: not sharpened, e.g.
-    ``pgd=False``), else None (with a warning for another sharpening)."""
-    cal = usable_calibration(calibration, opts.linking_length, opts.calibrate_halo_masses)
+def applied_pgd(opts: MockOptions, model) -> PGDCorrection | None:
+    """The model's PGD sharpening when the options ask for it (``opts.pgd``), else None."""
+    return model.pgd if opts.pgd else None
+
+
+def halo_calibration(opts: MockOptions, model) -> HaloMassCalibration | None:
+    """The ``model``'s halo-mass calibration when the options ask for it, it holds for their linking length and it
+    was fitted on particles of the PGD sharpening applied (:func:`applied_pgd`; none with ``pgd=False``), else
+    None (with a warning for another sharpening)."""
+    cal = usable_calibration(model.halo_calibration, opts.linking_length, opts.calibrate_halo_masses)
+    pgd_sha256 = pgd_digest(applied_pgd(opts, model))
     if cal is not None and cal.pgd_sha256 != pgd_sha256:
         warnings.warn(f"the model's halo-mass calibration was fitted on particles of PGD {cal.pgd_sha256[:16]}, these "
                       f"have {pgd_sha256[:16]} (--no-pgd?): FoF masses stay uncalibrated", stacklevel=2)

@@ -37,7 +37,6 @@ from .catalogs import MockOptions, _seed, finish_catalogs, fof_min_members, halo
 from .fof_slabs import default_overlap, slab_fof_memory
 from .halo_mass import calibrate_halos
 from .fof import linking_length_mpc
-from ..model.pgd_correction import pgd_digest
 
 __all__ = ["MemoryPlan", "plan_memory", "in_memory_estimate", "streamed_mock", "warn_if_short", "available_memory",
            "BASELINE_BYTES", "IN_MEMORY_BYTES_PER_PARTICLE", "NETWORK_PASS_BYTES_PER_CELL", "CUTSKY_BYTES_PER_ROW"]
@@ -333,7 +332,7 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
                 cols, tattrs = _streamed_biased(fh, opts, seed, box, fields.ngrid), {}
             else:
                 pmass = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)
-                cal = halo_calibration(opts, model.halo_calibration, pgd_digest(model.pgd if opts.pgd else None))
+                cal = halo_calibration(opts, model)
                 halos, _ = slab_friends_of_friends(fh["Position"], fh["Velocity"], chunks, fields.x_extent, box,
                                                    linking_length=opts.linking_length,
                                                    min_members=fof_min_members(opts, cal, redshift),
