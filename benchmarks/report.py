@@ -231,6 +231,11 @@ def _speed_figure(res, path):
     return _save(fig, path)
 
 
+def targets_section(res: dict) -> str:
+    """The report's Targets table: the generator and the PM contenders (:func:`benchmarks.targets.targets_table`)."""
+    return targets_table(res, thresholds(res), _label, [n for n in res["summary"] if n == "generator" or is_pm(res, n)])
+
+
 def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
     """Write ``report.md`` and ``figures/*.png`` under ``out_dir``; ``res`` is the JSON-converted results."""
     import matplotlib
@@ -295,8 +300,7 @@ def write_report(res: dict, slices: dict, out_dir: str | Path) -> Path:
         "### Cost and accuracy (the generator is worth running where no cheaper PM setting is more accurate)", "",
         frontier_table(res, _label), "",
         "### Targets (issue 11, section 3: the generator against the converged truth; PM settings for scale)", "",
-        targets_table(res, thresholds(res), _label,
-                      [n for n in res["summary"] if n == "generator" or is_pm(res, n)]), "",
+        targets_section(res), "",
     ]
     gal = galaxy_table(res)
     if gal:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from benchmarks.config import DEFAULTS
-from benchmarks.targets import target_values, targets_table
+from benchmarks.retarget import HEADING, retarget_text
+from benchmarks.retarget import main as retarget_main
+from benchmarks.targets import POOLED_MIN_HALOS, target_values, targets_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,3 +63,47 @@ def test_committed_report_targets_agree_with_its_summary():
         v = target_values(res, name)
         assert v["pk_worst"] == pytest.approx(s["max_abs_pk_ratio_minus_1"], rel=1e-9), name
         assert v["one_minus_r"] == pytest.approx(s["max_one_minus_r"], rel=1e-9), name
+
+
+def test_all_realization_halo_targets_pool_counts_and_average_the_signed_bias():
+    res = _results(1.0)
+    c1 = res["per_cosmology"][1]["contenders"]["gen"]["measured"]
+    c1["halos"] = {**c1["halos"], "pk": [810.0, 648.0, 0.0]}  # bias sqrt(0.81) - 1 = -0.1: the mean is 0
+    v = target_values(res, "gen")
+    assert v["halo_bias"] == pytest.approx(0.1) and v["halo_bias_mean"] == pytest.approx(0.0, abs=1e-12)
+    assert v["halo_count_all"] == pytest.approx(92 / 90 - 1)  # (44 + 2) x 2 against (40 + 5) x 2
+    assert v["hmf_all"] is None  # summed truth counts 200, 80, 10: no bin reaches POOLED_MIN_HALOS
+    for e in res["per_cosmology"]:  # ten times the halos: bins 0 and 1 reach 400 in all; bin 2 (100) does not
+        for d in (e["truth"], e["contenders"]["gen"]["measured"]):  # new dicts: _results shares one between them
+            d["halos"] = {**d["halos"], "counts": [10 * c for c in d["halos"]["counts"]]}
+    e1 = res["per_cosmology"][1]["contenders"]["gen"]["measured"]["halos"]
+    e1["counts"] = [1000, 400, 20]  # pooled: 1900/2000 and 840/800
+    assert POOLED_MIN_HALOS == 400
+    assert target_values(res, "gen")["hmf_all"] == pytest.approx(0.05)
+    rows = targets_table(res, DEFAULTS["targets"], lambda res, name: name)  # thresholds of the per-realization rows
+    row = next(ln for ln in rows.splitlines() if ln.startswith("| halo bias, mean over realizations"))
+    assert row.startswith("| halo bias, mean over realizations of √(P_hh/P_hh,t) − 1, within ±0.05 | ")
+    value, verdict = row.split(" | ")[1].strip(" |").split()
+    assert abs(float(value)) < 1e-12 and verdict == "pass"
+
+
+def test_committed_reports_carry_the_current_targets_table(tmp_path):
+    """Every committed report's Targets table is what its results.json gives now (python -m benchmarks.retarget)."""
+    folders = [p.parent for p in sorted((ROOT / "benchmarks" / "results").glob("*/report.md"))
+               if HEADING in p.read_text()]
+    assert len(folders) >= 6
+    for f in folders:
+        text = (f / "report.md").read_text()
+        assert retarget_text(text, json.loads((f / "results.json").read_text())) == text, f.name
+    # retarget replaces the table and nothing else, and refuses a report without one, writing nothing
+    f = folders[0]
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "results.json").write_text((f / "results.json").read_text())
+    text = (f / "report.md").read_text()
+    lines = text.split("\n")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("| mass function from 20 particles, all"))
+    (tmp_path / "r" / "report.md").write_text("\n".join(lines[:at] + lines[at + 1:]))  # an older table
+    assert retarget_main([str(tmp_path / "r")]) == 0 and (tmp_path / "r" / "report.md").read_text() == text
+    (tmp_path / "r" / "report.md").write_text("# no targets here\n")
+    assert retarget_main([str(tmp_path / "r")]) == 2
+    assert (tmp_path / "r" / "report.md").read_text() == "# no targets here\n"

@@ -1,0 +1,78 @@
+"""``python -m benchmarks.retarget DIR [DIR ...]``: rewrite the Targets table of committed benchmark reports.
+
+The Targets table of ``DIR/report.md`` is computed from ``DIR/results.json`` alone
+(:func:`benchmarks.report.targets_section`), so when the targets change (a new row, a threshold) an old report
+is re-judged without rerunning it: this replaces that table, and nothing else, in place (atomic write). A report
+without the table, or whose results cannot be read, is a one-line error and no file changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from emulator.core.atomic import atomic_open
+
+from .report import targets_section
+
+__all__ = ["HEADING", "retarget_text", "retarget", "main"]
+
+HEADING = "### Targets (issue 11"
+
+
+def retarget_text(text: str, res: dict, where: str = "report.md") -> str:
+    """``text`` (a report.md) with the table under its Targets heading replaced by the one ``res`` gives."""
+    lines = text.split("\n")
+    heads = [i for i, ln in enumerate(lines) if ln.startswith(HEADING)]
+    if len(heads) != 1:
+        raise ValueError(f"{where}: expected one '{HEADING}...' heading, found {len(heads)}")
+    start = heads[0] + 1
+    while start < len(lines) and not lines[start].startswith("|"):
+        start += 1
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    if start == end:
+        raise ValueError(f"{where}: no table under the Targets heading")
+    return "\n".join(lines[:start] + targets_section(res).split("\n") + lines[end:])
+
+
+def _new_text(folder: Path) -> str:
+    try:
+        res = json.loads((folder / "results.json").read_text())
+        text = (folder / "report.md").read_text()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{folder}: cannot read results.json and report.md ({exc})") from None
+    return retarget_text(text, res, str(folder / "report.md"))
+
+
+def retarget(folder: str | Path) -> Path:
+    """Rewrite the Targets table of ``folder/report.md`` from ``folder/results.json``; returns the report's path."""
+    path = Path(folder) / "report.md"
+    new = _new_text(Path(folder))
+    with atomic_open(path, "w") as fh:
+        fh.write(new)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.retarget",
+                                description="Rewrite the Targets table of committed benchmark reports (report.md) "
+                                            "from their results.json, and nothing else in them.")
+    p.add_argument("folders", nargs="+", help="benchmark report folders (report.md and results.json)")
+    args = p.parse_args(argv)
+    try:
+        for f in args.folders:  # check every folder before writing any
+            _new_text(Path(f))
+        for f in args.folders:
+            print(f"rewrote {retarget(f)}")
+    except ValueError as exc:
+        print(f"benchmarks.retarget: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
