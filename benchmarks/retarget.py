@@ -30,13 +30,20 @@ def retarget_text(text: str, res: dict, where: str = "report.md") -> str:
         raise ValueError(f"{where}: expected one '{HEADING}...' heading, found {len(heads)}")
     start = heads[0] + 1
     while start < len(lines) and not lines[start].startswith("|"):
+        if lines[start].startswith("#"):  # the next section: never rewrite a table that is not the Targets one
+            raise ValueError(f"{where}: no table under the Targets heading")
         start += 1
     end = start
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
     if start == end:
         raise ValueError(f"{where}: no table under the Targets heading")
-    return "\n".join(lines[:start] + targets_section(res).split("\n") + lines[end:])
+    try:
+        table = targets_section(res)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"{where}: results.json lacks what the Targets table needs ({type(exc).__name__}: {exc})") \
+            from None
+    return "\n".join(lines[:start] + table.split("\n") + lines[end:])
 
 
 def _new_text(folder: Path) -> str:
@@ -48,13 +55,21 @@ def _new_text(folder: Path) -> str:
     return retarget_text(text, res, str(folder / "report.md"))
 
 
-def retarget(folder: str | Path) -> Path:
-    """Rewrite the Targets table of ``folder/report.md`` from ``folder/results.json``; returns the report's path."""
-    path = Path(folder) / "report.md"
-    new = _new_text(Path(folder))
-    with atomic_open(path, "w") as fh:
-        fh.write(new)
-    return path
+def retarget(folders: list[str | Path]) -> list[Path]:
+    """Rewrite the Targets table of ``folder/report.md`` from ``folder/results.json`` for every folder. Every new
+    text is made before any file is written, so a folder that cannot be re-judged is a one-line ``ValueError``
+    and nothing changes; each report is then replaced atomically (a write error names the file; those written
+    before it are whole and new, the rest whole and old). Returns the reports' paths."""
+    folders = [Path(f) for f in folders]
+    texts = [_new_text(f) for f in folders]
+    paths = [f / "report.md" for f in folders]
+    for path, text in zip(paths, texts):
+        try:
+            with atomic_open(path, "w") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot write ({exc})") from None
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folders", nargs="+", help="benchmark report folders (report.md and results.json)")
     args = p.parse_args(argv)
     try:
-        for f in args.folders:  # check every folder before writing any
-            _new_text(Path(f))
-        for f in args.folders:
-            print(f"rewrote {retarget(f)}")
+        for path in retarget(args.folders):
+            print(f"rewrote {path}")
     except ValueError as exc:
         print(f"benchmarks.retarget: error: {exc}", file=sys.stderr)
         return 2

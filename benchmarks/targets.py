@@ -7,12 +7,15 @@ reads "–" rather than pass.
 
 Halo targets come twice. The per-realization rows are the worst case over cosmologies and seeds, and in a
 (128 Mpc/h)^3 box a high-mass bin holds 10-20 halos, so one box's mass function is noise-dominated (a few halos
-crossing a bin edge move it by 20-40%). The "all realizations" rows measure the systematic error a user of many
-mocks sees: counts summed over every cosmology and seed of the report (FoF count above the >= 40-particle edge;
-the mass function per bin (by index: each realization's bins run from 20 particles to its heaviest halo), in
-bins whose summed truth count is at least :data:`POOLED_MIN_HALOS`, so that the
-truth's own Poisson error, <= 5%, is at most half the 10% target), and the mean over realizations of the signed
-halo-bias error. Both use the same thresholds.
+crossing a bin edge move it by 20-40%). The "per cosmology" rows take each test cosmology's seeds together, the
+error a user of many mocks of one cosmology sees, and report the worst cosmology (summing over cosmologies
+instead would let errors of opposite sign cancel): the FoF count above the >= 40-particle edge summed over the
+seeds, the mean over the seeds of the signed halo-bias error, and the mass function summed over the seeds in
+bins whose summed truth count is at least :data:`POOLED_MIN_HALOS` (so that the truth's own Poisson error,
+<= 5%, is at most half the 10% target; the row names the mass range this leaves). Mass bins are summed by index:
+each realization's bins are log-spaced from 20 particles to its heaviest truth halo, so a bin's summed ratio is
+the truth-count-weighted mean of its seeds' ratios, over slightly different masses. Both kinds use the same
+thresholds.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from typing import Callable
 import numpy as np
 
 from .config import DEFAULTS
+from .metrics import cosmology_groups
 
-__all__ = ["POOLED_MIN_HALOS", "pooled_halos", "target_values", "targets_table", "thresholds"]
+__all__ = ["POOLED_MIN_HALOS", "POOLED_OF", "cosmology_halos", "target_values", "targets_table", "thresholds"]
 
-#: Smallest summed truth count of a mass bin in the "all realizations" mass function (Poisson error <= 5%).
+#: Smallest truth count of a mass bin, summed over a cosmology's seeds, in the "per cosmology" mass function.
 POOLED_MIN_HALOS = 400
+#: The "per cosmology" halo targets and the per-realization target whose threshold each uses.
+POOLED_OF = {"halo_count_cosmo": "halo_count", "halo_bias_cosmo": "halo_bias", "hmf_cosmo": "hmf"}
 
 #: (key, description with the threshold's place as {t}, "max": measured <= t passes / "min": measured >= t)
 TARGETS: tuple[tuple[str, str, str], ...] = (
@@ -36,24 +42,25 @@ TARGETS: tuple[tuple[str, str, str], ...] = (
     ("halo_count", "FoF count above the first mass-bin edge ≥ 40 particles ({n40}) within {t}", "max"),
     ("halo_bias", "large-scale halo bias √(P_hh/P_hh,t), 2 lowest k bins, within {t}", "max"),
     ("hmf", "mass function from 20 particles (bins with ≥ 10 truth halos) within {t}", "max"),
-    ("halo_count_all", "FoF count above that edge, all realizations together: abs(ΣN/ΣN_t − 1) within {t}", "max"),
-    ("halo_bias_mean", "halo bias, mean over realizations of √(P_hh/P_hh,t) − 1, within ±{t}", "max"),
-    ("hmf_all", "mass function from 20 particles, all realizations together (bins with ≥ "
-                f"{POOLED_MIN_HALOS} truth halos in all) within {{t}}", "max"),
+    ("halo_count_cosmo", "FoF count above that edge, each cosmology's seeds together: worst abs(ΣN/ΣN_t − 1) "
+                         "within {t}", "max"),
+    ("halo_bias_cosmo", "halo bias, each cosmology's seeds averaged: worst abs(mean √(P_hh/P_hh,t) − 1) within {t}",
+     "max"),
+    ("hmf_cosmo", f"mass function, each cosmology's seeds together (bins with ≥ {POOLED_MIN_HALOS} truth halos: "
+                  "{hmf_range}) within {t}", "max"),
     ("bispectrum_eq", "equilateral Q(k), k ≤ k_Nyq/4, within {t}", "max"),
     ("speedup_vs_truth", "cheaper than the truth run by ≥ {t}×", "min"),
 )
 
 
 def thresholds(res: dict) -> dict[str, float]:
-    """The targets a results dict is judged by: the defaults, updated by its config's ``targets``; an "all
-    realizations" halo target has its per-realization counterpart's threshold (one number per statistic)."""
-    t = {**DEFAULTS["targets"], **((res.get("config") or {}).get("targets") or {})}
+    """The targets a results dict is judged by: the defaults, updated by its config's ``targets``; a "per
+    cosmology" halo target has its per-realization counterpart's threshold (one number per statistic)."""
+    return _with_pooled({**DEFAULTS["targets"], **((res.get("config") or {}).get("targets") or {})})
+
+
+def _with_pooled(t: dict[str, float]) -> dict[str, float]:
     return {**t, **{key: t[per] for key, per in POOLED_OF.items()}}
-
-
-#: The "all realizations" halo targets and the per-realization target whose threshold each uses.
-POOLED_OF = {"halo_count_all": "halo_count", "halo_bias_mean": "halo_bias", "hmf_all": "hmf"}
 
 
 def _first_edge_at_least(halos: dict, min_particles: float) -> tuple[np.ndarray, int]:
@@ -80,8 +87,8 @@ def halo_count_ratio(truth: dict, got: dict, min_particles: float) -> tuple[floa
 
 def _halo_numbers(truth: dict, got: dict, min_particles: float) -> dict | None:
     """One realization's halo comparison, or None without halos: ``count`` (N(≥ edge)/N_t − 1, with ``n``,
-    ``n_t`` the two counts), ``bias`` (√(P_hh/P_hh,t) − 1 over the 2 lowest k bins; NaN from a non-positive,
-    noise P_hh), ``hmf`` (max |n(M)/n_t − 1| over bins with ≥ 10 truth halos) and the per-bin ``counts``,
+    ``n_t`` the two counts; ``edges`` the mass-bin edges in particles), ``bias`` (√(P_hh/P_hh,t) − 1 over the
+    2 lowest k bins; NaN from a non-positive, noise P_hh), ``hmf`` (max |n(M)/n_t − 1| over bins with ≥ 10 truth halos) and the per-bin ``counts``,
     ``counts_t``."""
     counted = halo_count_ratio(truth, got, min_particles)
     if counted is None:
@@ -92,64 +99,75 @@ def _halo_numbers(truth: dict, got: dict, min_particles: float) -> dict | None:
     nt, nc = np.asarray(truth["counts"], float), np.asarray(got["counts"], float)
     populated = nt >= 10
     ratio = nc[populated] / nt[populated]
-    return {"count": counted[0] - 1.0, "n": float(nc[j:].sum()), "n_t": float(nt[j:].sum()),
+    return {"count": counted[0] - 1.0, "n": float(nc[j:].sum()), "n_t": float(nt[j:].sum()), "edges": edges,
             "bias": float(np.sqrt(ratio_pk) - 1.0) if ratio_pk > 0 else np.nan,
             "hmf": float(np.max(np.abs(ratio - 1.0))) if ratio.size else np.nan, "counts": nc, "counts_t": nt}
 
 
 def _nanmax_abs(values) -> float | None:
+    """max |v| ignoring NaN, or None when every value is NaN (or there is none)."""
     arr = np.abs(np.asarray(values, float))
     return float(np.nanmax(arr)) if np.isfinite(arr).any() else None
 
 
-def _pooled(halos: list[dict]) -> dict[str, float | None]:
-    """The "all realizations" halo numbers, signed: ``count_ratio`` ΣN/ΣN_t above each realization's ≥ 40-particle
-    edge, ``bias_mean`` the mean of √(P_hh/P_hh,t) − 1, ``hmf_worst`` max |ΣN_i/ΣN_t,i − 1| over mass bins ``i``
-    with ΣN_t,i ≥ :data:`POOLED_MIN_HALOS` (None where nothing qualifies)."""
-    n, n_t = sum(h["n"] for h in halos), sum(h["n_t"] for h in halos)
-    bias = np.asarray([h["bias"] for h in halos], float)
-    # bin by bin index: each realization's own log-spaced edges from 20 particles to its heaviest truth halo, so
-    # the pooled ratio of bin i is the truth-count-weighted mean of the realizations' ratios there
-    nbins = min(len(h["counts_t"]) for h in halos)
-    got = np.sum([h["counts"][:nbins] for h in halos], axis=0)
-    want = np.sum([h["counts_t"][:nbins] for h in halos], axis=0)
-    sel = want >= POOLED_MIN_HALOS
+def _pooled(seeds: list[dict]) -> dict:
+    """One cosmology's halo numbers with its seeds together, signed: ``count_ratio`` ΣN/ΣN_t above each seed's
+    ≥ 40-particle edge; ``bias_mean`` the mean of √(P_hh/P_hh,t) − 1 (NaN seeds left out); ``hmf_worst`` max
+    |ΣN_i/ΣN_t,i − 1| over mass bins ``i`` (by index, the bins all seeds have) with ΣN_t,i ≥
+    :data:`POOLED_MIN_HALOS`, and ``hmf_top`` the largest upper edge of those bins, in particles (both None
+    where no bin qualifies)."""
+    n, n_t = sum(h["n"] for h in seeds), sum(h["n_t"] for h in seeds)
+    bias = np.asarray([h["bias"] for h in seeds], float)
+    nbins = min(len(h["counts_t"]) for h in seeds)
+    got = np.sum([h["counts"][:nbins] for h in seeds], axis=0)
+    want = np.sum([h["counts_t"][:nbins] for h in seeds], axis=0)
+    sel = np.flatnonzero(want >= POOLED_MIN_HALOS)
     return {"count_ratio": n / n_t if n_t > 0 else None,
             "bias_mean": float(np.nanmean(bias)) if np.isfinite(bias).any() else None,
-            "hmf_worst": float(np.max(np.abs(got[sel] / want[sel] - 1.0))) if sel.any() else None}
+            "hmf_worst": float(np.max(np.abs(got[sel] / want[sel] - 1.0))) if sel.size else None,
+            "hmf_top": float(max(h["edges"][sel[-1] + 1] for h in seeds)) if sel.size else None}
 
 
-def _halo_targets(halos: list[dict]) -> dict[str, float | None]:
-    """Per-realization worst cases and the "all realizations" values of the halo targets."""
-    pooled = _pooled(halos)
-    count, bias = pooled["count_ratio"], pooled["bias_mean"]
+def _halo_targets(groups: list[list[dict]]) -> dict[str, float | None]:
+    """Per-realization worst cases and the "per cosmology" worst cases of the halo targets."""
+    halos = [h for g in groups for h in g]
+    pooled = [_pooled(g) for g in groups]
+    counts = [np.nan if p["count_ratio"] is None else p["count_ratio"] - 1.0 for p in pooled]
     return {"halo_count": _nanmax_abs([h["count"] for h in halos]),
-            "halo_bias": _nanmax_abs([h["bias"] for h in halos]), "hmf": _nanmax_abs([h["hmf"] for h in halos]), "halo_count_all": None if count is None else abs(count - 1),
-            "halo_bias_mean": None if bias is None else abs(bias), "hmf_all": pooled["hmf_worst"]}
+            "halo_bias": _nanmax_abs([h["bias"] for h in halos]), "hmf": _nanmax_abs([h["hmf"] for h in halos]),
+            "halo_count_cosmo": _nanmax_abs(counts),
+            "halo_bias_cosmo": _nanmax_abs([np.nan if p["bias_mean"] is None else p["bias_mean"] for p in pooled]),
+            "hmf_cosmo": _nanmax_abs([np.nan if p["hmf_worst"] is None else p["hmf_worst"] for p in pooled])}
 
 
-def _halos(res: dict, name: str, min_particles: float) -> list[dict]:
-    """:func:`_halo_numbers` of every realization where contender ``name`` and the truth have halos."""
+def _halo_groups(res: dict, name: str, min_particles: float) -> list[list[dict]]:
+    """:func:`_halo_numbers` of every realization where contender ``name`` and the truth have halos, grouped by
+    cosmology (its seeds)."""
     out = []
-    for e in res["per_cosmology"]:
-        c = e["contenders"].get(name)
-        if c is None or not c.get("compare"):
-            continue
-        h = _halo_numbers(e["truth"].get("halos"), (c.get("measured") or {}).get("halos"), min_particles)
-        if h is not None:
-            out.append(h)
+    for group in cosmology_groups(res["per_cosmology"]):
+        seeds = []
+        for i in group:
+            e = res["per_cosmology"][i]
+            c = e["contenders"].get(name)
+            if c is None or not c.get("compare"):
+                continue
+            h = _halo_numbers(e["truth"].get("halos"), (c.get("measured") or {}).get("halos"), min_particles)
+            if h is not None:
+                seeds.append(h)
+        if seeds:
+            out.append(seeds)
     return out
 
 
-def pooled_halos(res: dict, name: str, min_particles: float = 40.0) -> dict[str, float | None] | None:
-    """Contender ``name``'s halo numbers over all realizations of a results dict, signed (see :func:`_pooled`);
-    None without halos."""
-    halos = _halos(res, name, min_particles)
-    return _pooled(halos) if halos else None
+def cosmology_halos(res: dict, name: str, min_particles: float = 40.0) -> list[dict]:
+    """Contender ``name``'s halo numbers per test cosmology, its seeds together and signed (see
+    :func:`_pooled`); empty without halos."""
+    return [_pooled(g) for g in _halo_groups(res, name, min_particles)]
 
 
 def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str, float | None]:
-    """The measured value of every target for contender ``name`` (worst case over cosmologies)."""
+    """The measured value of every target for contender ``name``: worst cases over the cosmologies and seeds (the
+    "per cosmology" halo rows: over the cosmologies, each with its seeds together)."""
     st = res["setup"]
     kmax, n = float(st["summary_kmax"]), int(st["ngrid"])
     k_eq = np.asarray(res["config"]["statistics"]["bispectrum"]["equilateral"], float)  # units of k_f
@@ -172,9 +190,9 @@ def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str
         allp = np.concatenate(pk_dev)
         out.update(pk_worst=float(allp.max()), pk_median=float(np.median(allp)),
                    one_minus_r=float(np.concatenate(one_minus_r).max()))
-    halos = _halos(res, name, min_particles)
-    if halos:
-        out.update(_halo_targets(halos))
+    groups = _halo_groups(res, name, min_particles)
+    if groups:
+        out.update(_halo_targets(groups))
     if bisp and np.concatenate(bisp).size:
         out["bispectrum_eq"] = float(np.concatenate(bisp).max())
     speed = res.get("speed") or {}
@@ -182,6 +200,26 @@ def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str
     if mine and truth_run:
         out["speedup_vs_truth"] = float(truth_run) / float(mine)
     return out
+
+
+def _hmf_range(res: dict) -> str:
+    """The masses the "per cosmology" mass function covers, from the truth's counts alone: "20–X particles" (X the
+    upper edge of the last bin with :data:`POOLED_MIN_HALOS` truth halos in a cosmology's seeds: "20 to X
+    particles" or, where X differs between cosmologies, "20 to X1–X2 particles"), or "none" where no bin has
+    that many."""
+    tops = []
+    for group in cosmology_groups(res["per_cosmology"]):
+        halos = [h for i in group if "counts" in (h := res["per_cosmology"][i]["truth"].get("halos") or {})]
+        if halos:
+            nbins = min(len(h["counts"]) for h in halos)
+            want = np.sum([np.asarray(h["counts"][:nbins], float) for h in halos], axis=0)
+            sel = np.flatnonzero(want >= POOLED_MIN_HALOS)
+            if sel.size:
+                tops.append(max(_first_edge_at_least(h, 0)[0][sel[-1] + 1] for h in halos))
+    if not tops:
+        return "none"
+    lo, hi = round(min(tops)), round(max(tops))
+    return f"20 to {lo} particles" if lo == hi else f"20 to {lo}–{hi} particles"
 
 
 def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, str], str],
@@ -196,10 +234,11 @@ def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, s
             cuts.append(float(edges[min(j, len(edges) - 1)]))
     n40 = "no halos" if not cuts else (f"{min(cuts):.0f}" if round(min(cuts)) == round(max(cuts))
                                        else f"{min(cuts):.0f}–{max(cuts):.0f}") + " particles"
+    targets = _with_pooled(targets)
     values = {name: target_values(res, name, min_particles) for name in names}
     lines = ["| target | " + " | ".join(label(res, nm) for nm in names) + " |", "|" + "---|" * (len(names) + 1)]
     for key, text, sense in TARGETS:
-        t = float(targets[key] if key in targets else targets[POOLED_OF[key]])  # POOLED_OF: one threshold
+        t = float(targets[key])
         cells = []
         for nm in names:
             v = values[nm][key]
@@ -208,5 +247,5 @@ def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, s
                 continue
             ok = v <= t if sense == "max" else v >= t
             cells.append(f"{v:.3g} {'pass' if ok else 'FAIL'}")
-        lines.append(f"| {text.format(t=f'{t:g}', n40=n40)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {text.format(t=f'{t:g}', n40=n40, hmf_range=_hmf_range(res))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -11,13 +11,14 @@ import pytest
 from benchmarks.config import DEFAULTS
 from benchmarks.retarget import HEADING, retarget_text
 from benchmarks.retarget import main as retarget_main
-from benchmarks.targets import POOLED_MIN_HALOS, target_values, targets_table
+from benchmarks.targets import POOLED_MIN_HALOS, target_values, targets_table, thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _results(ratio_bad: float) -> dict:
-    """Two cosmologies, one contender; every number below is chosen so each target's value is known."""
+    """Two realizations (two seeds of one cosmology), one contender; every number below is chosen so each
+    target's value is known."""
     k = [0.1, 0.2, 0.4, 0.8]  # the last bin is above summary_kmax = 0.5 and must be ignored
     halos_t = {"particle_mass": 1.0, "mass_edges": [20.0, 42.0, 90.0, 200.0], "counts": [100, 40, 5],
                "pk": [1000.0, 800.0, 500.0]}
@@ -27,7 +28,8 @@ def _results(ratio_bad: float) -> dict:
     for i in range(2):
         cmp = {"pk_ratio": [1.0, 1.0 + 0.01 * i, ratio_bad, 5.0], "r": [1.0, 0.999, 0.997 - 0.001 * i, 0.5],
                "dq_eq": [0.02, 0.1, 9.0]}
-        per.append({"truth": {"k": k, "halos": halos_t, "q_eq": [1.0, 2.0, 3.0]},
+        per.append({"cosmology": {"Omega_m": 0.3, "sigma8": 0.8},
+                    "truth": {"k": k, "halos": halos_t, "q_eq": [1.0, 2.0, 3.0]},
                     "contenders": {"gen": {"compare": cmp, "measured": {"halos": halos_c}}}})
     return {"setup": {"summary_kmax": 0.5, "ngrid": 32}, "per_cosmology": per, "summary": {"gen": {}},
             "config": {"statistics": {"bispectrum": {"equilateral": [2.0, 4.0, 6.0]}}},
@@ -65,26 +67,42 @@ def test_committed_report_targets_agree_with_its_summary():
         assert v["one_minus_r"] == pytest.approx(s["max_one_minus_r"], rel=1e-9), name
 
 
-def test_all_realization_halo_targets_pool_counts_and_average_the_signed_bias():
+def _set_halos(e: dict, who: str, **changes) -> None:
+    """Give realization ``e``'s truth (``who="truth"``) or contender a halo dict of its own with ``changes``."""
+    d = e["truth"] if who == "truth" else e["contenders"]["gen"]["measured"]
+    d["halos"] = {**d["halos"], **changes}  # a new dict: _results shares one between the realizations
+
+
+def test_per_cosmology_halo_targets_take_its_seeds_together_and_never_cancel_across_cosmologies():
     res = _results(1.0)
-    c1 = res["per_cosmology"][1]["contenders"]["gen"]["measured"]
-    c1["halos"] = {**c1["halos"], "pk": [810.0, 648.0, 0.0]}  # bias sqrt(0.81) - 1 = -0.1: the mean is 0
+    _set_halos(res["per_cosmology"][1], "gen", pk=[810.0, 648.0, 0.0])  # bias sqrt(0.81) - 1 = -0.1
     v = target_values(res, "gen")
-    assert v["halo_bias"] == pytest.approx(0.1) and v["halo_bias_mean"] == pytest.approx(0.0, abs=1e-12)
-    assert v["halo_count_all"] == pytest.approx(92 / 90 - 1)  # (44 + 2) x 2 against (40 + 5) x 2
-    assert v["hmf_all"] is None  # summed truth counts 200, 80, 10: no bin reaches POOLED_MIN_HALOS
-    for e in res["per_cosmology"]:  # ten times the halos: bins 0 and 1 reach 400 in all; bin 2 (100) does not
-        for d in (e["truth"], e["contenders"]["gen"]["measured"]):  # new dicts: _results shares one between them
-            d["halos"] = {**d["halos"], "counts": [10 * c for c in d["halos"]["counts"]]}
-    e1 = res["per_cosmology"][1]["contenders"]["gen"]["measured"]["halos"]
-    e1["counts"] = [1000, 400, 20]  # pooled: 1900/2000 and 840/800
+    assert v["halo_bias"] == pytest.approx(0.1) and v["halo_bias_cosmo"] == pytest.approx(0.0, abs=1e-12)
+    assert v["halo_count_cosmo"] == pytest.approx(92 / 90 - 1)  # (44 + 2) x 2 against (40 + 5) x 2
+    assert v["hmf_cosmo"] is None  # truth counts over the seeds 200, 80, 10: no bin reaches POOLED_MIN_HALOS
+    # a second cosmology whose seeds have the opposite count error: summed over everything they would cancel
+    other = [json.loads(json.dumps(e)) for e in res["per_cosmology"]]
+    for e in other:
+        e["cosmology"] = {"Omega_m": 0.4, "sigma8": 0.7}
+        _set_halos(e, "gen", counts=[90, 40, 2])  # 42 against 45 above the 42-particle edge
+    res["per_cosmology"] += other
+    v = target_values(res, "gen")
+    assert v["halo_count_cosmo"] == pytest.approx(max(abs(92 / 90 - 1), abs(84 / 90 - 1)))
     assert POOLED_MIN_HALOS == 400
-    assert target_values(res, "gen")["hmf_all"] == pytest.approx(0.05)
-    rows = targets_table(res, DEFAULTS["targets"], lambda res, name: name)  # thresholds of the per-realization rows
-    row = next(ln for ln in rows.splitlines() if ln.startswith("| halo bias, mean over realizations"))
-    assert row.startswith("| halo bias, mean over realizations of √(P_hh/P_hh,t) − 1, within ±0.05 | ")
-    value, verdict = row.split(" | ")[1].strip(" |").split()
-    assert abs(float(value)) < 1e-12 and verdict == "pass"
+    for e in res["per_cosmology"]:  # ten times the halos: per cosmology, bins 0 and 1 reach 400; bin 2 (100) not
+        for who in ("truth", "gen"):
+            d = e["truth"] if who == "truth" else e["contenders"]["gen"]["measured"]
+            _set_halos(e, who, counts=[10 * c for c in d["halos"]["counts"]])
+    _set_halos(res["per_cosmology"][1], "gen", counts=[1000, 420, 20])  # cosmology 1: 1900/2000, 860/800
+    v = target_values(res, "gen")  # cosmology 2: 1800/2000 = 0.9 and 800/800; bin 2 (ratios 0.4) left out
+    assert v["hmf_cosmo"] == pytest.approx(0.1)
+    res["per_cosmology"] = res["per_cosmology"][:2]
+    assert target_values(res, "gen")["hmf_cosmo"] == pytest.approx(0.075)
+    rows = targets_table(res, DEFAULTS["targets"], lambda res, name: name)  # the per-realization thresholds
+    assert "| mass function, each cosmology's seeds together (bins with ≥ 400 truth halos: 20 to 90 particles) " \
+           "within 0.1 | 0.075 pass |" in rows
+    res["config"]["targets"] = {"halo_bias": 0.2}  # one threshold per statistic: the per-cosmology row follows
+    assert thresholds(res)["halo_bias_cosmo"] == 0.2
 
 
 def test_committed_reports_carry_the_current_targets_table(tmp_path):
@@ -101,9 +119,19 @@ def test_committed_reports_carry_the_current_targets_table(tmp_path):
     (tmp_path / "r" / "results.json").write_text((f / "results.json").read_text())
     text = (f / "report.md").read_text()
     lines = text.split("\n")
-    at = next(i for i, ln in enumerate(lines) if ln.startswith("| mass function from 20 particles, all"))
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("| mass function, each cosmology's"))
     (tmp_path / "r" / "report.md").write_text("\n".join(lines[:at] + lines[at + 1:]))  # an older table
     assert retarget_main([str(tmp_path / "r")]) == 0 and (tmp_path / "r" / "report.md").read_text() == text
-    (tmp_path / "r" / "report.md").write_text("# no targets here\n")
-    assert retarget_main([str(tmp_path / "r")]) == 2
-    assert (tmp_path / "r" / "report.md").read_text() == "# no targets here\n"
+    # refused, nothing written: no Targets heading; a heading whose table is missing (the next section's table
+    # must not be taken for it); a bad folder beside a good one (the good one is not written either)
+    head = next(i for i, ln in enumerate(lines) if ln.startswith(HEADING))
+    end = next(i for i in range(head + 2, len(lines)) if not lines[i].startswith("|"))
+    bad = {"none": "# no targets here\n", "tableless": "\n".join(lines[:head + 1] + lines[end:])}
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "results.json").write_text((f / "results.json").read_text())
+    for name, content in bad.items():
+        (tmp_path / "good" / "report.md").write_text("\n".join(lines[:at] + lines[at + 1:]))
+        (tmp_path / "r" / "report.md").write_text(content)
+        assert retarget_main([str(tmp_path / "good"), str(tmp_path / "r")]) == 2, name
+        assert (tmp_path / "r" / "report.md").read_text() == content, name
+        assert (tmp_path / "good" / "report.md").read_text() == "\n".join(lines[:at] + lines[at + 1:]), name

@@ -31,13 +31,13 @@ REPORTS = {
 }
 # hybrid_pm4 graded against the converged test suite (64^3 particles in 128 Mpc/h, k <= 0.785 h/Mpc), as in the
 # reports' Targets tables: z, worst |P/P_t - 1|, median, worst 1 - r, FoF count ratio range, mass function, bias,
-# then the halo numbers of all realizations together (sum N / sum N_t; mean b/b_t - 1; worst mass-function bin)
+# then per test cosmology, its two seeds together: N/N_t range; mean b/b_t - 1 range; worst mass-function bin
 HYBRID_PM4_ROWS = (
-    "| 0 | 0.063-0.785 | 0.0512 | 0.00697 | 0.00913 | 0.93-1.06 | 0.462 | 0.109 | 0.989; -0.031; 0.0176 | calibrated "
-    "| PGD alpha=0.00904 |",
-    "| 0.5 | 0.063-0.785 | 0.0319 | 0.00641 | 0.00403 | 0.89-1.13 | 0.308 | 0.0893 | 1.003; -0.026; 0.0283 "
-    "| calibrated | network |",
-    "| 1 | 0.063-0.785 | 0.0288 | 0.00717 | 0.00356 | 0.91-1.12 | 0.393 | 0.168 | 1.000; -0.016; 0.0635 "
+    "| 0 | 0.063-0.785 | 0.0512 | 0.00697 | 0.00913 | 0.93-1.06 | 0.462 | 0.109 | 0.94-1.04; -0.075 to +0.039; 0.093 "
+    "| calibrated | PGD alpha=0.00904 |",
+    "| 0.5 | 0.063-0.785 | 0.0319 | 0.00641 | 0.00403 | 0.89-1.13 | 0.308 | 0.0893 | 0.95-1.06; -0.064 to +0.012; "
+    "0.0772 | calibrated | network |",
+    "| 1 | 0.063-0.785 | 0.0288 | 0.00717 | 0.00356 | 0.91-1.12 | 0.393 | 0.168 | 0.92-1.10; -0.088 to +0.031; 0.101 "
     "| calibrated | network |")
 
 
@@ -114,27 +114,35 @@ def test_hybrid_pm4_card_numbers():
         assert e["halo_masses"] == "calibrated" and max(abs(e["halo_count_ratio_min"] - 1),
                                                         abs(e["halo_count_ratio_max"] - 1)) == pytest.approx(worst,
                                                                                                             abs=1e-3)
-    # all 20 realizations together: counts within 2.2%, mass function within 5.3%; the bias is 5.7% low at z = 0
-    assert [round(e["halo_count_ratio_all"], 3) for e in (f0, f05, f1)] == [0.995, 1.002, 0.978]
-    assert [round(e["halo_bias_mean"], 3) for e in (f0, f05, f1)] == [-0.057, -0.031, -0.019]
-    assert [e["targets"]["hmf_all"]["pass"] for e in (f0, f05, f1)] == [True, True, True]
-    assert [e["targets"]["halo_bias_mean"]["pass"] for e in (f0, f05, f1)] == [False, True, True]
+    # per cosmology (two seeds together) the count error is as large as per snapshot at z = 0 (it depends on the
+    # cosmology), the halo bias is low in every cosmology at z = 0, and the mass function misses 10% by a little
+    assert f0["halo_count_ratio_cosmo"] == pytest.approx([0.962, 1.057], abs=1e-3)
+    assert f0["halo_bias_cosmo"][1] < 0 and f0["halo_bias_cosmo"][0] == pytest.approx(-0.087, abs=1e-3)
+    assert [e["targets"]["halo_count_cosmo"]["pass"] for e in (f0, f05, f1)] == [False, True, True]
+    assert [round(e["mass_function_cosmo_worst"], 3) for e in (f0, f05, f1)] == [0.109, 0.076, 0.109]
 
 
-def test_all_realization_halo_numbers_are_the_summed_counts_of_the_report():
-    """The card's "all realizations" numbers, recomputed here from the raw counts of a committed results.json."""
+def test_per_cosmology_halo_numbers_are_the_summed_counts_of_each_cosmologys_seeds():
+    """The card's per-cosmology halo numbers, recomputed here from the raw counts of a committed results.json."""
     res = json.loads((REPO / "benchmarks/results/hybrid_standard/results.json").read_text())
     e0 = _card("hybrid_pm4")["entries"][0]
-    n = n_t = 0
-    got = want = 0
+    sums: dict[str, dict] = {}
     for rec in res["per_cosmology"]:
         t, g = rec["truth"]["halos"], rec["contenders"]["generator"]["measured"]["halos"]
         j = next(i for i, m in enumerate(t["mass_edges"]) if m / t["particle_mass"] >= 40 * (1 - 1e-9))
-        n, n_t = n + sum(g["counts"][j:]), n_t + sum(t["counts"][j:])
-        got, want = got + np.asarray(g["counts"], float), want + np.asarray(t["counts"], float)
-    assert e0["halo_count_ratio_all"] == pytest.approx(n / n_t, rel=1e-12)
-    sel = want >= 400
-    assert sel.sum() >= 4 and e0["mass_function_all_worst"] == pytest.approx(np.abs(got / want - 1)[sel].max())
+        pt, pg = np.mean(t["pk"][:2]), np.mean(g["pk"][:2])
+        s = sums.setdefault(json.dumps(rec["cosmology"], sort_keys=True),
+                            {"n": 0, "n_t": 0, "b": [], "got": 0, "want": 0})
+        s["n"], s["n_t"] = s["n"] + sum(g["counts"][j:]), s["n_t"] + sum(t["counts"][j:])
+        s["b"].append(np.sqrt(pg / pt) - 1)
+        s["got"], s["want"] = s["got"] + np.asarray(g["counts"], float), s["want"] + np.asarray(t["counts"], float)
+    assert len(sums) == 10 and all(len(s["b"]) == 2 for s in sums.values())
+    ratios = [s["n"] / s["n_t"] for s in sums.values()]
+    bias = [np.mean(s["b"]) for s in sums.values()]
+    hmf = [np.abs(s["got"] / s["want"] - 1)[s["want"] >= 400].max() for s in sums.values() if (s["want"] >= 400).any()]
+    assert e0["halo_count_ratio_cosmo"] == pytest.approx([min(ratios), max(ratios)], rel=1e-12)
+    assert e0["halo_bias_cosmo"] == pytest.approx([min(bias), max(bias)], rel=1e-12)
+    assert len(hmf) == 10 and e0["mass_function_cosmo_worst"] == pytest.approx(max(hmf), rel=1e-12)
 
 
 def test_info_prints_the_card(capsys):
