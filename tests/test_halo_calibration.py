@@ -104,6 +104,24 @@ def test_the_fit_recovers_an_injected_mass_deficit_and_the_calibrated_counts_mat
         assert fixed[z]["mass_ratio_35_200"][0] == pytest.approx(1.0, abs=0.01)
 
 
+def test_the_summary_measures_how_the_count_error_runs_with_sigma8():
+    """Generator counts above 40 particles that fall by exp(-0.3 (sigma8 - 0.8)): the slope comes back."""
+    rng = np.random.default_rng(3)
+    snaps, truth = [], _power_law_counts(rng, 6000)
+    for i, s8 in enumerate(np.linspace(0.7, 0.9, 9)):
+        gen = truth.copy()
+        big = np.flatnonzero(gen >= 40)
+        drop = rng.choice(big, int(round(big.size * (1 - np.exp(-0.3 * (s8 - 0.8))))), replace=False) if s8 > 0.8 \
+            else np.array([], dtype=np.int64)
+        gen[drop] = 39  # those halos now fall below the cut
+        add = int(round(big.size * (np.exp(-0.3 * (s8 - 0.8)) - 1))) if s8 < 0.8 else 0
+        gen = np.sort(np.concatenate([gen, np.full(add, 41)]))[::-1]
+        snaps.append({"sim_id": f"s{i}", "redshift": 0.0, "sigma8": float(s8), "truth": truth, "gen": gen})
+    slope, err = summarise(snaps)["summary"]["0"]["count_40_sigma8_slope"]
+    assert slope == pytest.approx(-0.3, abs=0.01) and err < 0.01
+    assert "count_40_sigma8_slope" not in summarise([{**s, "sigma8": None} for s in snaps])["summary"]["0"]
+
+
 @pytest.fixture(scope="module")
 def calibrated_model(tmp_path_factory):
     """A small random-weight model (cell 4 Mpc/h) and, beside it, a calibration f = 1.5 for b = 0.2."""
