@@ -46,7 +46,7 @@ from emulator.mocks.fof import friends_of_friends
 
 from .contenders import make_contender, resolve_model
 from .env import write_json
-from .suite_truth import finished_snapshots
+from .suite_truth import add_suite_arguments, finished_snapshots
 
 __all__ = ["abundance_matched_ratio", "collect_suite", "fit_calibration", "summarise", "main"]
 
@@ -218,9 +218,7 @@ def summarise(snaps: list[dict], calibration: HaloMassCalibration | None = None)
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m benchmarks.halo_mass``)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.halo_mass", description=__doc__.split("\n")[0])
-    parser.add_argument("--suite", required=True, help="suite YAML whose finished simulations are the truth")
-    parser.add_argument("--model", default="hybrid_pm4", help="model file or embedded model name")
-    parser.add_argument("--redshifts", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    add_suite_arguments(parser)
     parser.add_argument("--calibrated", action="store_true",
                         help="grade the model's halo-mass calibration (its <stem>.halo_mass.json)")
     parser.add_argument("--fit", metavar="FILE", help="fit the halo-mass calibration on the suite, write it here")

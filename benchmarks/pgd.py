@@ -43,7 +43,7 @@ from emulator.model.pgd_correction import PGDCorrection, pgd_path
 from .contenders import resolve_model
 from .env import write_json
 from .metrics import overdensity_k
-from .suite_truth import finished_snapshots
+from .suite_truth import add_suite_arguments, finished_snapshots
 
 __all__ = ["collect_snapshots", "log_ratios", "fit_alpha", "fit_pgd", "grade", "main"]
 
@@ -158,9 +158,7 @@ def grade(snaps: list[dict], pgd: PGDCorrection | None, *, kmax_fraction: float 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m benchmarks.pgd``)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pgd", description=__doc__.split("\n")[0])
-    parser.add_argument("--suite", required=True, help="suite YAML whose finished simulations are the truth")
-    parser.add_argument("--model", default="hybrid_pm4", help="model file or embedded model name")
-    parser.add_argument("--redshifts", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    add_suite_arguments(parser)
     parser.add_argument("--fit", metavar="FILE", help="fit alpha per redshift on the suite, write the PGD file here")
     parser.add_argument("--k-long", type=float, default=0.6, help="high-pass scale of the pull, h/Mpc")
     parser.add_argument("--k-short", type=float, default=1.6, help="low-pass scale of the pull, h/Mpc")

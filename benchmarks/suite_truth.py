@@ -33,7 +33,7 @@ from emulator.core.cosmology import Cosmology
 
 from .truth import Mock, file_identity
 
-__all__ = ["suite_truth", "suite_recipe", "run_suite_parallel", "finished_snapshots"]
+__all__ = ["suite_truth", "suite_recipe", "run_suite_parallel", "finished_snapshots", "add_suite_arguments"]
 
 
 def suite_recipe(cfg: SuiteConfig) -> dict:
@@ -170,3 +170,11 @@ def finished_snapshots(suite: str | Path, redshifts, log: Callable[[str], None] 
                 yield cfg, rec, cosmo, round(z, 4), read_snapshot(out_dir / name)
     if not found:
         raise ValueError(f"suite {suite} has no snapshot at redshifts {list(redshifts)}")
+
+
+def add_suite_arguments(parser) -> None:
+    """The options of a command that grades or fits a model on a suite's finished simulations
+    (:func:`finished_snapshots`): ``--suite``, ``--model`` and ``--redshifts``."""
+    parser.add_argument("--suite", required=True, help="suite YAML whose finished simulations are the truth")
+    parser.add_argument("--model", default="hybrid_pm4", help="model file or embedded model name")
+    parser.add_argument("--redshifts", type=float, nargs="+", default=[0.0, 0.5, 1.0])

@@ -87,57 +87,61 @@ def halo_count_ratio(truth: dict, got: dict, min_particles: float) -> tuple[floa
 
 def _halo_numbers(truth: dict, got: dict, min_particles: float) -> dict | None:
     """One realization's halo comparison, or None without halos: ``count`` (N(≥ edge)/N_t − 1, with ``n``,
-    ``n_t`` the two counts; ``edges`` the mass-bin edges in particles), ``bias`` (√(P_hh/P_hh,t) − 1 over the
-    2 lowest k bins; NaN from a non-positive, noise P_hh), ``hmf`` (max |n(M)/n_t − 1| over bins with ≥ 10 truth halos) and the per-bin ``counts``,
+    ``n_t`` the two counts), ``bias`` (√(P_hh/P_hh,t) − 1 over the 2 lowest k bins; NaN from a non-positive,
+    noise P_hh), ``hmf`` (max |n(M)/n_t − 1| over bins with ≥ 10 truth halos) and the per-bin ``counts``,
     ``counts_t``."""
     counted = halo_count_ratio(truth, got, min_particles)
     if counted is None:
         return None
-    edges, j = _first_edge_at_least(truth, min_particles)
+    j = _first_edge_at_least(truth, min_particles)[1]
     pt, pc = np.asarray(truth.get("pk") or [np.nan] * 2, float), np.asarray(got.get("pk") or [np.nan] * 2, float)
     ratio_pk = np.mean(pc[:2]) / np.mean(pt[:2]) if np.mean(pt[:2]) > 0 else np.nan
     nt, nc = np.asarray(truth["counts"], float), np.asarray(got["counts"], float)
     populated = nt >= 10
     ratio = nc[populated] / nt[populated]
-    return {"count": counted[0] - 1.0, "n": float(nc[j:].sum()), "n_t": float(nt[j:].sum()), "edges": edges,
+    return {"count": counted[0] - 1.0, "n": float(nc[j:].sum()), "n_t": float(nt[j:].sum()),
             "bias": float(np.sqrt(ratio_pk) - 1.0) if ratio_pk > 0 else np.nan,
             "hmf": float(np.max(np.abs(ratio - 1.0))) if ratio.size else np.nan, "counts": nc, "counts_t": nt}
 
 
 def _nanmax_abs(values) -> float | None:
-    """max |v| ignoring NaN, or None when every value is NaN (or there is none)."""
-    arr = np.abs(np.asarray(values, float))
+    """max |v| over the values that are neither None nor NaN, or None when there is none."""
+    arr = np.abs(np.asarray([np.nan if v is None else v for v in values], float))
     return float(np.nanmax(arr)) if np.isfinite(arr).any() else None
+
+
+def _pooled_bins(counts_t: list) -> tuple[int, np.ndarray]:
+    """``(nbins, bins)``: the mass bins (by index) that every seed of a cosmology has, and those among them whose
+    truth count summed over the seeds is at least :data:`POOLED_MIN_HALOS`."""
+    nbins = min(len(c) for c in counts_t)
+    want = np.sum([np.asarray(c[:nbins], float) for c in counts_t], axis=0)
+    return nbins, np.flatnonzero(want >= POOLED_MIN_HALOS)
 
 
 def _pooled(seeds: list[dict]) -> dict:
     """One cosmology's halo numbers with its seeds together, signed: ``count_ratio`` ΣN/ΣN_t above each seed's
     ≥ 40-particle edge; ``bias_mean`` the mean of √(P_hh/P_hh,t) − 1 (NaN seeds left out); ``hmf_worst`` max
-    |ΣN_i/ΣN_t,i − 1| over mass bins ``i`` (by index, the bins all seeds have) with ΣN_t,i ≥
-    :data:`POOLED_MIN_HALOS`, and ``hmf_top`` the largest upper edge of those bins, in particles (both None
-    where no bin qualifies)."""
+    |ΣN_i/ΣN_t,i − 1| over the bins of :func:`_pooled_bins` (None where no bin qualifies)."""
     n, n_t = sum(h["n"] for h in seeds), sum(h["n_t"] for h in seeds)
     bias = np.asarray([h["bias"] for h in seeds], float)
-    nbins = min(len(h["counts_t"]) for h in seeds)
-    got = np.sum([h["counts"][:nbins] for h in seeds], axis=0)
-    want = np.sum([h["counts_t"][:nbins] for h in seeds], axis=0)
-    sel = np.flatnonzero(want >= POOLED_MIN_HALOS)
+    nbins, sel = _pooled_bins([h["counts_t"] for h in seeds])
+    got = np.sum([h["counts"][:nbins] for h in seeds], axis=0)[sel]
+    want = np.sum([h["counts_t"][:nbins] for h in seeds], axis=0)[sel]
     return {"count_ratio": n / n_t if n_t > 0 else None,
             "bias_mean": float(np.nanmean(bias)) if np.isfinite(bias).any() else None,
-            "hmf_worst": float(np.max(np.abs(got[sel] / want[sel] - 1.0))) if sel.size else None,
-            "hmf_top": float(max(h["edges"][sel[-1] + 1] for h in seeds)) if sel.size else None}
+            "hmf_worst": float(np.max(np.abs(got / want - 1.0))) if sel.size else None}
 
 
 def _halo_targets(groups: list[list[dict]]) -> dict[str, float | None]:
     """Per-realization worst cases and the "per cosmology" worst cases of the halo targets."""
     halos = [h for g in groups for h in g]
     pooled = [_pooled(g) for g in groups]
-    counts = [np.nan if p["count_ratio"] is None else p["count_ratio"] - 1.0 for p in pooled]
     return {"halo_count": _nanmax_abs([h["count"] for h in halos]),
             "halo_bias": _nanmax_abs([h["bias"] for h in halos]), "hmf": _nanmax_abs([h["hmf"] for h in halos]),
-            "halo_count_cosmo": _nanmax_abs(counts),
-            "halo_bias_cosmo": _nanmax_abs([np.nan if p["bias_mean"] is None else p["bias_mean"] for p in pooled]),
-            "hmf_cosmo": _nanmax_abs([np.nan if p["hmf_worst"] is None else p["hmf_worst"] for p in pooled])}
+            "halo_count_cosmo": _nanmax_abs([None if p["count_ratio"] is None else p["count_ratio"] - 1.0
+                                             for p in pooled]),
+            "halo_bias_cosmo": _nanmax_abs([p["bias_mean"] for p in pooled]),
+            "hmf_cosmo": _nanmax_abs([p["hmf_worst"] for p in pooled])}
 
 
 def _halo_groups(res: dict, name: str, min_particles: float) -> list[list[dict]]:
@@ -203,17 +207,14 @@ def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str
 
 
 def _hmf_range(res: dict) -> str:
-    """The masses the "per cosmology" mass function covers, from the truth's counts alone: "20–X particles" (X the
-    upper edge of the last bin with :data:`POOLED_MIN_HALOS` truth halos in a cosmology's seeds: "20 to X
-    particles" or, where X differs between cosmologies, "20 to X1–X2 particles"), or "none" where no bin has
-    that many."""
+    """The masses the "per cosmology" mass function covers, from the truth's counts alone (the bins of
+    :func:`_pooled_bins` in each cosmology): "20 to X particles", X the upper edge of the last such bin, or
+    "20 to X1–X2 particles" where X differs between cosmologies; "none" where no bin qualifies."""
     tops = []
     for group in cosmology_groups(res["per_cosmology"]):
         halos = [h for i in group if "counts" in (h := res["per_cosmology"][i]["truth"].get("halos") or {})]
         if halos:
-            nbins = min(len(h["counts"]) for h in halos)
-            want = np.sum([np.asarray(h["counts"][:nbins], float) for h in halos], axis=0)
-            sel = np.flatnonzero(want >= POOLED_MIN_HALOS)
+            sel = _pooled_bins([h["counts"] for h in halos])[1]
             if sel.size:
                 tops.append(max(_first_edge_at_least(h, 0)[0][sel[-1] + 1] for h in halos))
     if not tops:
@@ -234,7 +235,7 @@ def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, s
             cuts.append(float(edges[min(j, len(edges) - 1)]))
     n40 = "no halos" if not cuts else (f"{min(cuts):.0f}" if round(min(cuts)) == round(max(cuts))
                                        else f"{min(cuts):.0f}–{max(cuts):.0f}") + " particles"
-    targets = _with_pooled(targets)
+    targets, hmf_range = _with_pooled(targets), _hmf_range(res)
     values = {name: target_values(res, name, min_particles) for name in names}
     lines = ["| target | " + " | ".join(label(res, nm) for nm in names) + " |", "|" + "---|" * (len(names) + 1)]
     for key, text, sense in TARGETS:
@@ -247,5 +248,5 @@ def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, s
                 continue
             ok = v <= t if sense == "max" else v >= t
             cells.append(f"{v:.3g} {'pass' if ok else 'FAIL'}")
-        lines.append(f"| {text.format(t=f'{t:g}', n40=n40, hmf_range=_hmf_range(res))} | " + " | ".join(cells) + " |")
+        lines.append(f"| {text.format(t=f'{t:g}', n40=n40, hmf_range=hmf_range)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -68,7 +68,7 @@ def _g(v: float | None) -> str:
     return "–" if v is None else f"{v:.3g}"
 
 
-def _all(e: dict) -> str:
+def _per_cosmology(e: dict) -> str:
     """The "per cosmology" halo cell: ``N/N_t range; b/b_t - 1 range; worst mass fn.`` or "–"."""
     ratio, bias, hmf = (e.get(k) for k in ("halo_count_ratio_cosmo", "halo_bias_cosmo", "mass_function_cosmo_worst"))
     if ratio is None and bias is None and hmf is None:
@@ -114,6 +114,6 @@ def format_card(card: dict) -> str:
                          f"| {_g(e['worst_abs_dP_over_P'])} | {_g(e['median_abs_dP_over_P'])} "
                          f"| {_g(e['worst_one_minus_r'])} "
                          f"| {e['halo_count_ratio_min']:.2f}-{e['halo_count_ratio_max']:.2f} "
-                         f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} | {_all(e)} "
+                         f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} | {_per_cosmology(e)} "
                          f"| {e.get('halo_masses', 'raw')} | {e.get('particles', 'network')} |")
     return "\n".join(lines)
