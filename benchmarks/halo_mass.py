@@ -26,7 +26,8 @@ and 5% low (before its PGD sharpening). With the calibration fitted on the train
 particles, as generation makes them), on the test suite (``--calibrated``): counts above 20 / 40 particle masses
 +0.8% / +0.5% (z = 0), -0.5% / +3.2% (z = 0.5), +2.6% / -0.7% (z = 1), mass ratios 1.00 +- 0.01. The count
 error above 40 particle masses runs with sigma8 (``count_40_sigma8_slope``, z = 0): -0.31 +- 0.05 on all 96
-training simulations, -0.37 +- 0.05 on the test snapshots (2026-12-06).
+training simulations, -0.37 +- 0.05 on the test snapshots (2026-12-06); a cosmology term does not help on the
+validation suite (:mod:`benchmarks.halo_mass_study`).
 """
 
 from __future__ import annotations
@@ -91,14 +92,15 @@ def collect_suite(suite: str | Path, model, redshifts=(0.0, 0.5, 1.0), *, linkin
                   log=print) -> list[dict]:
     """FoF member counts (>= :data:`FIND_MIN_MEMBERS`) of the truth and of the generator (``model``: an
     EmulatorModel; its particles as generation makes them, PGD sharpening included) per finished simulation of
-    ``suite`` and requested redshift: dicts ``sim_id, redshift, sigma8, truth, gen`` (int arrays, descending)."""
+    ``suite`` and requested redshift: dicts ``sim_id, redshift, sigma8, cosmology`` (its parameters), ``truth,
+    gen`` (int arrays, descending)."""
     snaps = []
     for cfg, rec, cosmo, z, snap in finished_snapshots(suite, redshifts, log):
         gen = make_contender("generator", cosmo, z, cfg.box_size, cfg.ngrid, int(rec["seed"]), model=model)
         counts = [friends_of_friends(p, cfg.box_size, linking_length, FIND_MIN_MEMBERS).n_members
                   for p in (snap.positions, gen.positions)]
-        snaps.append({"sim_id": rec["sim_id"], "redshift": z, "sigma8": float(cosmo.sigma8), "truth": counts[0],
-                      "gen": counts[1]})
+        snaps.append({"sim_id": rec["sim_id"], "redshift": z, "sigma8": float(cosmo.sigma8),
+                      "cosmology": cosmo.to_dict(), "truth": counts[0], "gen": counts[1]})
         log(f"{rec['sim_id']} z = {z:g}: {len(counts[0])} / {len(counts[1])} halos of >= {FIND_MIN_MEMBERS}")
     return snaps
 
