@@ -5,13 +5,17 @@ cosmology and seed without sharpening and keeps its particles and the truth's P(
 CIC, interlaced, bins of one fundamental mode up to k_Nyq). ``--fit FILE`` then chooses, per redshift, the
 strength ``alpha >= 0`` that minimises the rms of ``ln(P_gen / P_truth)`` over the pooled snapshots for
 ``k <= kmax_fraction k_Nyq`` (the issue's accuracy range, k_Nyq / 2 by default), for a fixed band ``k_long``,
-``k_short`` (h/Mpc). Fit on a training suite only; ``--grade`` (without ``--fit``) reports, on any suite (the
-held-out test suite), the worst and median ``|P/P_truth - 1|`` and the mean at k_Nyq / 2 without and with the
-model's sharpening.
+``k_short`` (h/Mpc). With ``--sigma8-term`` the strength also follows sigma8 where it is positive: each
+snapshot's own best ``alpha`` is fitted (the same search), and ``alpha = a + b (sigma8 - pivot)`` by least
+squares over the snapshots (:func:`fit_sigma8_term`). Fit on a training suite only; ``--grade`` (without
+``--fit``) reports, on any suite (the held-out test suite), the worst and median ``|P/P_truth - 1|`` and the mean
+at k_Nyq / 2 without and with the model's sharpening.
 
 Usage::
 
     python -m benchmarks.pgd --suite configs/suite_converged.yaml --redshifts 0 0.5 1 2 \
+        --fit emulator/models/hybrid_pm4.pgd.json
+    python -m benchmarks.pgd --suite configs/suite_converged.yaml --redshifts 0 0.5 1 2 --sigma8-term \
         --fit emulator/models/hybrid_pm4.pgd.json
     python -m benchmarks.pgd --suite configs/suite_converged_test.yaml --grade
 
@@ -38,14 +42,14 @@ from emulator.core.pgd import pgd_shift
 from emulator.core.provenance import code_version
 from emulator.core.spectra import k_edges, power_spectrum_k
 from emulator.model.emulate import emulate_fields
-from emulator.model.pgd_correction import PGDCorrection, pgd_path
+from emulator.model.pgd_correction import PGDCorrection, pgd_path, read_pgd_file
 
 from .contenders import resolve_model
 from .env import write_json
 from .metrics import overdensity_k
 from .suite_truth import add_suite_arguments, finished_snapshots
 
-__all__ = ["collect_snapshots", "log_ratios", "fit_alpha", "fit_pgd", "grade", "main"]
+__all__ = ["collect_snapshots", "log_ratios", "fit_alpha", "fit_sigma8_term", "fit_pgd", "grade", "main"]
 
 ALPHA_MAX = 0.05  # upper end of the search (0.03 already over-sharpens every training snapshot at z = 0)
 
@@ -60,8 +64,8 @@ def _power(positions: torch.Tensor, n: int, box: float) -> torch.Tensor:
 
 
 def collect_snapshots(suite: str | Path, model, redshifts, *, log=print) -> list[dict]:
-    """Per finished simulation and redshift: ``sim_id, redshift, n, box, k`` (h/Mpc), the truth's ``p_truth``
-    ((Mpc/h)^3) and the generator's unsharpened ``positions`` ((N, 3) Mpc/h, float32)."""
+    """Per finished simulation and redshift: ``sim_id, redshift, sigma8, n, box, k`` (h/Mpc), the truth's
+    ``p_truth`` ((Mpc/h)^3) and the generator's unsharpened ``positions`` ((N, 3) Mpc/h, float32)."""
     out = []
     for cfg, rec, cosmo, z, snap in finished_snapshots(suite, redshifts, log):
         n, box = int(cfg.ngrid), check_box_size(cfg.box_size)
@@ -69,16 +73,20 @@ def collect_snapshots(suite: str | Path, model, redshifts, *, log=print) -> list
                              keep_displacement=False, pgd=False)  # the grid generation uses for this box
         truth = torch.as_tensor(np.asarray(snap.positions), dtype=torch.float32)
         ps = _spectrum(truth, n, box)
-        out.append({"sim_id": rec["sim_id"], "redshift": z, "n": n, "box": box, "k": ps.k.numpy(),
+        out.append({"sim_id": rec["sim_id"], "redshift": z, "sigma8": float(cosmo.sigma8), "n": n, "box": box,
+                    "k": ps.k.numpy(),
                     "p_truth": ps.power.numpy(), "positions": gen.positions})
         log(f"{rec['sim_id']} z = {z:g}")
     return out
 
 
-def log_ratios(snaps: list[dict], alpha: float, k_long: float, k_short: float) -> np.ndarray:
-    """``ln(P_gen / P_truth)`` per snapshot and k bin, ``(snapshots, bins)``, after sharpening by ``alpha``."""
+def log_ratios(snaps: list[dict], alpha, k_long: float, k_short: float) -> np.ndarray:
+    """``ln(P_gen / P_truth)`` per snapshot and k bin, ``(snapshots, bins)``, after sharpening by ``alpha`` (one
+    strength, or one per snapshot)."""
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (len(snaps),))
     rows = []
-    for s in snaps:
+    for s, alpha in zip(snaps, alphas):
+        alpha = float(alpha)
         pos = s["positions"]
         if alpha > 0:
             pos = wrap_positions(pos + pgd_shift(pos, s["n"], s["box"], alpha, k_long, k_short), s["box"])
@@ -119,22 +127,54 @@ def fit_alpha(snaps: list[dict], k_long: float, k_short: float, *, kmax_fraction
     return best, cache[best], cache[0.0]
 
 
+def fit_sigma8_term(sigma8, alphas, pivot: float) -> tuple[float, float, float]:
+    """``(a, b, se(b))``: least squares ``alpha = a + b (sigma8 - pivot)`` over snapshots' own best strengths."""
+    x = np.asarray(sigma8, dtype=np.float64) - float(pivot)
+    y = np.asarray(alphas, dtype=np.float64)
+    if len(y) < 3 or np.ptp(x) == 0:
+        raise ValueError("the sigma8 term needs snapshots of at least two sigma8 values (and three snapshots)")
+    design = np.stack([np.ones_like(x), x], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    cov = np.sum(resid**2) / (len(y) - 2) * np.linalg.inv(design.T @ design)
+    return float(coef[0]), float(coef[1]), float(np.sqrt(cov[1, 1]))
+
+
 def fit_pgd(snaps: list[dict], sha256: str, k_long: float, k_short: float, *, kmax_fraction: float = 0.5,
-            source: dict | None = None, log=print) -> PGDCorrection:
-    """:class:`PGDCorrection` with ``alpha`` fitted at each redshift of ``snaps`` (see :func:`fit_alpha`)."""
+            sigma8_term: bool = False, source: dict | None = None, log=print) -> PGDCorrection:
+    """:class:`PGDCorrection` with ``alpha`` fitted at each redshift of ``snaps`` (see :func:`fit_alpha`); with
+    ``sigma8_term``, where that pooled ``alpha`` is positive, ``alpha`` and its sigma8 slope from the snapshots'
+    own best strengths (:func:`fit_sigma8_term`; pivot and range: the snapshots' mean and extreme sigma8)."""
     zs = sorted({s["redshift"] for s in snaps})
-    alphas, fits = [], {}
+    s8 = np.array([s["sigma8"] for s in snaps]) if sigma8_term else None
+    pivot = round(float(s8.mean()), 5) if sigma8_term else 0.8
+    alphas, slopes, fits = [], [], {}
     for z in zs:
         at = [s for s in snaps if s["redshift"] == z]
         a, r, r0 = fit_alpha(at, k_long, k_short, kmax_fraction=kmax_fraction)
-        alphas.append(a)
         fits[f"{z:g}"] = {"snapshots": len(at), "alpha": a, "rms_ln_ratio": round(r, 5),
                           "rms_ln_ratio_without": round(r0, 5)}
-        log(f"z = {z:g}: alpha = {a:.5f}, rms ln(P/P_truth) {r0:.4f} -> {r:.4f} ({len(at)} snapshots)")
+        b = 0.0
+        if sigma8_term and a > 0:
+            own = [fit_alpha([s], k_long, k_short, kmax_fraction=kmax_fraction)[0] for s in at]
+            a, b, se = fit_sigma8_term([s["sigma8"] for s in at], own, pivot)
+            a, b = max(round(a, 5), 0.0), round(b, 5)
+            each = [max(0.0, a + b * (min(max(s["sigma8"], s8.min()), s8.max()) - pivot)) for s in at]
+            sel = _in_range(at, kmax_fraction)
+            r = float(np.sqrt(np.mean(log_ratios(at, each, k_long, k_short)[:, sel] ** 2)))
+            fits[f"{z:g}"].update(alpha=a, sigma8_slope=b, sigma8_slope_se=round(se, 5), rms_ln_ratio=round(r, 5),
+                                  own_alpha_mean=round(float(np.mean(own)), 5),
+                                  own_alpha_sd=round(float(np.std(own)), 5))
+        alphas.append(a)
+        slopes.append(b)
+        log(f"z = {z:g}: alpha = {a:.5f}" + (f" {b:+.5f} (sigma8 - {pivot:g})" if b else "")
+            + f", rms ln(P/P_truth) {r0:.4f} -> {r:.4f} ({len(at)} snapshots)")
     src = {"made_by": "python -m benchmarks.pgd", "code_version": code_version(), "kmax_fraction_of_nyquist":
            kmax_fraction, "fit": fits, **(source or {})}
+    term = {} if not sigma8_term else {"sigma8_slope": np.array(slopes), "sigma8_pivot": pivot,
+                                       "sigma8_range": (float(s8.min()), float(s8.max()))}
     return PGDCorrection(sha256=sha256, redshifts=np.array(zs), alpha=np.array(alphas), k_long=k_long,
-                         k_short=k_short, source=src)
+                         k_short=k_short, source=src, **term)
 
 
 def grade(snaps: list[dict], pgd: PGDCorrection | None, *, kmax_fraction: float = 0.5) -> dict:
@@ -148,7 +188,8 @@ def grade(snaps: list[dict], pgd: PGDCorrection | None, *, kmax_fraction: float 
         for name, p in (("without", None), ("with", pgd)):
             if name == "with" and p is None:
                 continue
-            e = np.expm1(log_ratios(at, p.alpha_at(z) if p else 0.0, p.k_long if p else 1.0, p.k_short if p else 1.0))
+            alphas = [p.alpha_at(z, s.get("sigma8")) if p else 0.0 for s in at]
+            e = np.expm1(log_ratios(at, alphas, p.k_long if p else 1.0, p.k_short if p else 1.0))
             cells[name] = {"worst": float(np.abs(e[:, sel]).max()), "median": float(np.median(np.abs(e[:, sel]))),
                            "mean_at_kmax": float(e[:, sel][:, -1].mean()), "mean_at_nyquist": float(e[:, -1].mean())}
         out[f"{z:g}"] = cells
@@ -162,9 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", metavar="FILE", help="fit alpha per redshift on the suite, write the PGD file here")
     parser.add_argument("--k-long", type=float, default=0.6, help="high-pass scale of the pull, h/Mpc")
     parser.add_argument("--k-short", type=float, default=1.6, help="low-pass scale of the pull, h/Mpc")
+    parser.add_argument("--sigma8-term", action="store_true",
+                        help="--fit: let alpha follow sigma8 (each snapshot's own best strength, fitted linearly)")
     parser.add_argument("--kmax-fraction", type=float, default=0.5,
                         help="fit and grade P(k) up to this fraction of k_Nyq (default 0.5)")
     parser.add_argument("--grade", action="store_true", help="grade the model's PGD file on the suite")
+    parser.add_argument("--pgd", metavar="FILE", help="--grade this PGD file (fitted for the model) instead")
     parser.add_argument("--out", help="write the grade as JSON here")
     args = parser.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
@@ -174,15 +218,22 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.kmax_fraction <= 1:
             raise ValueError(f"--kmax-fraction must be in (0, 1], got {args.kmax_fraction}")
         model, _ = resolve_model(args.model, device=torch.device("cpu"))
-        if args.grade and model.pgd is None and not args.fit:
+        pgd = model.pgd
+        if args.pgd:
+            if args.fit:
+                raise ValueError("--pgd grades a given file; --fit makes one: give one of them")
+            pgd = read_pgd_file(args.pgd)
+            if pgd.sha256 != model.sha256:
+                raise ValueError(f"{args.pgd} was fitted for model sha256 {pgd.sha256[:16]}, not {args.model}'s")
+        if args.grade and pgd is None and not args.fit:
             raise ValueError(f"model {args.model} has no PGD file {pgd_path(model.path)} (fit one with --fit)")
         snaps = collect_snapshots(args.suite, model, args.redshifts, log=say)
-        pgd = model.pgd
         if args.fit:
             pgd = fit_pgd(snaps, model.sha256, args.k_long, args.k_short, kmax_fraction=args.kmax_fraction,
-                          log=say, source={"suite": str(args.suite), "model": Path(model.path).name,
-                                           "command": "python -m benchmarks.pgd " + shlex.join(
-                                               argv if argv is not None else sys.argv[1:])})
+                          sigma8_term=args.sigma8_term, log=say, source={
+                              "suite": str(args.suite), "model": Path(model.path).name,
+                              "command": "python -m benchmarks.pgd " + shlex.join(
+                                  argv if argv is not None else sys.argv[1:])})
             write_json(Path(args.fit), pgd.to_dict())
             print(pgd.describe())
             if Path(args.fit).resolve() != pgd_path(model.path).resolve():

@@ -28,6 +28,10 @@ def pgd_words(model: dict) -> str:
         return "; its particles are the network's (no PGD sharpening)"
     d = json.loads(applied)
     nodes = ", ".join(f"{a:.4g} at z = {z:g}" for z, a in zip(d["redshifts"], d["alpha"]))
+    term = d.get("sigma8_term")
+    if term:
+        nodes += (f" for sigma8 = {term['pivot']:g}, d alpha / d sigma8 "
+                  + ", ".join(f"{b:+.4g}" for b in term["slope"]))
     return (f"; its particles are PGD-sharpened as `emulator generate` makes them (alpha {nodes}; band "
             f"{d['k_long']:g}-{d['k_short']:g} h/Mpc)")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.pgd import fit_alpha, grade
+from benchmarks.pgd import fit_alpha, fit_pgd, fit_sigma8_term, grade, log_ratios
 from benchmarks.report_model import pgd_words
 from emulator.api import generate_mocks
 from emulator.core.cosmology import Cosmology
@@ -23,7 +23,7 @@ from emulator.core.provenance import sha256_file
 from emulator.mocks.io import read_catalog
 from emulator.model.emulate import emulate_fields
 from emulator.model.halo_calibration import HaloMassCalibration, calibration_path
-from emulator.model.pgd_correction import PGDCorrection, pgd_path, read_pgd
+from emulator.model.pgd_correction import PGDCorrection, pgd_path, read_pgd, read_pgd_file
 from emulator.model.portable import load_model
 from tests.helpers_model import write_small_model
 
@@ -97,10 +97,61 @@ def test_alpha_interpolates_and_bad_files_are_refused(tmp_path, capsys):
     pgd_path(model).write_text(json.dumps(_pgd(sha="b" * 64).to_dict()))
     assert read_pgd(model, "b" * 64).alpha_at(0.0) == 0.01
     assert read_pgd(model, "a" * 64) is None and "stale" in capsys.readouterr().err
-    pgd_path(model).write_text(json.dumps({**_pgd(sha="b" * 64).to_dict(), "format_version": 2}))
-    assert read_pgd(model, "b" * 64) is None and "format_version 2" in capsys.readouterr().err
+    pgd_path(model).write_text(json.dumps({**_pgd(sha="b" * 64).to_dict(), "format_version": 3}))
+    assert read_pgd(model, "b" * 64) is None and "format_version 3" in capsys.readouterr().err
     pgd_path(model).write_text(json.dumps({**_pgd(sha="b" * 64).to_dict(), "alpha": [0.01, -1.0]}))
     assert read_pgd(model, "b" * 64) is None and "unusable" in capsys.readouterr().err
+
+
+def _pgd8(slope=(0.05, 0.0), sha="x" * 64):
+    return PGDCorrection(sha256=sha, redshifts=np.array([0.0, 1.0]), alpha=np.array([0.01, 0.0]), k_long=0.6,
+                         k_short=1.6, sigma8_slope=np.array(slope), sigma8_pivot=0.8, sigma8_range=(0.7, 0.9))
+
+
+def test_a_sigma8_term_is_linear_held_at_the_training_range_never_negative_and_read_back(tmp_path):
+    p = _pgd8()
+    assert p.alpha_at(0.0, 0.8) == pytest.approx(0.01) and p.alpha_at(0.0, 0.9) == pytest.approx(0.015)
+    assert p.alpha_at(0.0, 0.7) == pytest.approx(0.005) and p.alpha_at(0.0, 0.6) == pytest.approx(0.005)  # held
+    assert p.alpha_at(0.5, 0.9) == pytest.approx(0.0075) and p.alpha_at(1.0, 0.9) == 0.0
+    assert _pgd8(slope=(0.5, 0.0)).alpha_at(0.0, 0.7) == 0.0  # 0.01 - 0.05: never a push off the peaks
+    with pytest.raises(ValueError, match="sigma8"):  # a cosmology-dependent strength needs the cosmology
+        p.alpha_at(0.0)
+    for kw, match in ((dict(slope=(0.05,)), "one per redshift"), (dict(slope=(20.0, 0.0)), "more than")):
+        with pytest.raises(ValueError, match=match):
+            _pgd8(**kw)
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"model")
+    pgd_path(model).write_text(json.dumps(_pgd8(sha="b" * 64).to_dict()))
+    back = read_pgd(model, "b" * 64)
+    assert back.to_dict()["format_version"] == 2 and back.alpha_at(0.0, 0.85) == pytest.approx(0.0125)
+    assert back.digest() == _pgd8(sha="b" * 64).digest() != _pgd(sha="b" * 64).digest()  # the term: identity
+    assert json.loads(back.attr())["sigma8_term"]["slope"] == [0.05, 0.0]
+    assert "d alpha / d sigma8 +0.05" in back.describe() and "d alpha / d sigma8 +0.05" in pgd_words(
+        {"pgd": back.attr()})
+
+
+def test_a_candidate_pgd_file_is_read_from_any_path_and_checked_against_the_model(tmp_path, capsys):
+    from benchmarks.pgd import main
+
+    good, bad = tmp_path / "cand.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(_pgd8(sha="c" * 64).to_dict()))
+    bad.write_text(json.dumps({"format": "something else"}))
+    assert read_pgd_file(good).sigma8_slope.tolist() == [0.05, 0.0]
+    with pytest.raises(ValueError, match="bad.json: unusable PGD file"):
+        read_pgd_file(bad)
+    args = ["--suite", "configs/suite_converged_test.yaml", "--grade", "--pgd", str(good)]
+    assert main(args) == 2  # fitted for other model bytes: refused before any simulation is read
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was fitted for model sha256 cccccccccccccccc" in err
+
+
+def test_the_sigma8_term_fit_recovers_a_known_slope():
+    rng = np.random.default_rng(2)
+    s8 = rng.uniform(0.7, 0.9, 60)
+    a, b, se = fit_sigma8_term(s8, 0.008 + 0.04 * (s8 - 0.8) + rng.normal(0, 0.002, s8.size), 0.8)
+    assert a == pytest.approx(0.008, abs=1e-3) and b == pytest.approx(0.04, abs=3 * se) and se < 0.01
+    with pytest.raises(ValueError, match="two sigma8"):
+        fit_sigma8_term([0.8] * 5, [0.01] * 5, 0.8)
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +238,31 @@ def test_fit_recovers_a_known_strength():
         sha256="x" * 64, redshifts=np.array([0.0]), alpha=np.array([alpha]), k_long=0.3, k_short=1.0))["0"]
     assert graded["snapshots"] == 2 and graded["with"]["worst"] < 0.1 * graded["without"]["worst"]
     assert graded["without"]["mean_at_kmax"] < 0  # the unsharpened particles lack small-scale power
+
+
+def test_the_fit_with_a_sigma8_term_finds_each_snapshots_strength():
+    """Truths sharpened with alpha = 0.01 + 0.1 (sigma8 - 0.8): the fitted term brings each snapshot back."""
+    from benchmarks.pgd import _power
+
+    box, n, snaps = 128.0, 32, []
+    for seed, s8 in ((1, 0.7), (2, 0.8), (3, 0.9)):
+        cosmo = Cosmology(0.3, 0.048, 0.68, 0.965, s8)
+        gen = emulate_fields(cosmo, 0.0, box, seed, method="2lpt", ngrid=n).positions
+        truth = wrap_positions(gen + pgd_shift(gen, n, box, 0.01 + 0.1 * (s8 - 0.8), 0.3, 1.0), box)
+        snaps.append({"sim_id": f"s{seed}", "redshift": 0.0, "sigma8": s8, "n": n, "box": box,
+                      "k": (np.arange(n // 2) + 1) * 2 * np.pi / box, "p_truth": _power(truth, n, box).numpy(),
+                      "positions": gen})
+    pgd = fit_pgd(snaps, "x" * 64, 0.3, 1.0, sigma8_term=True, log=lambda m: None)
+    assert pgd.sigma8_pivot == pytest.approx(0.8) and pgd.sigma8_range == (0.7, 0.9)
+    assert pgd.alpha[0] == pytest.approx(0.01, abs=1.5e-3) and pgd.sigma8_slope[0] == pytest.approx(0.1, abs=0.015)
+    one = fit_pgd(snaps, "x" * 64, 0.3, 1.0, log=lambda m: None)
+    assert one.sigma8_slope is None
+    fit = pgd.source["fit"]["0"]
+    assert fit["rms_ln_ratio"] < 0.5 * one.source["fit"]["0"]["rms_ln_ratio"]  # one strength cannot fit all three
+    per_snapshot = log_ratios(snaps, [pgd.alpha_at(0.0, s["sigma8"]) for s in snaps], 0.3, 1.0)
+    graded = grade(snaps, pgd)["0"]  # grade uses each snapshot's own sigma8
+    sel = snaps[0]["k"] <= 0.5 * np.pi * n / box + 1e-9
+    assert graded["with"]["worst"] == pytest.approx(float(np.abs(np.expm1(per_snapshot[:, sel])).max()))
 
 
 def test_report_words_say_how_the_particles_were_graded():

@@ -250,7 +250,7 @@ def generate_mocks(
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
                        pm_force_factor=None if model.base.is_lpt else model.base.force_factor,
                        fof_members=fof_min_members(opts, calibration, redshift))
-    if plan.streamed and pgd is not None and pgd.alpha_at(redshift) > 0:  # before any file is reserved
+    if plan.streamed and pgd is not None and pgd.alpha_at(redshift, cosmo.sigma8) > 0:  # before any file is reserved
         raise ValueError(f"--max-memory streams this box, which cannot apply {model.name}'s PGD sharpening at "
                          f"z = {redshift:g} (it needs the whole box's density): raise --max-memory, or --no-pgd")
     if fallback is not None:  # said once the plan is possible: a refused request gets one line, its error

@@ -239,7 +239,8 @@ def emulate_fields(
     wrap_positions(pos, box, out=pos)
     if not keep_displacement:
         disp = None
-    alpha = model.pgd.alpha_at(redshift) if method == "emulator" and pgd and model.pgd is not None else 0.0
+    alpha = (model.pgd.alpha_at(redshift, cosmology.sigma8) if method == "emulator" and pgd and model.pgd is not None
+             else 0.0)
     if alpha > 0.0:
         shift = pgd_shift(pos, n, box, alpha, model.pgd.k_long, model.pgd.k_short)
         pos += shift

@@ -25,7 +25,7 @@ def sidecar_path(model_path: str | Path, kind: str) -> Path:
 
 
 def read_sidecar(model_path: str | Path, sha256: str, kind: str, fmt: str, build: Callable[[dict], T],
-                 what: str, otherwise: str, version: int = 1) -> T | None:
+                 what: str, otherwise: str, version: int | tuple[int, ...] = 1) -> T | None:
     """The ``kind`` sidecar of ``model_path`` built by ``build(data)``, or ``None``.
 
     Parameters
@@ -40,8 +40,8 @@ def read_sidecar(model_path: str | Path, sha256: str, kind: str, fmt: str, build
         Makes the object from the JSON dict; raises ValueError, KeyError or TypeError on bad content.
     what, otherwise : str
         Names for the warning: ``"halo-mass calibration"``, ``"FoF masses stay uncalibrated"``.
-    version : int
-        The ``format_version`` this code reads.
+    version : int or tuple of int
+        The ``format_version`` (or versions) this code reads.
     """
     path = sidecar_path(model_path, kind)
     if not path.is_file():
@@ -50,8 +50,10 @@ def read_sidecar(model_path: str | Path, sha256: str, kind: str, fmt: str, build
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or data.get("format") != fmt:
             raise ValueError(f"not a {what} file")
-        if data.get("format_version") != version:
-            raise ValueError(f"format_version {data.get('format_version')!r}, this code reads {version}")
+        versions = (version,) if isinstance(version, int) else tuple(version)
+        if data.get("format_version") not in versions:
+            raise ValueError(f"format_version {data.get('format_version')!r}, this code reads "
+                             + " or ".join(map(str, versions)))
         obj = build(data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"warning: {path}: unusable {what} ({exc}); {otherwise}", file=sys.stderr)

@@ -139,7 +139,7 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
         raise ValueError(f"--max-memory streams 2LPT-base models only; {model.name} corrects a "
                          f"{model.base.label()} run, which needs the whole box in memory (drop --max-memory)")
     if method == "emulator" and pgd and model is not None and model.pgd is not None \
-            and model.pgd.alpha_at(redshift) > 0:
+            and model.pgd.alpha_at(redshift, cosmology.sigma8) > 0:
         raise ValueError(f"--max-memory cannot apply {model.name}'s PGD sharpening at z = {redshift:g} (it needs the "
                          f"whole box's density): drop --max-memory, or --no-pgd")
     n, seed, device, extrapolated = check_request(cosmology, redshift, box_size, seed, model=model,
