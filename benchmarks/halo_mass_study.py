@@ -12,11 +12,12 @@ leaves, both measured here:
   correction. :func:`expected_count` counts with rounding up with probability equal to the fractional part
   (unbiased on average) instead.
 
-Variants (all fitted on the training suite): ``table`` (the shipped fit), ``table+sigma8``,
-``table+sigma8+Omega_m`` (its nearest-rounded masses times ``1 + sum_p b_p (p - pivot_p)``), ``continuous``
-(the truth / generator mass ratio of the pairs at each whole ``N`` to 32, then in 0.1-dex bins, rounded without
-bias) and ``continuous+sigma8``. Graded per snapshot (mean and scatter of ``N/N_t - 1`` above 20 and 40 particle
-masses) and per cosmology (its seeds together; the worst).
+Variants (all fitted on the training suite): ``table`` (the shipped fit, nearest rounding), ``table+sigma8``,
+``table+sigma8+Omega_m`` (its masses times ``1 + sum_p b_p (p - pivot_p)``, then rounded), ``continuous,
+nearest`` and ``continuous, unbiased`` (the pooled truth / generator mass ratio of the pairs at each whole ``N``
+to 32, then in 0.1-dex bins; rounded to the nearest count or without bias) and ``continuous+sigma8, unbiased``.
+Graded per snapshot (mean and scatter of ``N/N_t - 1`` above 20 and 40 particle masses) and per cosmology (its
+seeds together; the worst).
 
 Usage::
 
@@ -28,15 +29,17 @@ z = 0 the mass ratio left after the table grows by 0.27 +- 0.03 per unit sigma8 
 at 90, 0.1 at 450) and falls by 0.14 +- 0.03 per unit Omega_m; at z = 0.5 and 1, 0.04-0.13 per unit sigma8.
 Worst cosmology |N/N_t - 1| above 40 particle masses at z = 0 / 0.5 / 1:
 
-- validation (16 cosmologies, one seed each): table 6.3 / 8.5 / 8.7%, table+sigma8 6.4 / 8.5 / 8.7%,
-  continuous+sigma8 5.9 / 7.7 / 9.3%;
-- test (10 cosmologies, two seeds each): table 4.9 / 4.7 / 3.4%, table+sigma8 3.2 / 4.7 / 3.4%,
-  continuous+sigma8 3.1 / 4.7 / 4.1%.
+- validation (16 cosmologies, one seed each): table 6.3 / 8.5 / 8.7%, table+sigma8 6.4 / 7.7 / 8.7%,
+  continuous+sigma8, unbiased 5.9 / 7.7 / 9.3%;
+- test (10 cosmologies, two seeds each): table 4.9 / 4.7 / 3.4%, table+sigma8 3.1 / 4.9 / 2.8%,
+  continuous+sigma8, unbiased 3.1 / 4.7 / 4.1%.
 
-Above 20 particle masses the sigma8 term flips a 6% step: test z = 0 worst 4.7% -> 8.0%. Unbiased rounding
-removes the table's +3% mean count excess above 20 particle masses at z = 1 (validation +3.3% -> +0.7%, test
-+2.6% -> 0.0%) and changes little else. The per-snapshot scatter (2.6-4.8% on validation) is the generator's
-halo-by-halo error, which no mass mapping removes. No variant is shipped.
+Above 20 particle masses the sigma8 term flips a 6% step: test z = 0 worst 4.7% -> 8.0%. ``continuous,
+nearest`` equals ``table`` in every cell, so what changes with ``continuous, unbiased`` is the rounding: it
+removes the +3% mean count excess above 20 particle masses at z = 1 (validation +3.3% -> +0.7%, worst 9.3% ->
+5.7%; test +2.6% -> 0.0%) but worsens the validation's worst above 40 (8.5% -> 9.1% at z = 0.5, 8.7% -> 9.9% at
+z = 1). The per-snapshot scatter (2.6-4.8% on validation) is the generator's halo-by-halo error, which no mass
+mapping removes. No variant is shipped.
 """
 
 from __future__ import annotations
@@ -56,8 +59,11 @@ __all__ = ["mass_ratio_slopes", "continuous_table", "expected_count", "grade", "
 
 TERM_BINS = (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, np.inf)  # generator member counts of the slope fits
 CUTS = (20, 40)  # particle masses above which halos are counted
-TERMS = {"table": (), "table+sigma8": ("sigma8",), "table+sigma8+Omega_m": ("sigma8", "Omega_m"),
-         "continuous": (), "continuous+sigma8": ("sigma8",)}
+#: variant -> (mass table, cosmology terms, unbiased rounding)
+VARIANTS = {"table": ("whole", (), False), "table+sigma8": ("whole", ("sigma8",), False),
+            "table+sigma8+Omega_m": ("whole", ("sigma8", "Omega_m"), False),
+            "continuous, nearest": ("continuous", (), False), "continuous, unbiased": ("continuous", (), True),
+            "continuous+sigma8, unbiased": ("continuous", ("sigma8",), True)}
 
 
 def mass_ratio_slopes(snaps: list[dict], mapped, params, bins=TERM_BINS, min_pairs: int = 1000) -> dict:
@@ -69,7 +75,7 @@ def mass_ratio_slopes(snaps: list[dict], mapped, params, bins=TERM_BINS, min_pai
     snaps : list of dict
         :func:`benchmarks.halo_mass.collect_suite` output (with ``cosmology``).
     mapped : callable
-        ``mapped(N, z)``: the calibrated (continuous) member counts the slopes correct.
+        ``mapped(N, z)``: the calibrated member counts (before rounding) the slopes correct.
     params : sequence of str
         Parameter names (``Cosmology`` attributes); pivots are their means over the snapshots.
     bins : sequence of float
@@ -145,15 +151,17 @@ def expected_count(members: np.ndarray, cut: int, unbiased: bool) -> float:
 
 
 def _variant(name: str, train: list[dict], cal):
-    """``(mapped(N, z, cosmology), unbiased)`` of a variant fitted on ``train``."""
-    if name.startswith("continuous"):
+    """``(mapped(N, z, cosmology), unbiased)`` of a variant fitted on ``train``: calibrated member counts before
+    the one rounding :func:`expected_count` makes (nearest rounding of the table alone is
+    ``cal.calibrated_members``)."""
+    kind, params, unbiased = VARIANTS[name]
+    if kind == "continuous":
         table = continuous_table(train)
         base = lambda n, z: n * np.interp(np.log(n), np.log(table[z][0]), table[z][1])  # noqa: E731
     else:
-        base = lambda n, z: cal.calibrated_members(n, z).astype(np.float64)  # noqa: E731
-    params = TERMS[name]
+        base = lambda n, z: n * cal.factor_at(n, z)  # noqa: E731
     if not params:
-        return (lambda n, z, cosmo: base(n, z)), name.startswith("continuous")
+        return (lambda n, z, cosmo: base(n, z)), unbiased
     fit = mass_ratio_slopes(train, base, params)
 
     def mapped(n, z, cosmo):
@@ -161,7 +169,7 @@ def _variant(name: str, train: list[dict], cal):
         term = sum(np.interp(np.log(n), np.log(centres), b[:, i]) * (cosmo[p] - fit["pivot"][p])
                    for i, p in enumerate(params))
         return base(n, z) * (1.0 + term)
-    return mapped, name.startswith("continuous")
+    return mapped, unbiased
 
 
 def grade(snaps: list[dict], mapped, unbiased: bool, cuts=CUTS) -> dict:
@@ -195,11 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         model, _ = resolve_model(args.model, device=torch.device("cpu"))
         train = collect_suite(args.train, model, args.redshifts, log=say)
         cal = fit_calibration(train, model.sha256)
-        variants = {name: _variant(name, train, cal) for name in TERMS}
+        variants = {name: _variant(name, train, cal) for name in VARIANTS}
         results = {}
         for suite in args.grade:
             snaps = collect_suite(suite, model, args.redshifts, log=say)
             results[suite] = {name: grade(snaps, *v) for name, v in variants.items()}
+    except KeyError as exc:
+        print(f"benchmarks.halo_mass_study: error: the training suite has no snapshots at z = {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as exc:
         print(f"benchmarks.halo_mass_study: error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from emulator.core.atomic import atomic_open
 from emulator.core.provenance import sha256_file, utc_now
 from emulator.model.card import CARD_FORMAT, card_path
 from emulator.model.header import MODELS_DIR
+from emulator.model.pgd_correction import PGDCorrection
 
 from .targets import TARGETS, cosmology_halos, halo_count_ratio, target_values, thresholds
 
@@ -157,13 +158,22 @@ def _range(values) -> list[float] | None:
 
 
 def _particles(res: dict) -> str:
-    """'PGD alpha=A' where the run's generator was sharpened at its redshift, else 'network'."""
+    """'PGD alpha=A' where the run's generator was sharpened at its redshift ('A-B' over its cosmologies for a
+    strength that follows sigma8), else 'network'."""
     applied = (res.get("model") or {}).get("pgd", "none")
     if applied in (None, "none"):
         return "network"
     d = json.loads(applied)
-    alpha = float(np.interp(float(res["setup"]["redshift"]), d["redshifts"], d["alpha"]))
-    return f"PGD alpha={alpha:.3g}" if alpha > 0 else "network"
+    term = d.get("sigma8_term") or {}
+    pgd = PGDCorrection(sha256=d["sha256"], redshifts=d["redshifts"], alpha=d["alpha"], k_long=d["k_long"],
+                        k_short=d["k_short"], **({"sigma8_slope": term["slope"], "sigma8_pivot": term["pivot"],
+                                                  "sigma8_range": tuple(term["range"])} if term else {}))
+    z = float(res["setup"]["redshift"])
+    alphas = [pgd.alpha_at(z, e["cosmology"]["sigma8"]) for e in res["per_cosmology"]]
+    lo, hi = min(alphas), max(alphas)
+    if hi <= 0:
+        return "network"
+    return f"PGD alpha={lo:.3g}" if hi == lo else f"PGD alpha={lo:.3g}-{hi:.3g} (with sigma8)"
 
 
 def build_card(model: str, folders: list[str | Path]) -> dict:

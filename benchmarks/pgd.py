@@ -7,9 +7,11 @@ strength ``alpha >= 0`` that minimises the rms of ``ln(P_gen / P_truth)`` over t
 ``k <= kmax_fraction k_Nyq`` (the issue's accuracy range, k_Nyq / 2 by default), for a fixed band ``k_long``,
 ``k_short`` (h/Mpc). With ``--sigma8-term`` the strength also follows sigma8 where it is positive: each
 snapshot's own best ``alpha`` is fitted (the same search), and ``alpha = a + b (sigma8 - pivot)`` by least
-squares over the snapshots (:func:`fit_sigma8_term`). Fit on a training suite only; ``--grade`` (without
-``--fit``) reports, on any suite (the held-out test suite), the worst and median ``|P/P_truth - 1|`` and the mean
-at k_Nyq / 2 without and with the model's sharpening.
+squares over the snapshots (:func:`fit_sigma8_term`; own strengths at the search's bounds, 0 or
+:data:`ALPHA_MAX`, are censored and flatten the slope: the fit records how many). Fit on a training suite only;
+``--grade`` (without ``--fit``) reports, on any suite (the held-out test suite), the worst and median
+``|P/P_truth - 1|`` and the mean at k_Nyq / 2 without and with the model's sharpening (``--pgd FILE``: a
+candidate file's instead).
 
 Usage::
 
@@ -163,8 +165,10 @@ def fit_pgd(snaps: list[dict], sha256: str, k_long: float, k_short: float, *, km
             sel = _in_range(at, kmax_fraction)
             r = float(np.sqrt(np.mean(log_ratios(at, each, k_long, k_short)[:, sel] ** 2)))
             fits[f"{z:g}"].update(alpha=a, sigma8_slope=b, sigma8_slope_se=round(se, 5), rms_ln_ratio=round(r, 5),
+                                  rms_ln_ratio_one_alpha=fits[f"{z:g}"]["rms_ln_ratio"],
                                   own_alpha_mean=round(float(np.mean(own)), 5),
-                                  own_alpha_sd=round(float(np.std(own)), 5))
+                                  own_alpha_sd=round(float(np.std(own)), 5),
+                                  own_alpha_at_bounds=int(sum(v <= 0.0 or v >= ALPHA_MAX for v in own)))
         alphas.append(a)
         slopes.append(b)
         log(f"z = {z:g}: alpha = {a:.5f}" + (f" {b:+.5f} (sigma8 - {pivot:g})" if b else "")
@@ -215,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (args.fit or args.grade):
             raise ValueError("nothing to do: give --fit FILE and/or --grade")
+        if args.sigma8_term and not args.fit:
+            raise ValueError("--sigma8-term is an option of --fit FILE")
         if not 0 < args.kmax_fraction <= 1:
             raise ValueError(f"--kmax-fraction must be in (0, 1], got {args.kmax_fraction}")
         model, _ = resolve_model(args.model, device=torch.device("cpu"))

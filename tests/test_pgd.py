@@ -101,6 +101,11 @@ def test_alpha_interpolates_and_bad_files_are_refused(tmp_path, capsys):
     assert read_pgd(model, "b" * 64) is None and "format_version 3" in capsys.readouterr().err
     pgd_path(model).write_text(json.dumps({**_pgd(sha="b" * 64).to_dict(), "alpha": [0.01, -1.0]}))
     assert read_pgd(model, "b" * 64) is None and "unusable" in capsys.readouterr().err
+    # format 2 is the sigma8 term: without one (or format 1 with one) the file is refused, never half-read
+    for bad in ({**_pgd(sha="b" * 64).to_dict(), "format_version": 2},
+                {**_pgd8(sha="b" * 64).to_dict(), "format_version": 1}):
+        pgd_path(model).write_text(json.dumps(bad))
+        assert read_pgd(model, "b" * 64) is None and "sigma8_term" in capsys.readouterr().err
 
 
 def _pgd8(slope=(0.05, 0.0), sha="x" * 64):
@@ -128,6 +133,13 @@ def test_a_sigma8_term_is_linear_held_at_the_training_range_never_negative_and_r
     assert json.loads(back.attr())["sigma8_term"]["slope"] == [0.05, 0.0]
     assert "d alpha / d sigma8 +0.05" in back.describe() and "d alpha / d sigma8 +0.05" in pgd_words(
         {"pgd": back.attr()})
+    from benchmarks.model_card import _particles  # the card's column: the strengths its cosmologies got
+
+    run = {"model": {"pgd": back.attr()}, "setup": {"redshift": 0.0},
+           "per_cosmology": [{"cosmology": {"sigma8": v}} for v in (0.7, 0.85, 0.95)]}
+    assert _particles(run) == "PGD alpha=0.005-0.015 (with sigma8)"
+    assert _particles({**run, "setup": {"redshift": 1.0}}) == "network"
+    assert _particles({**run, "model": {"pgd": _pgd().attr()}}) == "PGD alpha=0.01"
 
 
 def test_a_candidate_pgd_file_is_read_from_any_path_and_checked_against_the_model(tmp_path, capsys):
@@ -187,6 +199,17 @@ def test_generation_sharpens_positions_only_and_records_it(pgd_model, tmp_path):
         generate_mocks(COSMO, out_dir=tmp_path / "on", pgd=False, **kw)
 
 
+def test_generation_applies_the_strength_of_its_cosmologys_sigma8(pgd_model, tmp_path):
+    path = tmp_path / "m.pt"
+    shutil.copy(pgd_model, path)
+    pgd_path(path).write_text(json.dumps(_pgd8(slope=(0.2, 0.0), sha=sha256_file(path)).to_dict()))
+    model = load_model(path)
+    for s8, want in ((0.7, 0.0), (0.85, 0.02), (0.95, 0.03)):  # 0.01 + 0.2 (sigma8 - 0.8), held at 0.9, >= 0
+        cosmo = Cosmology(0.3, 0.048, 0.68, 0.965, s8)
+        assert emulate_fields(cosmo, 0.0, 128.0, 5, model=model, allow_extrapolation=True).pgd_alpha == \
+            pytest.approx(want)
+
+
 def test_a_streamed_box_is_refused_before_any_file_where_the_sharpening_acts(pgd_model, tmp_path, monkeypatch):
     monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force streaming at 32^3
     kw = dict(box_size=128.0, model=pgd_model, seeds=[3], progress=False, max_memory=1.0)
@@ -241,24 +264,23 @@ def test_fit_recovers_a_known_strength():
 
 
 def test_the_fit_with_a_sigma8_term_finds_each_snapshots_strength():
-    """Truths sharpened with alpha = 0.01 + 0.1 (sigma8 - 0.8): the fitted term brings each snapshot back."""
+    """Truths sharpened with alpha = 0.012 + 0.1 (sigma8 - 0.8): the fitted term brings each snapshot back."""
     from benchmarks.pgd import _power
 
-    box, n, snaps = 128.0, 32, []
+    box, n, snaps = 64.0, 16, []
     for seed, s8 in ((1, 0.7), (2, 0.8), (3, 0.9)):
         cosmo = Cosmology(0.3, 0.048, 0.68, 0.965, s8)
         gen = emulate_fields(cosmo, 0.0, box, seed, method="2lpt", ngrid=n).positions
-        truth = wrap_positions(gen + pgd_shift(gen, n, box, 0.01 + 0.1 * (s8 - 0.8), 0.3, 1.0), box)
+        truth = wrap_positions(gen + pgd_shift(gen, n, box, 0.012 + 0.1 * (s8 - 0.8), 0.3, 1.0), box)
         snaps.append({"sim_id": f"s{seed}", "redshift": 0.0, "sigma8": s8, "n": n, "box": box,
                       "k": (np.arange(n // 2) + 1) * 2 * np.pi / box, "p_truth": _power(truth, n, box).numpy(),
                       "positions": gen})
     pgd = fit_pgd(snaps, "x" * 64, 0.3, 1.0, sigma8_term=True, log=lambda m: None)
     assert pgd.sigma8_pivot == pytest.approx(0.8) and pgd.sigma8_range == (0.7, 0.9)
-    assert pgd.alpha[0] == pytest.approx(0.01, abs=1.5e-3) and pgd.sigma8_slope[0] == pytest.approx(0.1, abs=0.015)
-    one = fit_pgd(snaps, "x" * 64, 0.3, 1.0, log=lambda m: None)
-    assert one.sigma8_slope is None
+    assert pgd.alpha[0] == pytest.approx(0.012, abs=1.5e-3) and pgd.sigma8_slope[0] == pytest.approx(0.1, abs=0.015)
     fit = pgd.source["fit"]["0"]
-    assert fit["rms_ln_ratio"] < 0.5 * one.source["fit"]["0"]["rms_ln_ratio"]  # one strength cannot fit all three
+    assert fit["rms_ln_ratio"] < 0.5 * fit["rms_ln_ratio_one_alpha"]  # one strength cannot fit all three
+    assert fit["own_alpha_at_bounds"] == 0
     per_snapshot = log_ratios(snaps, [pgd.alpha_at(0.0, s["sigma8"]) for s in snaps], 0.3, 1.0)
     graded = grade(snaps, pgd)["0"]  # grade uses each snapshot's own sigma8
     sel = snaps[0]["k"] <= 0.5 * np.pi * n / box + 1e-9

@@ -151,7 +151,9 @@ def pgd_path(model_path: str | Path) -> Path:
 
 
 def _build(data: dict) -> PGDCorrection:
-    term = data.get("sigma8_term") if data.get("format_version") == 2 else None
+    version, term = data.get("format_version"), data.get("sigma8_term")
+    if (version == 2) != isinstance(term, dict):  # format 2 is the sigma8 term; format 1 has none
+        raise ValueError(f"format_version {version} with sigma8_term {term!r:.40}")
     extra = {} if term is None else {"sigma8_slope": term["slope"], "sigma8_pivot": float(term["pivot"]),
                                      "sigma8_range": tuple(term["range"])}
     return PGDCorrection(sha256=str(data["sha256"]), redshifts=data["redshifts"], alpha=data["alpha"],
