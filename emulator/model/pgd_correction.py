@@ -11,7 +11,8 @@ redshifts (linear in ``z``, constant outside); velocities are left as the networ
 with sigma8 (hybrid_pm4 at z = 0: each training box's best alpha correlates with sigma8 at r = 0.43), so a file
 of ``format_version`` 2 also holds ``d alpha / d sigma8`` at each node, a pivot and the training range of
 sigma8: ``alpha(z, sigma8) = max(0, alpha(z) + slope(z) (sigma8 - pivot))`` with sigma8 held at the ends of its
-range. Like the halo-mass calibration it counts only while its ``sha256`` is the model file's. No torch import.
+range (on hybrid_pm4's held-out boxes it did not beat one strength: :mod:`benchmarks.pgd`). Like the halo-mass
+calibration it counts only while its ``sha256`` is the model file's. No torch import.
 """
 
 from __future__ import annotations
