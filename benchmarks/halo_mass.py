@@ -47,6 +47,7 @@ from emulator.mocks.fof import friends_of_friends
 
 from .contenders import make_contender, resolve_model
 from .env import write_json
+from .least_squares import linear_fit
 from .suite_truth import add_suite_arguments, finished_snapshots
 
 __all__ = ["abundance_matched_ratio", "collect_suite", "fit_calibration", "summarise", "main"]
@@ -92,15 +93,15 @@ def collect_suite(suite: str | Path, model, redshifts=(0.0, 0.5, 1.0), *, linkin
                   log=print) -> list[dict]:
     """FoF member counts (>= :data:`FIND_MIN_MEMBERS`) of the truth and of the generator (``model``: an
     EmulatorModel; its particles as generation makes them, PGD sharpening included) per finished simulation of
-    ``suite`` and requested redshift: dicts ``sim_id, redshift, sigma8, cosmology`` (its parameters), ``truth,
-    gen`` (int arrays, descending)."""
+    ``suite`` and requested redshift: dicts ``sim_id, redshift, cosmology`` (its parameters), ``truth, gen`` (int
+    arrays, descending)."""
     snaps = []
     for cfg, rec, cosmo, z, snap in finished_snapshots(suite, redshifts, log):
         gen = make_contender("generator", cosmo, z, cfg.box_size, cfg.ngrid, int(rec["seed"]), model=model)
         counts = [friends_of_friends(p, cfg.box_size, linking_length, FIND_MIN_MEMBERS).n_members
                   for p in (snap.positions, gen.positions)]
-        snaps.append({"sim_id": rec["sim_id"], "redshift": z, "sigma8": float(cosmo.sigma8),
-                      "cosmology": cosmo.to_dict(), "truth": counts[0], "gen": counts[1]})
+        snaps.append({"sim_id": rec["sim_id"], "redshift": z, "cosmology": cosmo.to_dict(), "truth": counts[0],
+                      "gen": counts[1]})
         log(f"{rec['sim_id']} z = {z:g}: {len(counts[0])} / {len(counts[1])} halos of >= {FIND_MIN_MEMBERS}")
     return snaps
 
@@ -177,24 +178,21 @@ def _sigma8_slope(sigma8: list, ratios: list) -> list[float] | None:
     three distinct values, or a positive ratio everywhere."""
     if any(v is None for v in sigma8) or len(set(sigma8)) < 3 or min(ratios) <= 0:
         return None
-    x, y = np.asarray(sigma8, float), np.log(np.asarray(ratios, float))
-    xc = x - x.mean()
-    b = float(np.sum(xc * (y - y.mean())) / np.sum(xc**2))
-    resid = y - y.mean() - b * xc
-    return [b, float(np.sqrt(np.sum(resid**2) / (len(x) - 2) / np.sum(xc**2)))]
+    coef, se = linear_fit([sigma8], np.log(np.asarray(ratios, float)))
+    return [float(coef[1]), float(se[1])]
 
 
 def summarise(snaps: list[dict], calibration: HaloMassCalibration | None = None) -> dict:
     """Per snapshot and per redshift (mean and scatter over snapshots): generator / truth counts above
     :data:`COUNT_CUTS` particle masses minus 1 and rank-matched mass ratios in the :data:`EDGES` bins; with
-    ``calibration`` the generator's masses are calibrated. Where the snapshots carry ``sigma8`` (at least three
-    values at a redshift), ``count_40_sigma8_slope`` is the least-squares slope of ln(N/N_t) above 40 particle
-    masses against sigma8 and its standard error: a calibration that is right on average can still be wrong
-    cosmology by cosmology."""
+    ``calibration`` the generator's masses are calibrated. Where the snapshots carry their ``cosmology`` (at least
+    three sigma8 values at a redshift), ``count_40_sigma8_slope`` is the least-squares slope of ln(N/N_t) above 40
+    particle masses against sigma8 and its standard error: a calibration that is right on average can still be
+    wrong cosmology by cosmology."""
     rows = []
     for s in snaps:
         gen = s["gen"] if calibration is None else calibration.calibrated_members(s["gen"], s["redshift"])
-        row = {"sim_id": s["sim_id"], "redshift": s["redshift"], "sigma8": s.get("sigma8"),
+        row = {"sim_id": s["sim_id"], "redshift": s["redshift"], "sigma8": (s.get("cosmology") or {}).get("sigma8"),
                "mass_ratio": abundance_matched_ratio(s["truth"], gen[gen >= min(COUNT_CUTS)])}
         for cut in COUNT_CUTS:
             n_truth = max(1, np.count_nonzero(s["truth"] >= cut))

@@ -54,6 +54,7 @@ import torch
 from .contenders import resolve_model
 from .env import write_json
 from .halo_mass import FIND_MIN_MEMBERS, _matched, collect_suite, fit_calibration
+from .least_squares import linear_fit
 
 __all__ = ["mass_ratio_slopes", "continuous_table", "expected_count", "grade", "main"]
 
@@ -97,20 +98,16 @@ def mass_ratio_slopes(snaps: list[dict], mapped, params, bins=TERM_BINS, min_pai
                 sel = (g >= lo) & (g < hi)
                 if not sel.any():
                     continue
-                rows.append([1.0] + [s["cosmology"][p] - pivot[p] for p in params])
+                rows.append([s["cosmology"][p] - pivot[p] for p in params])
                 y.append(np.log(t[sel].sum() / mapped(g[sel], z).sum()))
                 w.append(float(sel.sum()))
                 logs.append(np.log(g[sel]))
             if sum(w) < min_pairs or len(w) <= len(params) + 1:
                 break
-            x, y, w = np.array(rows), np.array(y), np.array(w)
-            sw = np.sqrt(w)[:, None]
-            coef, *_ = np.linalg.lstsq(x * sw, y * sw[:, 0], rcond=None)
-            resid = y - x @ coef
-            cov = np.sum(w * resid**2) / (len(y) - x.shape[1]) * np.linalg.inv((x * sw).T @ (x * sw))
+            coef, se = linear_fit(np.array(rows).T, y, w)
             centres.append(float(np.exp(np.concatenate(logs).mean())))
             slopes.append(coef[1:])
-            errors.append(np.sqrt(np.diag(cov))[1:])
+            errors.append(se[1:])
         out[z] = (np.array(centres), np.array(slopes).reshape(-1, len(params)),
                   np.array(errors).reshape(-1, len(params)))
     return {"pivot": pivot, "slopes": out}

@@ -23,7 +23,7 @@ from emulator.core.atomic import atomic_open
 from emulator.core.provenance import sha256_file, utc_now
 from emulator.model.card import CARD_FORMAT, card_path
 from emulator.model.header import MODELS_DIR
-from emulator.model.pgd_correction import PGDCorrection
+from emulator.model.pgd_correction import pgd_from_attr
 
 from .targets import TARGETS, cosmology_halos, halo_count_ratio, target_values, thresholds
 
@@ -163,11 +163,7 @@ def _particles(res: dict) -> str:
     applied = (res.get("model") or {}).get("pgd", "none")
     if applied in (None, "none"):
         return "network"
-    d = json.loads(applied)
-    term = d.get("sigma8_term") or {}
-    pgd = PGDCorrection(sha256=d["sha256"], redshifts=d["redshifts"], alpha=d["alpha"], k_long=d["k_long"],
-                        k_short=d["k_short"], **({"sigma8_slope": term["slope"], "sigma8_pivot": term["pivot"],
-                                                  "sigma8_range": tuple(term["range"])} if term else {}))
+    pgd = pgd_from_attr(applied)
     z = float(res["setup"]["redshift"])
     alphas = [pgd.alpha_at(z, e["cosmology"]["sigma8"]) for e in res["per_cosmology"]]
     lo, hi = min(alphas), max(alphas)

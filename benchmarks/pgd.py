@@ -56,6 +56,7 @@ from emulator.model.pgd_correction import PGDCorrection, pgd_path, read_pgd_file
 
 from .contenders import resolve_model
 from .env import write_json
+from .least_squares import linear_fit
 from .metrics import overdensity_k
 from .suite_truth import add_suite_arguments, finished_snapshots
 
@@ -140,14 +141,10 @@ def fit_alpha(snaps: list[dict], k_long: float, k_short: float, *, kmax_fraction
 def fit_sigma8_term(sigma8, alphas, pivot: float) -> tuple[float, float, float]:
     """``(a, b, se(b))``: least squares ``alpha = a + b (sigma8 - pivot)`` over snapshots' own best strengths."""
     x = np.asarray(sigma8, dtype=np.float64) - float(pivot)
-    y = np.asarray(alphas, dtype=np.float64)
-    if len(y) < 3 or np.ptp(x) == 0:
+    if len(x) < 3 or np.ptp(x) == 0:
         raise ValueError("the sigma8 term needs snapshots of at least two sigma8 values (and three snapshots)")
-    design = np.stack([np.ones_like(x), x], axis=1)
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    cov = np.sum(resid**2) / (len(y) - 2) * np.linalg.inv(design.T @ design)
-    return float(coef[0]), float(coef[1]), float(np.sqrt(cov[1, 1]))
+    coef, se = linear_fit([x], alphas)
+    return float(coef[0]), float(coef[1]), float(se[1])
 
 
 def fit_pgd(snaps: list[dict], sha256: str, k_long: float, k_short: float, *, kmax_fraction: float = 0.5,
@@ -169,7 +166,10 @@ def fit_pgd(snaps: list[dict], sha256: str, k_long: float, k_short: float, *, km
             own = [fit_alpha([s], k_long, k_short, kmax_fraction=kmax_fraction)[0] for s in at]
             a, b, se = fit_sigma8_term([s["sigma8"] for s in at], own, pivot)
             a, b = max(round(a, 5), 0.0), round(b, 5)
-            each = [max(0.0, a + b * (min(max(s["sigma8"], s8.min()), s8.max()) - pivot)) for s in at]
+            node = PGDCorrection(sha256=sha256, redshifts=np.array([z]), alpha=np.array([a]), k_long=k_long,
+                                 k_short=k_short, sigma8_slope=np.array([b]), sigma8_pivot=pivot,
+                                 sigma8_range=(float(s8.min()), float(s8.max())))
+            each = [node.alpha_at(z, s["sigma8"]) for s in at]  # the strengths generation would apply
             sel = _in_range(at, kmax_fraction)
             r = float(np.sqrt(np.mean(log_ratios(at, each, k_long, k_short)[:, sel] ** 2)))
             fits[f"{z:g}"].update(alpha=a, sigma8_slope=b, sigma8_slope_se=round(se, 5), rms_ln_ratio=round(r, 5),

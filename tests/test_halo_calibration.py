@@ -116,10 +116,11 @@ def test_the_summary_measures_how_the_count_error_runs_with_sigma8():
         gen[drop] = 39  # those halos now fall below the cut
         add = int(round(big.size * (np.exp(-0.3 * (s8 - 0.8)) - 1))) if s8 < 0.8 else 0
         gen = np.sort(np.concatenate([gen, np.full(add, 41)]))[::-1]
-        snaps.append({"sim_id": f"s{i}", "redshift": 0.0, "sigma8": float(s8), "truth": truth, "gen": gen})
+        snaps.append({"sim_id": f"s{i}", "redshift": 0.0, "cosmology": {"sigma8": float(s8)}, "truth": truth,
+                      "gen": gen})
     slope, err = summarise(snaps)["summary"]["0"]["count_40_sigma8_slope"]
     assert slope == pytest.approx(-0.3, abs=0.01) and err < 0.01
-    assert "count_40_sigma8_slope" not in summarise([{**s, "sigma8": None} for s in snaps])["summary"]["0"]
+    assert "count_40_sigma8_slope" not in summarise([{**s, "cosmology": None} for s in snaps])["summary"]["0"]
 
 
 @pytest.fixture(scope="module")

@@ -78,3 +78,18 @@ def test_grading_takes_each_cosmologys_seeds_together():
     pooled = abs(sum(g for g, _ in counts.values()) / sum(w for _, w in counts.values()) - 1)
     assert len(counts) == 11 and res["worst_cosmology"] == pytest.approx(max(per_cosmology), rel=1e-12)
     assert res["worst_cosmology"] > 2 * pooled
+
+
+def test_the_shared_linear_fit_agrees_with_numpy_polyfit():
+    from benchmarks.least_squares import linear_fit
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.7, 0.9, 40)
+    w = rng.uniform(50, 500, 40)  # pairs per snapshot
+    y = 0.1 + 0.3 * x + rng.normal(0, 1, 40) / np.sqrt(w)
+    coef, se = linear_fit([x], y, w)
+    ref, cov = np.polyfit(x, y, 1, w=np.sqrt(w), cov=True)  # polyfit weights multiply the residuals
+    assert coef == pytest.approx(ref[::-1], rel=1e-9)
+    assert se == pytest.approx(np.sqrt(np.diag(cov))[::-1], rel=1e-9)
+    with pytest.raises(ValueError, match="more than 2 points"):
+        linear_fit([x[:2]], y[:2])

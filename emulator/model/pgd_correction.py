@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .sidecar import read_sidecar, sidecar_path
+from .sidecar import load_sidecar_file, read_sidecar, sidecar_path
 
-__all__ = ["PGD_FORMAT", "PGDCorrection", "pgd_attr", "pgd_digest", "pgd_path", "read_pgd", "read_pgd_file"]
+__all__ = ["PGD_FORMAT", "PGDCorrection", "pgd_attr", "pgd_digest", "pgd_path", "pgd_from_attr", "read_pgd",
+           "read_pgd_file"]
 
 PGD_FORMAT = "cosmo-emulator-pgd"
 ALPHA_LIMIT = 1.0  # far above any useful strength (0.03 already over-sharpens hybrid_pm4 at z = 0): a typo's guard
@@ -162,15 +163,18 @@ def _build(data: dict) -> PGDCorrection:
                          source=dict(data.get("source", {})), **extra)
 
 
+def pgd_from_attr(attr: str) -> PGDCorrection:
+    """The sharpening a provenance attr ``pgd`` (:meth:`PGDCorrection.attr`) records (not ``"none"``)."""
+    d = json.loads(attr)
+    return _build({**d, "format_version": 2 if "sigma8_term" in d else 1})
+
+
 def read_pgd_file(path: str | Path) -> PGDCorrection:
     """A PGD file read from any path (a candidate not yet beside its model); ValueError naming the file when it
     is not one this code reads."""
     try:
-        data = json.loads(Path(path).read_text())
-        if not isinstance(data, dict) or data.get("format") != PGD_FORMAT or data.get("format_version") not in (1, 2):
-            raise ValueError("not a PGD file of format_version 1 or 2")
-        return _build(data)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return load_sidecar_file(path, PGD_FORMAT, _build, "PGD sharpening", version=(1, 2))[0]
+    except ValueError as exc:
         raise ValueError(f"{path}: unusable PGD file ({exc})") from None
 
 

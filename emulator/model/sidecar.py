@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, TypeVar
 
-__all__ = ["sidecar_path", "read_sidecar"]
+__all__ = ["sidecar_path", "load_sidecar_file", "read_sidecar"]
 
 T = TypeVar("T")
 
@@ -22,6 +22,23 @@ def sidecar_path(model_path: str | Path, kind: str) -> Path:
     """``<folder>/<stem>.<kind>.json`` for the model file ``model_path``."""
     model_path = Path(model_path)
     return model_path.with_name(f"{model_path.stem}.{kind}.json")
+
+
+def load_sidecar_file(path: str | Path, fmt: str, build: Callable[[dict], T], what: str,
+                      version: int | tuple[int, ...] = 1) -> tuple[T, dict]:
+    """``(build(data), data)`` of the JSON file ``path``, or ValueError (also for an unreadable file or bad content)
+    saying why: not ``format`` ``fmt``, another ``format_version``, or what ``build`` refused."""
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or data.get("format") != fmt:
+            raise ValueError(f"not a {what} file")
+        versions = (version,) if isinstance(version, int) else tuple(version)
+        if data.get("format_version") not in versions:
+            raise ValueError(f"format_version {data.get('format_version')!r}, this code reads "
+                             + " or ".join(map(str, versions)))
+        return build(data), data
+    except (OSError, KeyError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def read_sidecar(model_path: str | Path, sha256: str, kind: str, fmt: str, build: Callable[[dict], T],
@@ -47,15 +64,8 @@ def read_sidecar(model_path: str | Path, sha256: str, kind: str, fmt: str, build
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("format") != fmt:
-            raise ValueError(f"not a {what} file")
-        versions = (version,) if isinstance(version, int) else tuple(version)
-        if data.get("format_version") not in versions:
-            raise ValueError(f"format_version {data.get('format_version')!r}, this code reads "
-                             + " or ".join(map(str, versions)))
-        obj = build(data)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        obj, data = load_sidecar_file(path, fmt, build, what, version)
+    except ValueError as exc:
         print(f"warning: {path}: unusable {what} ({exc}); {otherwise}", file=sys.stderr)
         return None
     got = str(data.get("sha256"))
