@@ -91,10 +91,10 @@ def mass_ratio_slopes(snaps: list[dict], mapped, params, bins=TERM_BINS, min_pai
     out = {}
     for z in sorted({s["redshift"] for s in snaps}):
         centres, slopes, errors = [], [], []
+        pairs = [(s, *_matched(s["truth"], s["gen"])) for s in snaps if s["redshift"] == z]  # once, for every bin
         for lo, hi in zip(bins[:-1], bins[1:]):
             rows, y, w, logs = [], [], [], []
-            for s in (s for s in snaps if s["redshift"] == z):
-                t, g = _matched(s["truth"], s["gen"])
+            for s, t, g in pairs:
                 sel = (g >= lo) & (g < hi)
                 if not sel.any():
                     continue
