@@ -26,10 +26,11 @@ def _pm(res) -> dict:
 
 
 def label(res, name: str) -> str:
-    """Display name; a named PM contender shows its steps and force mesh."""
+    """Display name; a named PM (or COLA) contender shows its steps and force mesh."""
     pm = _pm(res).get(name)
     if pm is not None:
-        return f"PM {pm['steps']} steps, {pm.get('force_factor', 2)}x mesh"
+        kind = "COLA" if pm.get("integrator") == "cola" else "PM"
+        return f"{kind} {pm['steps']} steps, {pm.get('force_factor', 2)}x mesh"
     return LABELS.get(name, name)
 
 

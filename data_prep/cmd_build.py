@@ -30,9 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes computing simulations in parallel on the CPU (one thread each); the file "
                              "is identical to a one-process build")
-    parser.add_argument("--base", choices=("2lpt", "pm"), default="2lpt",
-                        help="fields the generator corrects: 2LPT, or a few-step PM run from the same seed (the "
-                             "hybrid design; then also written as base_disp / base_vel)")
+    parser.add_argument("--base", choices=("2lpt", "pm", "cola"), default="2lpt",
+                        help="fields the generator corrects: 2LPT, or a few-step PM or COLA (PM steps in the 2LPT "
+                             "frame) run from the same seed (the hybrid design; then also written as base_disp / "
+                             "base_vel)")
     parser.add_argument("--base-steps", type=int, default=None,
                         help="PM base: steps from --base-z-init to each snapshot's redshift (default 4)")
     parser.add_argument("--base-force-factor", type=int, default=None,
@@ -59,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         ("--base-z-init", "z_init", args.base_z_init), ("--base-spacing", "spacing", args.base_spacing))
         if value is not None]
     if args.base == "2lpt" and given:
-        raise ValueError(f"{given[0][0]} sets a PM base: add --base pm")
-    base = LPT_BASE if args.base == "2lpt" else BaseRecipe("pm", **{key: value for _, key, value in given})
+        raise ValueError(f"{given[0][0]} sets a PM base: add --base pm (or cola)")
+    base = LPT_BASE if args.base == "2lpt" else BaseRecipe(args.base, **{key: value for _, key, value in given})
     before = _identity(args.out)
     out = build_training_set(
         args.manifest,

@@ -168,6 +168,31 @@ def test_fine_tuning_starts_from_a_model_files_weights(hybrid_set, tmp_path, mon
         capsys.readouterr().err
 
 
+def test_a_cola_build_records_its_base_and_holds_the_cola_run(hybrid_set, tmp_path):
+    """``data-prep build --base cola``: the training set's base is the COLA recipe and its fields are
+    pm_base_fields' COLA run of each snapshot's seed (the same code generation runs)."""
+    from data_prep.cli import main as data_prep_main
+
+    _, manifest, _ = hybrid_set
+    out = tmp_path / "cola.h5"
+    assert data_prep_main(["build", "--manifest", str(manifest), "--out", str(out), "--base", "cola",
+                           "--base-steps", "2", "--base-force-factor", "1", "--base-z-init", "9",
+                           "--val-fraction", "0.34", "--test-fraction", "0", "--no-progress"]) == 0
+    cola = BaseRecipe("cola", steps=2, force_factor=1, z_init=9.0)
+    info = TrainingSetInfo.read(out)
+    assert info.base == cola
+    with h5py.File(out, "r") as f:
+        sim = f["sims"][sorted(f["sims"])[0]]
+        seed = int(sim.attrs["seed"])
+        cosmo = Cosmology(*(float(sim.attrs[k]) for k in ("Omega_m", "Omega_b", "h", "n_s", "sigma8")))
+        stored = torch.from_numpy(sim["z_0.0000"]["base_disp"][...])
+    delta_k = linear_density_k(white_noise(seed, N), L, LinearPower(cosmo, 0.0))
+    disp, _ = pm_base_fields(delta_k, L, cosmo, 0.0, cola)
+    torch.testing.assert_close(stored, disp, rtol=0, atol=2e-4)
+    pm_disp, _ = pm_base_fields(delta_k, L, cosmo, 0.0, BASE)
+    assert float((pm_disp - disp).abs().max()) > 0.01  # COLA is not the FastPM base
+
+
 def test_build_options_and_recipe_normalisation(tmp_path, capsys):
     from data_prep.cli import main as data_prep_main
 

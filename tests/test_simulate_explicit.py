@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from data_prep.cli import main
+from data_prep.simulate import run_simulation
 from data_prep.simulate.explicit import parse_cosmologies
 from data_prep.simulate.suite import SuiteConfig, suite_design, load_suite_config, simulation_inputs
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
@@ -114,6 +115,19 @@ def test_refine_enters_the_fingerprint_only_when_used():
     one = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12, "refine": 1}), sim)
     two = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12, "refine": 2}), sim)
     assert old == one and "refine" not in old["simulation"] and two["simulation"]["refine"] == 2
+
+
+def test_the_integrator_enters_the_fingerprint_only_when_cola():
+    """FastPM stepping keeps the fingerprint of suites made before COLA existed; a COLA suite differs; a wrong
+    name is refused with the option's name."""
+    base = dict(name="x", out_dir="x", box_size=32.0, ngrid=8, n_cosmologies=1, prior=PRIOR)
+    sim = {"sim_id": "sim_0000", "cosmology": POINT, "seed": 1}
+    old = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12}), sim)
+    fastpm = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12, "integrator": "fastpm"}), sim)
+    cola = simulation_inputs(SuiteConfig(**base, simulation={"steps": 12, "integrator": "cola"}), sim)
+    assert old == fastpm and "integrator" not in old["simulation"] and cola["simulation"]["integrator"] == "cola"
+    with pytest.raises(ValueError, match="integrator must be one of"):
+        run_simulation(Cosmology(**POINT), 1, 8, 32.0, integrator="leapfrog")
 
 
 def _suites():

@@ -39,6 +39,7 @@ import torch
 
 from emulator.core.cosmology import Cosmology
 from emulator.core.fourier import check_box_size, check_mesh_size
+from emulator.core.cola import LPTFrame
 from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import lagrangian_grid
 from emulator.core.mesh import wrap_positions  # re-exported: the simulator's wrap is the core's
@@ -47,10 +48,11 @@ from emulator.core.power import LinearPower
 from .pm import GRADIENTS, SPACINGS, PMForce, kdk, lpt_initial_state, step_schedule
 from .refine import check_refine, coarse_lattice_index, initial_density_k
 
-__all__ = ["SIMULATOR_VERSION", "ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
+__all__ = ["INTEGRATORS", "SIMULATOR_VERSION", "ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
 
 #: Bump when the simulator's output for the same inputs changes (see the module notes); not for docs/refactors.
 SIMULATOR_VERSION = 1
+INTEGRATORS: tuple[str, ...] = ("fastpm", "cola")  # time stepping of run_simulation
 
 
 @dataclass
@@ -121,6 +123,7 @@ def run_simulation(
     refine: int = 1,
     fine_seed: int | None = None,
     spacing: str = "linear",
+    integrator: str = "fastpm",
     lpt_order: int = 2,
     deconvolve: int = 1,
     gradient: str = "fd4",
@@ -160,6 +163,10 @@ def run_simulation(
         :func:`data_prep.simulate.refine.refined_white_noise`). Recorded in ``config`` when given.
     spacing : {"linear", "log"}
         Step spacing in ``a`` or ``ln a``.
+    integrator : {"fastpm", "cola"}
+        FastPM kick-drift-kick steps (:func:`emulator.core.pm.kdk`), or the same steps in the frame of the LPT
+        initial conditions (COLA, :mod:`emulator.core.cola`: large scales right with a few steps;
+        recorded in ``config`` only when ``"cola"``).
     lpt_order : {1, 2}
         Zel'dovich (1) or 2LPT (2) initial conditions.
     deconvolve, gradient, mesh_shift
@@ -192,6 +199,8 @@ def run_simulation(
     refine = check_refine(refine)
     if fine_seed is not None and refine == 1:
         raise ValueError("fine_seed needs refine > 1 (an unrefined run has no sub-grid modes)")
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
     if lpt_order not in (1, 2):
         raise ValueError(f"lpt_order must be 1 or 2, got {lpt_order!r}")
     if spacing not in SPACINGS:
@@ -219,6 +228,7 @@ def run_simulation(
     delta_k = initial_density_k(seed, n, box, pk, refine, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase,
                                 fine_seed=fine_seed, dtype=dtype, device=device)
     disp, mom = lpt_initial_state(delta_k, box, growth, a_init, lpt_order)
+    frame = LPTFrame.from_density(delta_k, box, lpt_order) if integrator == "cola" else None
     del delta_k
     q = lagrangian_grid(fine, box, dtype=dtype, device=device)
     ids = torch.arange(n**3, dtype=torch.int64, device=q.device)
@@ -245,7 +255,8 @@ def run_simulation(
                 if outputs[i] is None and ai == a:
                     outputs[i] = state(s, p, a)
 
-        kdk(q, disp, mom, boundaries, growth, solver, box, spacing=spacing, callback=record, progress=progress)
+        kdk(q, disp, mom, boundaries, growth, solver, box, spacing=spacing, callback=record, progress=progress,
+            frame=frame)
     config = {
         "output_redshifts": zs, "z_init": z_init, "steps": steps, "force_factor": force_factor, "refine": refine,
         "spacing": spacing,
@@ -255,6 +266,8 @@ def run_simulation(
     }
     if fine_seed is not None:
         config["fine_seed"] = int(fine_seed)
+    if integrator != "fastpm":
+        config["integrator"] = integrator
     return SimulationResult(
         ic=ic, outputs=outputs, cosmology=cosmology, seed=seed, ngrid=n, box_size=box, boundaries=boundaries,
         config=config, wall_time=time.perf_counter() - t0,

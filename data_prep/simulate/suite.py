@@ -46,7 +46,7 @@ __all__ = [
 
 _SIM_KEYS = {
     "z_init", "steps", "force_factor", "output_redshifts", "lpt_order", "spacing", "deconvolve", "gradient",
-    "mesh_shift", "refine",
+    "mesh_shift", "refine", "integrator",
 }
 
 
@@ -142,8 +142,8 @@ def simulation_inputs(cfg: SuiteConfig, sim: dict) -> dict:
     for key in sorted(_SIM_KEYS):
         default = params[key].default
         value = cfg.simulation.get(key, default)
-        if key == "refine" and value == 1:
-            continue  # unrefined runs keep the fingerprint of suites made before refinement existed
+        if (key, value) in (("refine", 1), ("integrator", "fastpm")):
+            continue  # such runs keep the fingerprint of suites made before refinement and COLA existed
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if key == "output_redshifts" and isinstance(value, (list, tuple)):

@@ -1,4 +1,4 @@
-"""What a generator corrects, as plain data: :class:`BaseRecipe` (2LPT or a few-step PM run), free of torch.
+"""What a generator corrects, as plain data: :class:`BaseRecipe` (2LPT or a few-step PM or COLA run), free of torch.
 
 Training sets (``base`` attribute), checkpoints and model files (``base`` entry) record it; a missing record means
 2LPT, the base of every model before the hybrid design. ``emulator info`` reads it without importing torch; the
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 __all__ = ["BaseRecipe", "LPT_BASE", "SPACINGS"]
 
 SPACINGS: tuple[str, ...] = ("linear", "log")  # step spacings of emulator.core.pm (which imports these)
-_METHODS = ("2lpt", "pm")
+_METHODS = ("2lpt", "pm", "cola")
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,13 @@ class BaseRecipe:
 
     Parameters
     ----------
-    method : {"2lpt", "pm"}
-        Second-order LPT at the output redshift, or a few-step PM run.
+    method : {"2lpt", "pm", "cola"}
+        Second-order LPT at the output redshift, a few-step PM run (FastPM steps), or a few-step COLA run (PM
+        steps in the frame of 2LPT, :mod:`emulator.core.cola`: second-order growth exact on large scales).
     steps : int
-        PM steps from ``z_init`` to the output redshift (``method="pm"``).
+        PM steps from ``z_init`` to the output redshift (``method`` "pm" or "cola").
     force_factor : int
-        Force mesh points per particle per axis (``method="pm"``; 1 is allowed: a cheap base).
+        Force mesh points per particle per axis (1 is allowed: a cheap base).
     z_init : float
         Redshift of the 2LPT initial conditions of the PM run.
     spacing : {"linear", "log"}
@@ -92,12 +93,14 @@ class BaseRecipe:
         if self.is_lpt:
             return "2LPT"
         spacing = "" if self.spacing == "linear" else f", {self.spacing} steps"
-        return f"PM {self.steps} steps, force mesh {self.force_factor}x, from z = {self.z_init:g}{spacing}"
+        return (f"{self.method.upper()} {self.steps} steps, force mesh {self.force_factor}x, "
+                f"from z = {self.z_init:g}{spacing}")
 
     def check_redshift(self, redshift: float) -> None:
-        """Refuse an output redshift the PM base cannot reach (at or above its ``z_init``)."""
+        """Refuse an output redshift the PM or COLA base cannot reach (at or above its ``z_init``)."""
         if not self.is_lpt and not 0 <= redshift < self.z_init:
-            raise ValueError(f"redshift {redshift} is outside [0, z_init = {self.z_init:g}) of the model's PM base")
+            raise ValueError(f"redshift {redshift} is outside [0, z_init = {self.z_init:g}) of the model's "
+                             f"{self.method.upper()} base")
 
 
 LPT_BASE = BaseRecipe()

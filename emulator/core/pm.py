@@ -56,7 +56,8 @@ Each step ``a_n -> a_{n+1}`` is kick(``a_n -> a_h``, force at ``a_n``), drift(``
 whatever the step size, so a handful of steps reproduces linear growth on large scales. ``a_h`` is the midpoint
 in the stepping variable: arithmetic in ``a`` for ``spacing="linear"``, geometric for ``"log"``. One force
 evaluation per step plus one at the start; the state is synchronised (x and p at the same ``a``) at every step
-boundary, where outputs are taken.
+boundary, where outputs are taken. Given an :class:`~emulator.core.cola.LPTFrame` the same steps integrate only the
+residual from the 2LPT trajectory (COLA, :mod:`emulator.core.cola`: large scales right with a few steps).
 
 The particle state is the displacement ``s = x - q`` from the Lagrangian grid ``q`` (not wrapped, so it
 stays exact in float32 however small it is), and positions are ``(q + s) mod L`` when painting or output.
@@ -71,6 +72,7 @@ from itertools import pairwise
 import numpy as np
 import torch
 
+from .cola import LPTFrame, plain_factor
 from .fourier import (
     check_box_size,
     check_mesh_size,
@@ -249,6 +251,7 @@ def kdk(
     spacing: str = "linear",
     callback: Callable[[float, torch.Tensor, torch.Tensor], None] | None = None,
     progress: bool = False,
+    frame: LPTFrame | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate displacement ``disp = x - q`` and momentum ``mom`` (both ``(N, 3)`` Mpc/h) through ``boundaries``.
 
@@ -272,6 +275,10 @@ def kdk(
         ``callback(a, disp, mom)`` at every boundary after the first (synchronised state; do not modify).
     progress : bool
         Show a tqdm progress bar over steps.
+    frame : LPTFrame, optional
+        Step in this 2LPT frame (COLA, :mod:`emulator.core.cola`): the steps integrate the residual from the
+        frame's trajectory with the frame's factors, and ``disp``, ``mom`` and the callback's state stay the full
+        displacement and momentum. Without one, plain FastPM steps.
     """
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
@@ -283,13 +290,32 @@ def kdk(
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="PM steps", unit="step")
+    plain = frame is not None and frame.factors == "standard"
+
+    def kick(a0: float, a1: float, at: float) -> float:
+        return plain_factor(growth, a0, a1, 2) if plain else float(growth.kick_factor(a0, a1, at))
+
+    def drift(a0: float, a1: float, at: float) -> float:
+        return plain_factor(growth, a0, a1, 3) if plain else float(growth.drift_factor(a0, a1, at))
+
+    # The stepped state: the full one, or in a frame the residual from its trajectory (and the residual force).
+    res_s, res_p = (disp, mom) if frame is None else (disp - frame.displacement(growth, a[0]),
+                                                      mom - frame.momentum(growth, a[0]))
     acc = force(torch.remainder(q + disp, box_size))
+    if frame is not None:
+        acc.sub_(frame.force(growth, a[0]))
     for a0, a1 in steps:
         ah = step_midpoint(a0, a1, spacing)
-        mom.add_(acc, alpha=float(growth.kick_factor(a0, ah, a0)))
-        disp.add_(mom, alpha=float(growth.drift_factor(a0, a1, ah)))
+        res_p.add_(acc, alpha=kick(a0, ah, a0))
+        res_s.add_(res_p, alpha=drift(a0, a1, ah))
+        if frame is not None:
+            disp.copy_(res_s).add_(frame.displacement(growth, a1))
         acc = force(torch.remainder(q + disp, box_size))
-        mom.add_(acc, alpha=float(growth.kick_factor(ah, a1, a1)))
+        if frame is not None:
+            acc.sub_(frame.force(growth, a1))
+        res_p.add_(acc, alpha=kick(ah, a1, a1))
+        if frame is not None:
+            mom.copy_(res_p).add_(frame.momentum(growth, a1))
         if callback is not None:
             callback(a1, disp, mom)
     return disp, mom
