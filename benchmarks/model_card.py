@@ -70,8 +70,10 @@ def _get(d: dict, keys: str, where: str):
 
 
 def _recipe_label(sim: dict) -> str:
-    """E.g. ``PM 40 steps from z = 12, force mesh 2x, 2 simulated particles per axis per output particle``."""
-    return (f"PM {sim['steps']} steps from z = {float(sim['z_init']):g}, force mesh {sim['force_factor']}x, "
+    """E.g. ``PM 40 steps from z = 12, force mesh 2x, 2 simulated particles per axis per output particle``
+    (``COLA ...`` for a suite run with ``integrator: cola``)."""
+    kind = "COLA" if sim.get("integrator") == "cola" else "PM"
+    return (f"{kind} {sim['steps']} steps from z = {float(sim['z_init']):g}, force mesh {sim['force_factor']}x, "
             f"{sim.get('refine', 1)} simulated particles per axis per output particle")
 
 

@@ -35,13 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "frame) run from the same seed (the hybrid design; then also written as base_disp / "
                              "base_vel)")
     parser.add_argument("--base-steps", type=int, default=None,
-                        help="PM base: steps from --base-z-init to each snapshot's redshift (default 4)")
+                        help="PM or COLA base: steps from --base-z-init to each snapshot's redshift (default 4)")
     parser.add_argument("--base-force-factor", type=int, default=None,
-                        help="PM base: force mesh points per particle per axis (default 2)")
+                        help="PM or COLA base: force mesh points per particle per axis (default 2)")
     parser.add_argument("--base-z-init", type=float, default=None,
-                        help="PM base: redshift of its 2LPT start (default 12)")
+                        help="PM or COLA base: redshift of its 2LPT start (default 12)")
     parser.add_argument("--base-spacing", choices=("linear", "log"), default=None,
-                        help="PM base: steps even in a or in ln a (default linear)")
+                        help="PM or COLA base: steps even in a or in ln a (default linear)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

@@ -130,6 +130,28 @@ def test_the_integrator_enters_the_fingerprint_only_when_cola():
         run_simulation(Cosmology(**POINT), 1, 8, 32.0, integrator="leapfrog")
 
 
+def test_a_single_cola_run_records_its_integrator(tmp_path):
+    """`data-prep simulate ... --integrator cola`: the fingerprint and the snapshots' recipe say COLA, and the
+    particles are run_simulation's COLA run of the same seed (not the FastPM one)."""
+    n, box, seed = 16, 64.0, 5
+    argv = ["simulate", *_flags(), "--seed", str(seed), "--redshifts", "0", "--out", str(tmp_path / "c"), "--ngrid",
+            str(n), "--box-size", str(box), "--refine", "1", "--steps", "3", "--integrator", "cola", "--no-progress",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    (sim,) = json.loads((tmp_path / "c" / "manifest.json").read_text())["simulations"]
+    assert sim["inputs"]["simulation"]["integrator"] == "cola"
+    with h5py.File(tmp_path / "c" / sim["snapshots"][-1], "r") as fh:
+        pos = torch.as_tensor(np.asarray(fh["PartType1/Coordinates"])[np.argsort(fh["PartType1/ParticleIDs"][...])])
+        assert json.loads(fh["Parameters"].attrs["recipe"])["integrator"] == "cola"
+    kw = dict(output_redshifts=[0.0], steps=3, z_init=12.0, force_factor=2)
+    cola = run_simulation(Cosmology(**POINT), seed, n, box, integrator="cola", **kw)
+    assert cola.config["integrator"] == "cola"
+    fastpm = run_simulation(Cosmology(**POINT), seed, n, box, **kw)
+    assert "integrator" not in fastpm.config
+    torch.testing.assert_close(pos, cola.outputs[0].positions.to(pos.dtype), rtol=0, atol=1e-4)
+    assert float((fastpm.outputs[0].positions - cola.outputs[0].positions).abs().max()) > 0.01
+
+
 def _suites():
     return {name: load_suite_config(CONFIGS / f"{name}.yaml")
             for name in ("suite_converged", "suite_converged_val", "suite_converged_test")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from .run import INTEGRATORS
 from .suite import SuiteConfig, load_suite_config, run_suite
 
 __all__ = ["add_arguments", "run", "single_run_config"]
@@ -45,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     one.add_argument("--pm-factor", type=int, default=2,
                      help="force mesh per axis = pm-factor x refine x ngrid (default %(default)s)")
     one.add_argument("--z-init", type=float, default=12.0, help="2LPT starting redshift (default %(default)s)")
+    one.add_argument("--integrator", choices=INTEGRATORS, default="fastpm",
+                     help="time stepping: FastPM kick-drift-kick, or the same steps in the 2LPT frame (COLA: large "
+                          "scales right with a few steps); default %(default)s")
 
 
 def single_run_config(args: argparse.Namespace) -> SuiteConfig:
@@ -56,6 +60,8 @@ def single_run_config(args: argparse.Namespace) -> SuiteConfig:
     point = {key: getattr(args, flag) for flag, key in _COSMO_FLAGS.items()}
     simulation = {"z_init": args.z_init, "steps": args.steps, "force_factor": args.pm_factor, "refine": args.refine,
                   "output_redshifts": sorted({float(z) for z in args.redshifts}, reverse=True)}
+    if args.integrator != "fastpm":
+        simulation["integrator"] = args.integrator
     return SuiteConfig(name=args.name, out_dir=args.out, box_size=args.box_size, ngrid=args.ngrid, n_cosmologies=0,
                        prior={k: [v, v] for k, v in point.items()},
                        cosmologies=[{**point, "seed": args.seed, "name": args.name}], simulation=simulation)

@@ -227,8 +227,11 @@ def run_simulation(
     pk = power if power is not None else LinearPower(cosmology, 0.0)
     delta_k = initial_density_k(seed, n, box, pk, refine, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase,
                                 fine_seed=fine_seed, dtype=dtype, device=device)
-    disp, mom = lpt_initial_state(delta_k, box, growth, a_init, lpt_order)
     frame = LPTFrame.from_density(delta_k, box, lpt_order) if integrator == "cola" else None
+    if frame is None:
+        disp, mom = lpt_initial_state(delta_k, box, growth, a_init, lpt_order)
+    else:  # the same state, from the frame's fields (computed once)
+        disp, mom = frame.displacement(growth, a_init), frame.momentum(growth, a_init)
     del delta_k
     q = lagrangian_grid(fine, box, dtype=dtype, device=device)
     ids = torch.arange(n**3, dtype=torch.int64, device=q.device)

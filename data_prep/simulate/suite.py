@@ -236,7 +236,8 @@ def _simulate(cfg: SuiteConfig, out: Path, sim: dict, inputs: dict, device: str)
     mass = particle_mass_from_cosmology(cosmo.Omega_m, cfg.box_size, cfg.ngrid**3)
     prov = {"seed": sim["seed"], "code_version": code_version(), "suite": cfg.name, "sim_id": sim["sim_id"],
             "simulation": cfg.simulation, "ngrid": cfg.ngrid, "simulator_version": SIMULATOR_VERSION,
-            "recipe": {k: res.config[k] for k in ("refine", "steps", "force_factor", "z_init")}}
+            "recipe": {k: res.config[k] for k in ("refine", "steps", "force_factor", "z_init", "integrator")
+                       if k in res.config}}
     snaps = []
     for k, state in enumerate([res.ic, *res.outputs]):
         write_gadget4_hdf5(

@@ -18,8 +18,8 @@ The residual is kicked and drifted with the plain integrals ``int da / (a^2 E)``
 :func:`emulator.core.pm.kdk` (``"fastpm"``). Measured against a 40-step PM run (tests/test_cola.py: 32^3
 particles in 128 Mpc/h, z = 12 -> 0), the large-scale (k < k_Nyq/4) displacement error with 4 steps is
 0.079 Mpc/h for FastPM stepping, 0.038 for COLA "standard" and 0.050 for COLA "fastpm"; the simulator and the
-hybrid base use "standard". Cost per step: one force, as PM, plus the two LPT displacement fields held in
-memory (``2 N`` vectors).
+hybrid base use "standard". Cost per step: one force, as PM; memory: four more ``(N, 3)`` vectors than FastPM
+steps (the frame's two LPT fields, the residual displacement and momentum).
 
 :class:`LPTFrame` holds the frame; :func:`emulator.core.pm.kdk` steps in it when given one (``frame=``).
 """

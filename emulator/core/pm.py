@@ -302,8 +302,8 @@ def kdk(
     res_s, res_p = (disp, mom) if frame is None else (disp - frame.displacement(growth, a[0]),
                                                       mom - frame.momentum(growth, a[0]))
     acc = force(torch.remainder(q + disp, box_size))
-    if frame is not None:
-        acc.sub_(frame.force(growth, a[0]))
+    if frame is not None:  # out of place: a force callable may return a buffer of its own
+        acc = acc - frame.force(growth, a[0])
     for a0, a1 in steps:
         ah = step_midpoint(a0, a1, spacing)
         res_p.add_(acc, alpha=kick(a0, ah, a0))
@@ -312,7 +312,7 @@ def kdk(
             disp.copy_(res_s).add_(frame.displacement(growth, a1))
         acc = force(torch.remainder(q + disp, box_size))
         if frame is not None:
-            acc.sub_(frame.force(growth, a1))
+            acc = acc - frame.force(growth, a1)
         res_p.add_(acc, alpha=kick(ah, a1, a1))
         if frame is not None:
             mom.copy_(res_p).add_(frame.momentum(growth, a1))

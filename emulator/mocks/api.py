@@ -69,13 +69,14 @@ def _streamable_if_capped(model: EmulatorModel, cap: float, box_size: Any, tile:
     multiple = max(2, int(model.net.size_multiple))
     ngrid = resolve_grid(box, model.cell_size, multiple)
     whole = in_memory_estimate(ngrid, halo=int(model.net.halo), multiple=multiple, tile=tile,
-                               pm_force_factor=model.base.force_factor)
+                               pm_force_factor=model.base.force_factor,
+                               pm_frame=model.base.method == "cola")
     if whole <= cap * GB:
         return model, None
     path = streamable()
     return load_model(path, device=device), (
-        f"--max-memory {cap:g} GB: {model.name} corrects a PM run, which is held whole (~{whole / GB:.1f} GB for "
-        f"{ngrid}^3 particles); using the streamable 2LPT-based embedded model {path.stem}")
+        f"--max-memory {cap:g} GB: {model.name} corrects a {model.base.method.upper()} run, which is held whole "
+        f"(~{whole / GB:.1f} GB for {ngrid}^3 particles); using the streamable 2LPT-based embedded model {path.stem}")
 
 
 def _check_cap(max_memory: Any) -> float | None:
@@ -249,7 +250,7 @@ def generate_mocks(
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
                        pm_force_factor=None if model.base.is_lpt else model.base.force_factor,
-                       fof_members=fof_min_members(opts, calibration, redshift))
+                       fof_members=fof_min_members(opts, calibration, redshift), pm_frame=model.base.method == "cola")
     if plan.streamed and pgd is not None and pgd.alpha_at(redshift, cosmo.sigma8) > 0:  # before any file is reserved
         raise ValueError(f"--max-memory streams this box, which cannot apply {model.name}'s PGD sharpening at "
                          f"z = {redshift:g} (it needs the whole box's density): raise --max-memory, or --no-pgd")

@@ -65,6 +65,7 @@ IN_MEMORY_BYTES_PER_PARTICLE = 100.0
 #: 221 / 369 at force factors 1 / 2 (fit: 200 + 21 f^3), rounded up.
 PM_BASE_BYTES = 220.0
 PM_BASE_MESH_BYTES = 24.0
+COLA_FRAME_BYTES = 60.0  # a COLA base's 4 more float32 (N, 3) vectors (psi1, psi2, residual): 48, measured 48
 #: Streamed biased tracers: bytes per mesh cell (particle-grid meshes, float64 tracer density, Poisson draws),
 #: per tracer, and the fixed part (one painting batch read from the scratch file). Fitted to the peak resident
 #: sets of ``python -m benchmarks.biased_memory`` (128^3 and 256^3 cells at 0.01 and 0.1 tracers per (Mpc/h)^3:
@@ -122,26 +123,27 @@ def _tiles(ngrid: int, multiple: int, largest: int) -> list[int]:
 
 
 def in_memory_estimate(ngrid: int, *, halo: int, multiple: int, tile: int | None = None,
-                       pm_force_factor: int | None = None) -> float:
+                       pm_force_factor: int | None = None, pm_frame: bool = False) -> float:
     """Estimated peak resident memory (bytes) of a mock of ``ngrid^3`` particles held whole, network tiles of
     ``tile`` cells (default: :func:`~emulator.model.tiling.balanced_tile` of at most 128, as generation uses) with
     ``halo`` cells of context on each side; ``pm_force_factor``: the force factor of a hybrid model's PM base
-    (None for a 2LPT base), whose run is added."""
+    (None for a 2LPT base), whose run is added; ``pm_frame``: that run steps in COLA's frame (more memory)."""
     from ..model.tiling import DEFAULT_TILE, balanced_tile
 
     t = min(int(tile), ngrid) if tile else balanced_tile(ngrid, DEFAULT_TILE, multiple)
     per_particle = IN_MEMORY_BYTES_PER_PARTICLE
     if pm_force_factor is not None:
-        per_particle += PM_BASE_BYTES + PM_BASE_MESH_BYTES * float(pm_force_factor) ** 3
+        per_particle += PM_BASE_BYTES + PM_BASE_MESH_BYTES * float(pm_force_factor) ** 3 + COLA_FRAME_BYTES * pm_frame
     return (BASELINE_BYTES + NETWORK_PASS_BYTES_PER_CELL * float(t + 2 * halo) ** 3
             + per_particle * float(ngrid) ** 3)
 
 
 def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multiple: int, max_memory: float | None,
                 tile: int | None = None, fof_overlap: float | None = None, format: str = "hdf5",
-                pm_force_factor: int | None = None, fof_members: int | None = None) -> MemoryPlan:
+                pm_force_factor: int | None = None, fof_members: int | None = None, pm_frame: bool = False
+                ) -> MemoryPlan:
     """Choose how to make a mock of ``ngrid^3`` particles within ``max_memory`` GB (None: held whole);
-    ``pm_force_factor``: that of a hybrid model's PM base (which is never streamed), None for 2LPT;
+    ``pm_force_factor``: that of a hybrid model's PM base (never streamed), None for 2LPT (``pm_frame``: COLA's);
     ``fof_members``: the FoF member cut (:func:`~emulator.mocks.catalogs.fof_min_members`; default
     ``min_members``), which bounds the number of halos.
 
@@ -154,14 +156,15 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     from ..model.streaming import streaming_memory
 
     npart = float(ngrid) ** 3
-    whole = in_memory_estimate(ngrid, halo=halo, multiple=multiple, tile=tile, pm_force_factor=pm_force_factor)
+    whole = in_memory_estimate(ngrid, halo=halo, multiple=multiple, tile=tile, pm_force_factor=pm_force_factor,
+                               pm_frame=pm_frame)
     if max_memory is None or whole <= max_memory * GB:
         return MemoryPlan(ngrid, whole, False)
     cap = float(max_memory) * GB
     if pm_force_factor is not None:
-        raise ValueError(f"--max-memory {max_memory:g} GB: this model corrects a PM run, which needs the whole box "
-                         f"(~{whole / GB:.1f} GB for {ngrid}^3 particles) and is not streamed: raise --max-memory "
-                         "or use a smaller box")
+        raise ValueError(f"--max-memory {max_memory:g} GB: this model corrects a {'COLA' if pm_frame else 'PM'} run, "
+                         f"which needs the whole box (~{whole / GB:.1f} GB for {ngrid}^3 particles) and is not "
+                         "streamed: raise --max-memory or use a smaller box")
     if opts.cutsky is not None and (opts.cutsky.get("lightcone") or opts.tracer == "particles"):
         what = "lightcones" if opts.cutsky.get("lightcone") else "cut-sky catalogs of particles"
         raise ValueError(f"--max-memory {max_memory:g} GB needs the streamed path ({ngrid}^3 particles held whole: "
