@@ -28,6 +28,8 @@ REPORTS = {
                    "benchmarks/results/full_generator_z1"],  # the full tier's truth and statistics, 128^3
     "hybrid_pm4_1mpc": ["benchmarks/results/hybrid_1mpc_standard", "benchmarks/results/hybrid_1mpc_standard_z0.5",
                         "benchmarks/results/hybrid_1mpc_standard_z1"],
+    "hybrid_cola4": ["benchmarks/results/hybrid_cola4_standard", "benchmarks/results/hybrid_cola4_standard_z0.5",
+                     "benchmarks/results/hybrid_cola4_standard_z1"],
 }
 # hybrid_pm4 graded against the converged test suite (64^3 particles in 128 Mpc/h, k <= 0.785 h/Mpc), as in the
 # reports' Targets tables: z, worst |P/P_t - 1|, median, worst 1 - r, FoF count ratio range, mass function, bias,
@@ -120,6 +122,27 @@ def test_hybrid_pm4_card_numbers():
     assert f0["halo_bias_cosmo"][1] < 0 and f0["halo_bias_cosmo"][0] == pytest.approx(-0.087, abs=1e-3)
     assert [e["targets"]["halo_count_cosmo"]["pass"] for e in (f0, f05, f1)] == [False, True, True]
     assert [round(e["mass_function_cosmo_worst"], 3) for e in (f0, f05, f1)] == [0.109, 0.076, 0.109]
+
+
+def test_hybrid_cola4_card_numbers():
+    """The COLA-base hybrid (same network and training budget as hybrid_pm4, its base a 4-step COLA run) on the
+    same test suite: ahead of hybrid_pm4 at z = 0.5 and 1 in P(k), r(k) and the per-cosmology halo counts; at
+    z = 0 ahead in the median P(k), 1 - r and halo bias, behind in the worst P(k) (it has no PGD sharpening yet)."""
+    c0, c05, c1 = _card("hybrid_cola4")["entries"]
+    p0, p05, p1 = _card("hybrid_pm4")["entries"][:3]
+    assert c0["worst_abs_dP_over_P"] == pytest.approx(0.092, abs=1e-3)
+    assert c0["median_abs_dP_over_P"] == pytest.approx(0.0066, abs=1e-4)
+    assert c0["worst_one_minus_r"] == pytest.approx(0.00728, abs=1e-5)
+    assert [e["particles"] for e in (c0, c05, c1)] == ["network"] * 3
+    assert [e["halo_masses"] for e in (c0, c05, c1)] == ["calibrated"] * 3
+    assert c0["targets"]["halo_bias"]["pass"] and c0["targets"]["halo_bias_cosmo"]["pass"]
+    assert c05["targets"]["pk_worst"]["pass"] and c1["targets"]["pk_worst"]["pass"]
+    for c, p in ((c05, p05), (c1, p1)):
+        for key in ("worst_abs_dP_over_P", "median_abs_dP_over_P", "worst_one_minus_r"):
+            assert c[key] < p[key], key
+        assert c["targets"]["halo_count_cosmo"]["value"] < p["targets"]["halo_count_cosmo"]["value"]
+    assert c0["median_abs_dP_over_P"] < p0["median_abs_dP_over_P"] and c0["worst_one_minus_r"] < p0["worst_one_minus_r"]
+    assert c0["worst_abs_dP_over_P"] > p0["worst_abs_dP_over_P"]
 
 
 def test_per_cosmology_halo_numbers_are_the_summed_counts_of_each_cosmologys_seeds():
