@@ -14,7 +14,7 @@ from emulator.core.fourier import k_magnitude, nyquist, to_fourier, to_real
 from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import (lagrangian_grid, lpt2_displacement, particles_to_vector_field, vector_field_to_particles,
                                za_displacement)
-from emulator.core.pm import PMForce, kdk, lpt_initial_state, step_schedule
+from emulator.core.pm import PMForce, initial_state, kdk, lpt_initial_state, step_schedule
 from emulator.core.power import LinearPower
 
 N, BOX, SEED, Z_INIT = 32, 128.0, 7, 12.0
@@ -119,6 +119,12 @@ def test_the_frame_of_a_density_and_bad_input(setup):
     torch.testing.assert_close(frame.displacement(growth, 0.2), disp)
     torch.testing.assert_close(frame.momentum(growth, 0.2), mom)
     assert float(LPTFrame.from_density(delta_k, BOX, lpt_order=1).psi2.abs().max()) == 0.0
+    # initial_state: FastPM runs start from lpt_initial_state itself, COLA runs from their frame's same state
+    s0, p0, none = initial_state(delta_k, BOX, growth, 0.2)
+    assert none is None and torch.equal(s0, disp) and torch.equal(p0, mom)
+    s1, p1, made = initial_state(delta_k, BOX, growth, 0.2, cola=True)
+    torch.testing.assert_close(made.psi2, frame.psi2)
+    torch.testing.assert_close((s1, p1), (disp, mom))
     with pytest.raises(ValueError, match="COLA factors"):
         LPTFrame(frame.psi1, frame.psi2, "leapfrog")
     with pytest.raises(ValueError, match="psi1 and psi2"):

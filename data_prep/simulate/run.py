@@ -39,13 +39,12 @@ import torch
 
 from emulator.core.cosmology import Cosmology
 from emulator.core.fourier import check_box_size, check_mesh_size
-from emulator.core.cola import LPTFrame
 from emulator.core.growth import GrowthHistory
 from emulator.core.lpt import lagrangian_grid
 from emulator.core.mesh import wrap_positions  # re-exported: the simulator's wrap is the core's
 from emulator.core.power import LinearPower
 
-from .pm import GRADIENTS, SPACINGS, PMForce, kdk, lpt_initial_state, step_schedule
+from .pm import GRADIENTS, SPACINGS, PMForce, initial_state, kdk, step_schedule
 from .refine import check_refine, coarse_lattice_index, initial_density_k
 
 __all__ = ["INTEGRATORS", "SIMULATOR_VERSION", "ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
@@ -227,11 +226,7 @@ def run_simulation(
     pk = power if power is not None else LinearPower(cosmology, 0.0)
     delta_k = initial_density_k(seed, n, box, pk, refine, fixed_amplitude=fixed_amplitude, invert_phase=invert_phase,
                                 fine_seed=fine_seed, dtype=dtype, device=device)
-    frame = LPTFrame.from_density(delta_k, box, lpt_order) if integrator == "cola" else None
-    if frame is None:
-        disp, mom = lpt_initial_state(delta_k, box, growth, a_init, lpt_order)
-    else:  # the same state, from the frame's fields (computed once)
-        disp, mom = frame.displacement(growth, a_init), frame.momentum(growth, a_init)
+    disp, mom, frame = initial_state(delta_k, box, growth, a_init, lpt_order, cola=integrator == "cola")
     del delta_k
     q = lagrangian_grid(fine, box, dtype=dtype, device=device)
     ids = torch.arange(n**3, dtype=torch.int64, device=q.device)

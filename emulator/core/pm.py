@@ -88,7 +88,8 @@ from .window import window_kernel
 
 from .base_recipe import SPACINGS
 
-__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "kdk", "lpt_initial_state", "step_midpoint", "step_schedule"]
+__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "initial_state", "kdk", "lpt_initial_state", "step_midpoint",
+           "step_schedule"]
 
 GRADIENTS: tuple[str, ...] = ("spectral", "fd2", "fd4")
 _STACK_MAX_MESH = 512  # largest force mesh whose three force components are held at once
@@ -197,6 +198,17 @@ def lpt_initial_state(delta_k: torch.Tensor, box_size: float, growth: GrowthHist
         disp.add_(psi2, alpha=float(growth.D2(a_init)))
         mom.add_(psi2, alpha=float(growth.gp2(a_init)))
     return disp, mom
+
+
+def initial_state(delta_k: torch.Tensor, box_size: float, growth: GrowthHistory, a_init: float,
+                  lpt_order: int = 2, cola: bool = False) -> tuple[torch.Tensor, torch.Tensor, LPTFrame | None]:
+    """The state of :func:`lpt_initial_state` at ``a_init`` and, for a COLA run (``cola=True``), the
+    :class:`~emulator.core.cola.LPTFrame` that :func:`kdk` steps in, its LPT fields computed once for both
+    (``None`` for FastPM steps)."""
+    if not cola:
+        return (*lpt_initial_state(delta_k, box_size, growth, a_init, lpt_order), None)
+    frame = LPTFrame.from_density(delta_k, box_size, lpt_order)
+    return frame.displacement(growth, a_init), frame.momentum(growth, a_init), frame
 
 
 def step_schedule(

@@ -22,8 +22,7 @@ from .base_recipe import LPT_BASE, BaseRecipe
 from .cosmology import Cosmology
 from .growth import GrowthHistory
 from .lpt import lagrangian_grid, particles_to_vector_field
-from .cola import LPTFrame
-from .pm import PMForce, kdk, lpt_initial_state, step_schedule
+from .pm import PMForce, initial_state, kdk, step_schedule
 
 __all__ = ["BaseRecipe", "LPT_BASE", "pm_base_fields"]
 
@@ -62,11 +61,8 @@ def pm_base_fields(delta_k: torch.Tensor, box_size: float, cosmology: Cosmology,
     n = delta_k.shape[0]
     growth = growth if growth is not None else GrowthHistory(cosmology)
     a_init, a_out = 1.0 / (1.0 + recipe.z_init), 1.0 / (1.0 + redshift)
-    frame = LPTFrame.from_density(delta_k, box_size) if recipe.method == "cola" else None  # COLA: the 2LPT frame
-    if frame is None:
-        disp, mom = lpt_initial_state(delta_k, box_size, growth, a_init)  # the simulator's initial conditions
-    else:  # the same state, from the frame's fields (computed once)
-        disp, mom = frame.displacement(growth, a_init), frame.momentum(growth, a_init)
+    # the simulator's initial conditions (and, for COLA, the 2LPT frame of its steps)
+    disp, mom, frame = initial_state(delta_k, box_size, growth, a_init, cola=recipe.method == "cola")
     q = lagrangian_grid(n, box_size, dtype=disp.dtype, device=disp.device)
     force = PMForce(recipe.force_factor * n, box_size, cosmology.Omega_m, dtype=disp.dtype, device=disp.device)
     boundaries = step_schedule(a_init, a_out, recipe.steps, (a_out,), recipe.spacing)
