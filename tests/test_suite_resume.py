@@ -126,3 +126,45 @@ def test_the_progress_bar_counts_this_runs_simulations(tmp_path, capsys):
     run_suite(config(out, n=3), progress=True, limit=1)
     bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert "1/1" in bar and "1 of 3 done before" in bar, bar
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("integrator", "leapfrog", "simulation.integrator must be one of ('fastpm', 'cola'), got 'leapfrog'"),
+    ("spacing", "cubic", "simulation.spacing must be one of"),
+    ("gradient", "fd3", "simulation.gradient must be one of"),
+    ("steps", 0, "simulation.steps must be a positive integer, got 0"),
+    ("steps", 2.5, "simulation.steps must be a positive integer, got 2.5"),
+    ("force_factor", True, "simulation.force_factor must be a positive integer, got True"),
+    ("refine", 0, "simulation.refine must be a positive integer"),
+    ("lpt_order", 3, "simulation.lpt_order must be 1 or 2, got 3"),
+    ("deconvolve", 3, "simulation.deconvolve must be 0, 1 or 2"),
+    ("mesh_shift", "half", "simulation.mesh_shift must be a number of force mesh cells, got 'half'"),
+    ("mesh_shift", float("nan"), "simulation.mesh_shift must be finite"),
+    ("z_init", -1.0, "simulation.z_init must be positive and finite, got -1.0"),
+    ("output_redshifts", [0.0, 7.0], "simulation.output_redshifts must be a non-empty list within [0, z_init=5.0]"),
+    ("output_redshifts", 0.5, "simulation.z_init and output_redshifts must be numbers"),
+])
+def test_a_bad_simulation_option_fails_when_the_config_loads(tmp_path, capsys, option, value, message):
+    """Every option's value is checked at load time, by the same checks as run_simulation's: a one-line error
+    naming the file and the option, and no suite folder, not a failure at the first simulation."""
+    with pytest.raises(ValueError) as err:
+        config(tmp_path / "direct", **{option: value})
+    assert str(err.value).startswith(message), str(err.value)
+    out = tmp_path / "suite"
+    cfg_path = tmp_path / "suite.yaml"
+    raw = {**vars(config(out)), "prior": PRIOR}
+    raw["simulation"] = {**raw["simulation"], option: value}
+    cfg_path.write_text(yaml.safe_dump(raw))
+    assert main(["simulate", "--config", str(cfg_path), "--no-progress"]) == 2
+    err_line = capsys.readouterr().err.strip()
+    assert err_line.startswith(f"data-prep simulate: error: {cfg_path}: invalid suite config: {message}"), err_line
+    assert "\n" not in err_line and not out.exists()
+
+
+def test_the_suite_and_run_simulation_share_their_option_checks():
+    """run_simulation refuses what a suite refuses, with the same words (one function, check_options)."""
+    cosmo = Cosmology(Omega_m=0.3, Omega_b=0.048, h=0.68, n_s=0.965, sigma8=0.8)
+    with pytest.raises(ValueError, match=r"^integrator must be one of \('fastpm', 'cola'\), got 'leapfrog'$"):
+        run_simulation(cosmo, 1, 8, L, integrator="leapfrog")
+    with pytest.raises(ValueError, match=r"^mesh_shift must be finite"):
+        run_simulation(cosmo, 1, 8, L, mesh_shift=float("inf"))

@@ -4,8 +4,8 @@ The PM code lives in the core because generation runs it too (a few-step PM base
 :mod:`emulator.core.pm_base`); this module keeps the simulator's import path.
 """
 
-from emulator.core.pm import (GRADIENTS, SPACINGS, PMForce, initial_state, kdk, lpt_initial_state, step_midpoint,
-                              step_schedule)
+from emulator.core.pm import (GRADIENTS, SPACINGS, PMForce, check_force_options, check_step_options, initial_state,
+                              kdk, lpt_initial_state, step_midpoint, step_schedule)
 
-__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "initial_state", "kdk", "lpt_initial_state", "step_midpoint",
-           "step_schedule"]
+__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "check_force_options", "check_step_options", "initial_state", "kdk",
+           "lpt_initial_state", "step_midpoint", "step_schedule"]

@@ -44,10 +44,11 @@ from emulator.core.lpt import lagrangian_grid
 from emulator.core.mesh import wrap_positions  # re-exported: the simulator's wrap is the core's
 from emulator.core.power import LinearPower
 
-from .pm import GRADIENTS, SPACINGS, PMForce, initial_state, kdk, step_schedule
+from .pm import PMForce, check_force_options, check_step_options, initial_state, kdk, step_schedule
 from .refine import check_refine, coarse_lattice_index, initial_density_k
 
-__all__ = ["INTEGRATORS", "SIMULATOR_VERSION", "ParticleState", "SimulationResult", "run_simulation", "wrap_positions"]
+__all__ = ["INTEGRATORS", "SIMULATOR_VERSION", "ParticleState", "SimulationResult", "check_options", "run_simulation",
+           "wrap_positions"]
 
 #: Bump when the simulator's output for the same inputs changes (see the module notes); not for docs/refactors.
 SIMULATOR_VERSION = 1
@@ -107,6 +108,36 @@ def _state(q, disp, mom, ids, a, box_size) -> ParticleState:
         scale_factor=float(a),
         displacements=disp.clone(),
     )
+
+
+def check_options(*, output_redshifts: object, z_init: object, steps: object, force_factor: object, refine: object,
+                  spacing: object, integrator: object, lpt_order: object, deconvolve: object, gradient: object,
+                  mesh_shift: object) -> tuple[float, list[float]]:
+    """Validate the settings of :func:`run_simulation` that a suite YAML sets (``simulation:``), before any work.
+
+    Raises a one-line ``ValueError`` naming the option at fault; returns ``z_init`` and ``output_redshifts`` as
+    floats. :class:`data_prep.simulate.suite.SuiteConfig` calls it when a config loads, so a bad value fails
+    there rather than when the first simulation starts.
+    """
+    if isinstance(force_factor, bool) or not isinstance(force_factor, int) or force_factor < 1:
+        raise ValueError(f"force_factor must be a positive integer, got {force_factor!r}")
+    check_refine(refine)
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
+    if isinstance(lpt_order, bool) or lpt_order not in (1, 2):
+        raise ValueError(f"lpt_order must be 1 or 2, got {lpt_order!r}")
+    check_step_options(steps, spacing)
+    check_force_options(deconvolve, gradient, mesh_shift, "mesh_shift")
+    try:
+        z0 = float(z_init)
+        zs = [float(z) for z in output_redshifts]
+    except (TypeError, ValueError):
+        raise ValueError("z_init and output_redshifts must be numbers (a list for output_redshifts)") from None
+    if not math.isfinite(z0) or z0 <= 0.0:
+        raise ValueError(f"z_init must be positive and finite, got {z_init!r}")
+    if not zs or any(not (0.0 <= z <= z0) for z in zs):
+        raise ValueError(f"output_redshifts must be a non-empty list within [0, z_init={z0}], got {zs!r}")
+    return z0, zs
 
 
 def run_simulation(
@@ -193,30 +224,14 @@ def run_simulation(
         raise ValueError(f"cosmology must be a Cosmology, got {type(cosmology).__name__}")
     n = check_mesh_size(ngrid, "ngrid")
     box = check_box_size(box_size)
-    if isinstance(force_factor, bool) or not isinstance(force_factor, int) or force_factor < 1:
-        raise ValueError(f"force_factor must be a positive integer, got {force_factor!r}")
-    refine = check_refine(refine)
+    z_init, zs = check_options(output_redshifts=output_redshifts, z_init=z_init, steps=steps,
+                               force_factor=force_factor, refine=refine, spacing=spacing, integrator=integrator,
+                               lpt_order=lpt_order, deconvolve=deconvolve, gradient=gradient, mesh_shift=mesh_shift)
+    refine = int(refine)
     if fine_seed is not None and refine == 1:
         raise ValueError("fine_seed needs refine > 1 (an unrefined run has no sub-grid modes)")
-    if integrator not in INTEGRATORS:
-        raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
-    if lpt_order not in (1, 2):
-        raise ValueError(f"lpt_order must be 1 or 2, got {lpt_order!r}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    try:
-        z_init = float(z_init)
-        zs = [float(z) for z in output_redshifts]
-    except (TypeError, ValueError):
-        raise ValueError("z_init and output_redshifts must be numbers") from None
-    if not math.isfinite(z_init) or z_init <= 0.0:
-        raise ValueError(f"z_init must be positive and finite, got {z_init!r}")
-    if not zs or any(not (0.0 <= z <= z_init) for z in zs):
-        raise ValueError(f"output_redshifts must be a non-empty list within [0, z_init={z_init}], got {zs!r}")
 
     growth = GrowthHistory(cosmology)
     a_init = 1.0 / (1.0 + z_init)

@@ -37,7 +37,7 @@ from ..fingerprint import differing_keys, digest, summarise_keys
 from emulator.core.locks import exclusive_lock
 from emulator.core.distributed import all_gather_objects, barrier, init_if_needed, rank_device, rank_world, shard
 from .explicit import explicit_design
-from .run import SIMULATOR_VERSION, run_simulation
+from .run import SIMULATOR_VERSION, check_options, run_simulation
 
 __all__ = [
     "SuiteConfig", "latin_hypercube", "run_suite", "finished_simulations", "load_suite_config", "simulation_inputs",
@@ -82,9 +82,16 @@ class SuiteConfig:
             raise ValueError("n_cosmologies and seeds_per_cosmology must be >= 1 (n_cosmologies 0 with cosmologies)")
         if self.cosmologies is not None:
             explicit_design(self.cosmologies)  # validates: one-line error naming the entry
+        if not isinstance(self.simulation, dict):
+            raise ValueError(f"simulation must be a mapping of options, got {self.simulation!r}")
         unknown = set(self.simulation) - _SIM_KEYS
         if unknown:
             raise ValueError(f"unknown simulation option(s) {sorted(unknown)}; known: {sorted(_SIM_KEYS)}")
+        defaults = inspect.signature(run_simulation).parameters
+        try:  # every value, now: a bad one must not wait for the first simulation (and leave its folder)
+            check_options(**{k: self.simulation.get(k, defaults[k].default) for k in _SIM_KEYS})
+        except ValueError as exc:
+            raise ValueError(f"simulation.{exc}") from None
 
     @property
     def low(self) -> np.ndarray:

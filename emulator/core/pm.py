@@ -88,11 +88,36 @@ from .window import window_kernel
 
 from .base_recipe import SPACINGS
 
-__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "initial_state", "kdk", "lpt_initial_state", "step_midpoint",
-           "step_schedule"]
+__all__ = ["GRADIENTS", "SPACINGS", "PMForce", "check_force_options", "check_step_options", "initial_state", "kdk",
+           "lpt_initial_state", "step_midpoint", "step_schedule"]
 
 GRADIENTS: tuple[str, ...] = ("spectral", "fd2", "fd4")
 _STACK_MAX_MESH = 512  # largest force mesh whose three force components are held at once
+
+
+def check_force_options(deconvolve: object, gradient: object, shift: object,
+                        shift_name: str = "shift") -> tuple[int, str, float]:
+    """Validate :class:`PMForce`'s ``deconvolve``, ``gradient`` and ``shift`` (called ``shift_name`` in the
+    message); one-line ``ValueError`` naming the option at fault. Returns them as ``(int, str, float)``."""
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    if isinstance(deconvolve, bool) or deconvolve not in (0, 1, 2):
+        raise ValueError(f"deconvolve must be 0, 1 or 2 (powers of the CIC window), got {deconvolve!r}")
+    try:
+        value = float(shift)
+    except (TypeError, ValueError):
+        raise ValueError(f"{shift_name} must be a number of force mesh cells, got {shift!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{shift_name} must be finite (force mesh cells), got {shift!r}")
+    return int(deconvolve), str(gradient), value
+
+
+def check_step_options(steps: object, spacing: object) -> None:
+    """Validate :func:`step_schedule`'s ``steps`` (a positive integer) and ``spacing``; one-line ``ValueError``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
 
 
 class PMForce:
@@ -130,20 +155,11 @@ class PMForce:
     ) -> None:
         self.nmesh = check_mesh_size(nmesh, "nmesh")
         self.box_size = check_box_size(box_size)
-        if gradient not in GRADIENTS:
-            raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        if isinstance(deconvolve, bool) or deconvolve not in (0, 1, 2):
-            raise ValueError(f"deconvolve must be 0, 1 or 2 (powers of the CIC window), got {deconvolve!r}")
-        try:
-            self.shift = float(shift)
-        except (TypeError, ValueError):
-            raise ValueError(f"shift must be a number of force mesh cells, got {shift!r}") from None
-        if not math.isfinite(self.shift):
-            raise ValueError(f"shift must be finite (force mesh cells), got {shift!r}")
+        self.deconvolve, self.gradient, self.shift = check_force_options(deconvolve, gradient, shift)
         n, box = self.nmesh, self.box_size
-        self.omega_m, self.deconvolve, self.gradient, self.dtype = float(omega_m), int(deconvolve), gradient, dtype
+        self.omega_m, self.dtype = float(omega_m), dtype
         # Kernels are built in float64 and cast once: the potential kernel 1.5 Omega_m / (k^2 W^p) as one
         # (n, n, n//2+1) mesh and the gradient kernels g_i(k_i) as broadcastable 1-d factors.
         k2 = k_squared(n, box, dtype=torch.float64, device=device)
@@ -224,10 +240,7 @@ def step_schedule(
     numpy.ndarray
         Increasing float64 boundaries from ``a_init`` to ``a_final``.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    check_step_options(steps, spacing)
     if not 0.0 < a_init < a_final:
         raise ValueError(f"a_init must satisfy 0 < a_init < a_final, got a_init={a_init}, a_final={a_final}")
     if spacing == "linear":
