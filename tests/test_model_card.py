@@ -125,24 +125,25 @@ def test_hybrid_pm4_card_numbers():
 
 
 def test_hybrid_cola4_card_numbers():
-    """The COLA-base hybrid (same network and training budget as hybrid_pm4, its base a 4-step COLA run) on the
-    same test suite: ahead of hybrid_pm4 at z = 0.5 and 1 in P(k), r(k) and the per-cosmology halo counts; at
-    z = 0 ahead in the median P(k), 1 - r and halo bias, behind in the worst P(k) (it has no PGD sharpening yet)."""
+    """The COLA-base hybrid (same network and training budget as hybrid_pm4, its base a 4-step COLA run, PGD
+    sharpening fitted at z = 0 only) on the same test suite: ahead of hybrid_pm4 in the worst and median P(k) and
+    1 - r at z = 0, 0.5 and 1, and in the per-cosmology halo counts at z = 0.5 and 1; it passes the halo-bias
+    targets at z = 0, and trails hybrid_pm4 in the z = 0 halo counts."""
     c0, c05, c1 = _card("hybrid_cola4")["entries"]
     p0, p05, p1 = _card("hybrid_pm4")["entries"][:3]
-    assert c0["worst_abs_dP_over_P"] == pytest.approx(0.092, abs=1e-3)
-    assert c0["median_abs_dP_over_P"] == pytest.approx(0.0066, abs=1e-4)
-    assert c0["worst_one_minus_r"] == pytest.approx(0.00728, abs=1e-5)
-    assert [e["particles"] for e in (c0, c05, c1)] == ["network"] * 3
+    assert c0["worst_abs_dP_over_P"] == pytest.approx(0.0470, abs=1e-4)
+    assert c0["median_abs_dP_over_P"] == pytest.approx(0.0061, abs=1e-4)
+    assert c0["worst_one_minus_r"] == pytest.approx(0.00719, abs=1e-5)
+    assert [e["particles"] for e in (c0, c05, c1)] == ["PGD alpha=0.00483", "network", "network"]
     assert [e["halo_masses"] for e in (c0, c05, c1)] == ["calibrated"] * 3
     assert c0["targets"]["halo_bias"]["pass"] and c0["targets"]["halo_bias_cosmo"]["pass"]
     assert c05["targets"]["pk_worst"]["pass"] and c1["targets"]["pk_worst"]["pass"]
-    for c, p in ((c05, p05), (c1, p1)):
+    for c, p in ((c0, p0), (c05, p05), (c1, p1)):
         for key in ("worst_abs_dP_over_P", "median_abs_dP_over_P", "worst_one_minus_r"):
             assert c[key] < p[key], key
+    for c, p in ((c05, p05), (c1, p1)):
         assert c["targets"]["halo_count_cosmo"]["value"] < p["targets"]["halo_count_cosmo"]["value"]
-    assert c0["median_abs_dP_over_P"] < p0["median_abs_dP_over_P"] and c0["worst_one_minus_r"] < p0["worst_one_minus_r"]
-    assert c0["worst_abs_dP_over_P"] > p0["worst_abs_dP_over_P"]
+    assert c0["targets"]["halo_count_cosmo"]["value"] > p0["targets"]["halo_count_cosmo"]["value"]
 
 
 def test_per_cosmology_halo_numbers_are_the_summed_counts_of_each_cosmologys_seeds():
