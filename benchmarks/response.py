@@ -115,7 +115,8 @@ def run_response(*, suite: str = SUITE, redshifts=(0.0, 0.5, 1.0), model: str | 
         pairs = _pairs(cosmos)
         if store is None:  # one store for the run (the suite fixes particles and box); the redshift is in the scope
             store = PartialStore(out, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
-                                                         setup={"ngrid": n, "box_size": box}), log, fresh=fresh)
+                                                         setup={"ngrid": n, "box_size": box,
+                                                                "pgd": minfo and minfo["pgd"]}), log, fresh=fresh)
         recipe = suite_recipe(scfg)
         pk: dict[str, dict[str, np.ndarray]] = {}
         for t in truths:

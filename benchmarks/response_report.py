@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .frontier import quiet_minor_ticks
+from .report_model import pgd_words
 
 __all__ = ["write_response_report"]
 
@@ -74,7 +75,7 @@ def write_response_report(res: dict, out_dir: str | Path) -> Path:
         "",
         f"Hardware: {hw['cpu_model']} ({hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads); torch "
         f"{res['versions']['torch']}, code {res['versions']['code']}. Model: `{model.get('name')}` "
-        f"(sha256 `{str(model.get('sha256', ''))[:16]}…`).", "",
+        f"(sha256 `{str(model.get('sha256', ''))[:16]}…`){pgd_words(model)}.", "",
         "Each cell: max over k ≤ k_Nyq/2 of |R_method − R_truth|, R = d ln P / d θ by central differences on "
         "the same phases, and in brackets that as a percentage of max |R_truth|. Linear theory and halofit "
         "(CAMB) are analytic references, not simulations.", "",

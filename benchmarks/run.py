@@ -25,7 +25,6 @@ import torch
 from emulator.core.fourier import to_real
 from emulator.core.power import LinearPower
 from emulator.mocks.halo_mass import calibration_attr, usable_calibration
-from emulator.model.pgd_correction import pgd_attr
 
 from emulator.core.locks import exclusive_lock
 
@@ -194,7 +193,6 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
     if minfo:  # the table the generator's halos are graded with: its model's, where it holds for the FoF b
         minfo["halo_calibration"] = calibration_attr(
             usable_calibration(mdl.halo_calibration, cfg["statistics"]["halos"]["linking_length"]))
-        minfo["pgd"] = pgd_attr(mdl.pgd)  # the sharpening its particles get (emulate_fields applies it)
     tcfg, z, sim = cfg["truth"], float(cfg["redshift"]), dict(cfg["truth"]["simulation"])
     source = tcfg["source"]
     if source == "trainingset":  # load_config checked that truth.path is an existing file

@@ -33,6 +33,19 @@ def _suite(tmp_path) -> str:
     return str(path)
 
 
+def test_the_model_record_names_the_pgd_sharpening_its_particles_get():
+    """Every benchmark's model record (resolve_model: the tiers' and the response's results.json, and the response's
+    resumable pieces) says which PGD file the particles were sharpened with: a refitted file is another run."""
+    from benchmarks.contenders import resolve_model
+    from benchmarks.report_model import pgd_words
+
+    model, info = resolve_model("hybrid_cola4")
+    assert json.loads(info["pgd"])["alpha"] == pytest.approx([0.00483, 0.0, 0.0, 0.0])
+    assert json.loads(info["pgd"])["sha256"] == model.sha256
+    assert "PGD-sharpened" in pgd_words(info) and "0.00483 at z = 0" in pgd_words(info)
+    assert resolve_model("default")[1]["pgd"] == "none"
+
+
 def test_response_curves_are_central_differences():
     pk = {"a_plus": np.array([1.1, 2.0]), "a_minus": np.array([0.9, 2.0])}
     r = response_curves(pk, {"a": ("a_plus", "a_minus", 0.05)})["a"]
@@ -83,11 +96,11 @@ def test_sigma8_response_is_two_over_sigma8_on_large_scales(tmp_path):
 
 
 @pytest.mark.parametrize("folder, model, suite_path", [
-    ("response", "default", SUITE), ("response_hybrid", "hybrid_pm4", SUITE),
+    ("response", "default", SUITE), ("response_hybrid", "hybrid_pm4", SUITE), ("response_cola4", "hybrid_cola4", SUITE),
     ("response_128", "hybrid_pm4", "configs/suite_converged_response_128.yaml")])
 def test_committed_response_reports_match_their_suite_model_and_curves(folder, model, suite_path):
     """benchmarks/results/response (the standard tier's `default`, the README command), response_hybrid
-    (``--model hybrid_pm4``) and response_128 (the same at the full tier's 128^3 in 256 Mpc/h): the suite they claim,
+    (``--model hybrid_pm4``), response_cola4 (``--model hybrid_cola4``) and response_128 (the same at the full tier's 128^3 in 256 Mpc/h): the suite they claim,
     the embedded model file's very bytes, the suite's +/- steps and centre, and every summary cell recomputed from
     the stored curves (max |R_c - R_t| over k <= k_Nyq/2)."""
     res = json.loads((REPO / "benchmarks/results" / folder / "results.json").read_text())
