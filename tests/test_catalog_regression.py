@@ -1,9 +1,10 @@
 """The same seed gives byte-identical catalogs: small mocks of every tracer against recorded column digests.
 
 The reference (``tests/data/catalog_regression.json``) was first recorded with the code before the package was
-restructured, and re-recorded when the default model became ``hybrid_pm4`` (issue 11), so this test holds the code
-to those catalogs bit for bit: particles (HDF5 and FITS), FoF halos, HOD galaxies with RSD, biased tracers, and a
-cut-sky catalog with randoms, from the default embedded model at 64 Mpc/h on one thread. Bits depend on torch, numpy
+restructured, and re-recorded when the default model became ``hybrid_pm4`` and then ``hybrid_cola4`` (issue 11),
+so this test holds the code to those catalogs bit for bit: particles (HDF5 and FITS), FoF halos, HOD galaxies
+with RSD, biased tracers, and a cut-sky catalog with randoms, from the default embedded model at 64 Mpc/h on one
+thread. Bits depend on torch, numpy
 and the CPU (the SIMD kernels torch dispatches to) as well as on the code: there is one reference per recorded
 environment; where none matches, the comparison is not meaningful and the test is skipped with the reason.
 A change meant to alter catalogs regenerates the reference (``python tests/catalog_regression.py``) and says so.

@@ -135,9 +135,13 @@ def test_negative_redshift_is_a_plain_error_without_extrapolation_advice(tmp_pat
 
 
 def test_info_prints_the_embedded_models_training_history(capsys):
-    """The default model (hybrid_pm4) carries its training run; the 2LPT-based ``default`` both of its runs
-    (configs/default_model.yaml, then the continuation)."""
+    """The default model (hybrid_cola4) and hybrid_pm4 carry their training runs; the 2LPT-based ``default`` both of
+    its runs (configs/default_model.yaml, then the continuation)."""
     assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "model: hybrid-cola4-2mpc-64" in out and "training history: 1 segment(s), 2500 steps, 67 min" in out
+    assert "configs/design/cpu_budget.yaml + configs/design/cola4.yaml" in out
+    assert main(["info", "--model", "hybrid_pm4"]) == 0
     out = capsys.readouterr().out
     assert "model: hybrid-pm4-2mpc-64" in out and "training history: 1 segment(s), 2480 steps" in out
     assert "configs/design/cpu_budget.yaml + configs/design/pm4.yaml" in out

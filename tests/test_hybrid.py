@@ -223,15 +223,16 @@ def test_models_without_a_recorded_base_correct_2lpt(capsys):
     assert "corrects: 2LPT" in capsys.readouterr().out
 
 
-def test_the_default_model_corrects_a_4_step_pm_run(capsys):
-    """Issue 11: the model used where none is named is the hybrid trained on the converged truth."""
-    assert DEFAULT_MODEL == "hybrid_pm4" and DEFAULT_MODEL_PATH == MODELS_DIR / "hybrid_pm4.pt"
+def test_the_default_model_corrects_a_4_step_cola_run(capsys):
+    """Issue 11: the model used where none is named is the hybrid over a 4-step COLA run, trained on the converged
+    truth (hybrid_pm4, over 4 FastPM steps, stays embedded by name)."""
+    assert DEFAULT_MODEL == "hybrid_cola4" and DEFAULT_MODEL_PATH == MODELS_DIR / "hybrid_cola4.pt"
     model = load_model()
     assert model.path == str(DEFAULT_MODEL_PATH) and model.base == BaseRecipe.from_dict(
-        {"method": "pm", "steps": 4, "force_factor": 2, "z_init": 12.0, "spacing": "linear"})
+        {"method": "cola", "steps": 4, "force_factor": 2, "z_init": 12.0, "spacing": "linear"})
     assert read_header().sha256 == model.sha256
     assert cli("info") == 0
-    assert "corrects: PM 4 steps, force mesh 2x, from z = 12" in capsys.readouterr().out
+    assert "corrects: COLA 4 steps, force mesh 2x, from z = 12" in capsys.readouterr().out
 
 
 def test_embedded_models_are_found_by_name(tmp_path, monkeypatch):

@@ -161,23 +161,23 @@ def test_a_lightcone_is_chosen_for_at_its_ladder(models_dir, tmp_path, monkeypat
 
 def test_the_default_is_preferred_at_2_mpc_and_a_capped_box_falls_back_to_the_streamable_model(models_dir, tmp_path,
                                                                                               monkeypatch):
-    """With the default model (hybrid_pm4, PM base) installed it is the 2 Mpc/h choice; a memory cap it cannot
+    """With the default model (hybrid_cola4, COLA base) installed it is the 2 Mpc/h choice; a memory cap it cannot
     meet held whole (a PM base is never streamed) gets the 2LPT-based model instead, said in a line; a cap it
     meets keeps it."""
     from emulator.api import generate_mocks
 
-    (models_dir / "hybrid_pm4.pt").symlink_to(MODELS_DIR / "hybrid_pm4.pt")
-    assert model_choice.available_resolutions() == {2.0: "hybrid_pm4", 1.0: "hybrid_pm4_1mpc"}
+    (models_dir / "hybrid_cola4.pt").symlink_to(MODELS_DIR / "hybrid_cola4.pt")
+    assert model_choice.available_resolutions() == {2.0: "hybrid_cola4", 1.0: "hybrid_pm4_1mpc"}
     assert model_choice.available_resolutions(streamable_only=True) == {2.0: "default"}
-    assert model_choice.choose_model(MockOptions(tracer="halos"), COSMO, [0.0]).stem == "hybrid_pm4"
+    assert model_choice.choose_model(MockOptions(tracer="halos"), COSMO, [0.0]).stem == "hybrid_cola4"
     common = dict(box_size=32.0, base_seed=5, tracer="halos", min_members=10, progress=False)
     lines: list[str] = []
     roomy = generate_mocks(COSMO, out_dir=tmp_path / "roomy", max_memory=8.0, on_choice=lines.append, **common)
     assert lines == []
     monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 1e6)  # 16^3 held whole: > 4 GB
     tight = generate_mocks(COSMO, out_dir=tmp_path / "tight", max_memory=1.0, on_choice=lines.append, **common)
-    assert len(lines) == 1 and lines[0].startswith("--max-memory 1 GB: hybrid-pm4-2mpc-64 corrects a PM run")
+    assert len(lines) == 1 and lines[0].startswith("--max-memory 1 GB: hybrid-cola4-2mpc-64 corrects a COLA run")
     assert lines[0].endswith("using the streamable 2LPT-based embedded model default")
-    for path, model in ((roomy[0], "hybrid_pm4.pt"), (tight[0], "default.pt")):
+    for path, model in ((roomy[0], "hybrid_cola4.pt"), (tight[0], "default.pt")):
         with h5py.File(path, "r") as f:
             assert f.attrs["model_sha256"] == sha256_file(MODELS_DIR / model)

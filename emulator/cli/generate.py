@@ -112,12 +112,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace mock files already in --out; without it, a file with the same parameters is kept "
                         "and one with other parameters stops the run")
     o.add_argument("--model", default=None, help=_no_default(
-        "model file, or the name of an embedded model: hybrid_pm4 (a network over PM with 4 steps at 2 Mpc/h, "
-        "~0.9 s per 64^3 mock, whole box in memory), hybrid_pm4_1mpc (the same at 1 Mpc/h particle spacing) or "
-        "default (the 2LPT-based 2 Mpc/h model: less accurate, 0.25 s, streamed under a memory cap); if not given: "
-        "the embedded model at the spacing the tracer needs: hybrid_pm4 at 2 Mpc/h (the 2LPT-based model when a "
-        "memory cap is set that hybrid_pm4 cannot meet held whole), or hybrid_pm4_1mpc when galaxies of the HOD or "
-        "halos of the minimum mass need it and no memory cap is set (a line on stderr says so)"))
+        "model file, or the name of an embedded model: hybrid_cola4 (a network over COLA with 4 steps at 2 Mpc/h, "
+        "~1 s per 64^3 mock, whole box in memory), hybrid_pm4 (the same network over 4 FastPM steps, less "
+        "accurate), hybrid_pm4_1mpc (that at 1 Mpc/h particle spacing) or default (the 2LPT-based 2 Mpc/h model: "
+        "less accurate, 0.25 s, streamed under a memory cap); if not given: the embedded model at the spacing the "
+        "tracer needs: hybrid_cola4 at 2 Mpc/h (the 2LPT-based model when a memory cap is set that hybrid_cola4 "
+        "cannot meet held whole), or hybrid_pm4_1mpc when galaxies of the HOD or halos of the minimum mass need it "
+        "and no memory cap is set (a line on stderr says so)"))
     o.add_argument("--resolution", type=float, default=None, metavar="MPC",
                    help=_no_default("particle spacing of the embedded model to use, Mpc/h: 2 or 1 (hybrid_pm4_1mpc: "
                                     "8x the particles of a box, halos from ~2e12 Msun/h) (default: from the tracer)"))

@@ -156,13 +156,13 @@ def generate_mocks(
     format : {"hdf5", "fits"}
     model
         A loaded model, a model file, or None: the embedded model whose particle spacing the tracer needs
-        (:func:`emulator.mocks.model_choice.choose_model`: ``hybrid_pm4`` at 2 Mpc/h unless the HOD's galaxies or
+        (:func:`emulator.mocks.model_choice.choose_model`: ``hybrid_cola4`` at 2 Mpc/h unless the HOD's galaxies or
         ``min_mass`` need the 1 Mpc/h model; with ``max_memory`` below what the chosen PM-base model needs held
         whole, the streamable 2LPT-based ``default`` instead).
     resolution : float, optional
         Particle spacing in Mpc/h of the embedded model to use (2 or 1); not with ``model``.
     on_choice : callable, optional
-        Receives the line naming the embedded model chosen when it is not ``hybrid_pm4`` (default: a
+        Receives the line naming the embedded model chosen when it is not ``hybrid_cola4`` (default: a
         ``UserWarning``).
     device : str
         ``cpu`` or ``cuda[:index]``.

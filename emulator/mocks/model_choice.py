@@ -1,8 +1,8 @@
 """Which embedded model a mock request needs: its Lagrangian resolution, from the tracer or ``--resolution``.
 
 The embedded models come at two particle spacings (:data:`RESOLUTION_MODELS`): at 2 Mpc/h (particle mass
-2.775e11 Omega_m x 8 Msun/h: 20-particle FoF halos from ~1.4e13 Msun/h) ``hybrid_pm4`` (the default: a network
-correcting a 4-step PM run) and ``default`` (a network correcting 2LPT), and ``hybrid_pm4_1mpc`` at 1 Mpc/h (8x
+2.775e11 Omega_m x 8 Msun/h: 20-particle FoF halos from ~1.4e13 Msun/h) ``hybrid_cola4`` (the default: a network
+correcting a 4-step COLA run) and ``default`` (a network correcting 2LPT), and ``hybrid_pm4_1mpc`` at 1 Mpc/h (8x
 lighter particles: halos from ~1.8e12 Msun/h). A request that names no model gets the coarsest spacing (the
 cheapest) whose resolution holds what it asks for:
 

@@ -139,11 +139,12 @@ def _bad(path: Path) -> ValueError:
 
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # the embedded models: emulator/models/<name>.pt
-#: The embedded model used where none is named: the network correcting a 4-step PM run (2 Mpc/h), trained on the
-#: converged truth. Graded against the converged test suite at z = 0 it has a third of the 2LPT-based model's worst
-#: P(k) error and under a quarter of its decorrelation (benchmarks/results/hybrid_standard against
-#: benchmarks/results/standard).
-DEFAULT_MODEL = "hybrid_pm4"
+#: The embedded model used where none is named: the network correcting a 4-step COLA run (2 Mpc/h), trained on
+#: the converged truth. On the held-out test suites it is ahead of ``hybrid_pm4`` (the same network over 4 FastPM
+#: steps, the default before it) in P(k), r(k), the equilateral bispectrum, the parameter responses and the halo
+#: counts at 128^3 (benchmarks/results/hybrid_cola4_* and response_cola4 against hybrid_standard*, full_generator*
+#: and response_hybrid).
+DEFAULT_MODEL = "hybrid_cola4"
 #: The embedded 2 Mpc/h model that corrects 2LPT (the default until the converged truth): the one a memory-capped
 #: run can stream tile by tile (a PM base needs the whole box), and the model the committed standard, scaling and
 #: response reports grade.

@@ -9,7 +9,7 @@ A model file is a ``torch.save`` of a plain dict (tensors, numbers, strings, lis
      "base": {"method": "2lpt"} or {"method": "pm", ...}}  # what the network corrects (absent: 2LPT)
 
 The embedded models live in ``emulator/models/<name>.pt``; the one used where none is named is
-:data:`~emulator.model.header.DEFAULT_MODEL` (``hybrid_pm4``: a network correcting a 4-step PM run). Beside a
+:data:`~emulator.model.header.DEFAULT_MODEL` (``hybrid_cola4``: a network correcting a 4-step COLA run). Beside a
 model file may sit JSON files fitted for its bytes (:mod:`emulator.model.sidecar`), loaded with it:
 ``<stem>.pgd.json`` (:mod:`emulator.model.pgd_correction`, the particles' PGD sharpening) and
 ``<stem>.halo_mass.json`` (:mod:`emulator.model.halo_calibration`, FoF masses onto the truth's).
