@@ -8,8 +8,8 @@
 # Each phase is bounded by its share of the budget; a suite cut short trains on the simulations it finished (the
 # manifest is written after each one) and a rerun resumes it. Environment overrides (for smoke runs on a CPU):
 # SUITE, TRAIN_CFG, DATA, PYTHON, SIM_SHARE (fraction of the budget for simulating, default 0.30), BUILD_SHARE
-# (0.15), BUILD_ARGS (more options of `data-prep build`, e.g. "--base pm --base-steps 4 --base-force-factor 2" with
-# TRAIN_CFG=configs/converged_gpu_hybrid.yaml DATA=runs/converged_train_pm4.h5: the hybrid; split on whitespace,
+# (0.15), BUILD_ARGS (more options of `data-prep build`, e.g. "--base cola --base-steps 4 --base-force-factor 2" with
+# TRAIN_CFG=configs/converged_gpu_hybrid.yaml DATA=runs/converged_train_cola4.h5: the hybrid; split on whitespace,
 # so no option value may hold a space), EXTRA_CFG (a config layered over TRAIN_CFG for the fit), STEP_SECONDS (skip the probe), RESUME_CKPT (continue a checkpoint with ${CONTINUE_CFG:-configs/converged_gpu_continue.yaml}
 # for this budget's steps; a warm restart of the cosine schedule), BUILD_WORKERS (CPU processes of the build, default cores - 2), RESERVE (seconds kept for the export, default 45), MAX_STEPS_CAP. The test cosmologies are
 # configs/suite_converged_test.yaml (no test split here): evaluate the exported model against them with

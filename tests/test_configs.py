@@ -98,7 +98,7 @@ def test_hybrid_gpu_config_is_the_gpu_network_on_the_pm_base_training_set():
     for cfg in (base, hybrid):  # the rest of the model section (network, schedule, other terms) is the same
         cfg["model"].pop("power_refine", None), cfg["model"]["loss_weights"].pop("power")
     assert hybrid["model"] == base["model"]
-    assert hybrid["data"]["path"] == "runs/converged_train_pm4.h5" != base["data"]["path"]
+    assert hybrid["data"]["path"] == "runs/converged_train_cola4.h5" != base["data"]["path"]
     text = (CONFIGS / "converged_gpu_hybrid.yaml").read_text().split("\nseed_everything")[1]
     assert "runs/converged_gpu/" not in text and "runs/converged_gpu," not in text
     assert text.count("runs/converged_gpu_hybrid") == 5  # root, two loggers, two checkpoint callbacks
