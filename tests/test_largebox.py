@@ -247,8 +247,8 @@ def test_cli_prints_the_plan_and_refuses_an_impossible_cap(tmp_path, capsys, mon
     monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force the streamed path
     assert main([*argv, "--out", str(tmp_path / "ok"), "--max-memory", "1", "--tile", "32"]) == 0
     captured = capsys.readouterr()
-    first, plan = captured.err.splitlines()[:2]  # the default (PM base, held whole) cannot stream: said first
-    assert first.startswith("--max-memory 1 GB: hybrid-pm4-2mpc-64 corrects a PM run, which is held whole")
+    first, plan = captured.err.splitlines()[:2]  # the default (COLA base, held whole) cannot stream: said first
+    assert first.startswith("--max-memory 1 GB: hybrid-cola4-2mpc-64 corrects a COLA run, which is held whole")
     assert first.endswith("using the streamable 2LPT-based embedded model default")
     assert plan.startswith("memory estimate: ") and "streamed" in plan
     assert captured.out.strip().endswith("mock_000001.hdf5")
