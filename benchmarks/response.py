@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", default=SUITE, help="response suite YAML (centre and +/- steps, one seed)")
     parser.add_argument("--model", help="model file or embedded model name (default: the standard tier's, "
                                              "configs/benchmarks/standard.yaml: the 2LPT-based `default`; the "
-                                             "default model of `emulator generate` is hybrid_pm4)")
+                                             "default model of `emulator generate` is hybrid_cola4)")
     parser.add_argument("--out", default="runs/benchmarks/response", help="output folder")
     parser.add_argument("--redshifts", type=float, nargs="+", default=[0.0, 0.5, 1.0],
                         help="redshifts (each must be an output of the suite)")

@@ -158,7 +158,7 @@ def test_the_committed_standard_report_matches_its_config_and_suite():
     # made from a clone, it names files relative to the repository, never the path of the clone that made it
     assert data["config"]["config_file"] == "configs/benchmarks/standard.yaml"
     assert data["model"]["path"] == "emulator/models/default.pt"
-    # the config pins that model (the default model is now hybrid_pm4), so the README command grades it again
+    # the config pins that model (the default model is now hybrid_cola4), so the README command grades it again
     from emulator.core.provenance import sha256_file
     from emulator.model.header import resolve_model_path
 

@@ -167,17 +167,20 @@ def _given_in(given, stored) -> bool:
     return given == stored
 
 
-def test_default_model_history_matches_its_recipe():
-    """The default model (hybrid_pm4): one run of the README's design command (configs/design/cpu_budget.yaml with
-    configs/design/pm4.yaml layered on it, ``--torch_threads 1``), best validation checkpoint at step 2480."""
-    meta = _metadata(MODELS_DIR / "hybrid_pm4.pt")
-    hist = check_history(meta["history"], int(meta["global_step"]), "hybrid_pm4.pt")
-    assert meta["global_step"] == 2480 and [(s["step_from"], s["step_to"]) for s in hist] == [(0, 2480)]
-    files = ["configs/design/cpu_budget.yaml", "configs/design/pm4.yaml"]
+@pytest.mark.parametrize("name, recipe, step, minutes", [("hybrid_pm4", "pm4", 2480, 58),
+                                                          ("hybrid_cola4", "cola4", 2500, 67)])
+def test_hybrid_model_history_matches_its_recipe(name, recipe, step, minutes):
+    """The 2 Mpc/h hybrids, the default hybrid_cola4 and hybrid_pm4 (the default before it): one run each of the
+    README's design command (configs/design/cpu_budget.yaml with configs/design/<recipe>.yaml layered on it,
+    ``--torch_threads 1``), best validation checkpoint at the given step, the recorded wall time."""
+    meta = _metadata(MODELS_DIR / f"{name}.pt")
+    hist = check_history(meta["history"], int(meta["global_step"]), f"{name}.pt")
+    assert meta["global_step"] == step and [(s["step_from"], s["step_to"]) for s in hist] == [(0, step)]
+    files = ["configs/design/cpu_budget.yaml", f"configs/design/{recipe}.yaml"]
     assert hist[0]["config_files"] == files
     today = layer_configs([(REPO / f).read_text() for f in files])[1]
     stored = yaml.safe_load(hist[0]["config"])
     assert today.pop("torch_threads", None) is None and stored.pop("torch_threads") == 1  # given on the command line
     assert _given_in(today, stored)
     assert yaml.safe_load(meta["training"]["config"]) == {**stored, "torch_threads": 1}
-    assert hist[0]["wall_time_s"] == pytest.approx(58 * 60, rel=0.05)  # the config's max_time: 58 min
+    assert hist[0]["wall_time_s"] == pytest.approx(minutes * 60, rel=0.05)

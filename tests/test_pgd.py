@@ -293,17 +293,21 @@ def test_report_words_say_how_the_particles_were_graded():
     assert "PGD-sharpened" in words and "0.01 at z = 0" in words and "0.6-1.6 h/Mpc" in words
 
 
-def test_the_shipped_pgd_is_for_the_shipped_model_and_fitted_on_training_simulations(capsys):
+@pytest.mark.parametrize("name, gain", [("hybrid_pm4", 0.6), ("hybrid_cola4", 0.65)])
+def test_the_shipped_pgd_is_for_the_shipped_model_and_fitted_on_training_simulations(capsys, name, gain):
+    """Each embedded PGD file: for its model's bytes, fitted on the training suite only, lowering the training rms
+    of ln(P/P_truth) at z = 0 by the measured factor (0.0336 -> 0.0157 for hybrid_pm4, 0.0212 -> 0.0131 for
+    hybrid_cola4), with the model's halo-mass calibration fitted on the sharpened particles (else not applied)."""
     from emulator.cli import main
     from emulator.model.header import MODELS_DIR
 
-    model = MODELS_DIR / "hybrid_pm4.pt"
+    model = MODELS_DIR / f"{name}.pt"
     pgd = read_pgd(model, sha256_file(model))
     assert pgd is not None and list(pgd.redshifts) == [0.0, 0.5, 1.0, 2.0] and pgd.alpha[0] > 0
     assert pgd.source["suite"] == "configs/suite_converged.yaml"  # the model's training suite, never a test suite
-    assert "--fit emulator/models/hybrid_pm4.pgd.json" in pgd.source["command"]
+    assert f"--fit emulator/models/{name}.pgd.json" in pgd.source["command"]
     fit = pgd.source["fit"]["0"]
-    assert fit["rms_ln_ratio"] < 0.6 * fit["rms_ln_ratio_without"]  # it halves the training residual at z = 0
+    assert fit["rms_ln_ratio"] < gain * fit["rms_ln_ratio_without"]
     assert load_model(model).halo_calibration is not None  # the shipped table was fitted with this sharpening
-    assert main(["info", "--model", "hybrid_pm4"]) == 0
+    assert main(["info", "--model", name]) == 0
     assert "PGD sharpening (k_long = 0.6" in capsys.readouterr().out

@@ -157,7 +157,7 @@ def generate_mocks(
     model
         A loaded model, a model file, or None: the embedded model whose particle spacing the tracer needs
         (:func:`emulator.mocks.model_choice.choose_model`: ``hybrid_cola4`` at 2 Mpc/h unless the HOD's galaxies or
-        ``min_mass`` need the 1 Mpc/h model; with ``max_memory`` below what the chosen PM-base model needs held
+        ``min_mass`` need the 1 Mpc/h model; with ``max_memory`` below what the chosen PM- or COLA-base model needs held
         whole, the streamable 2LPT-based ``default`` instead).
     resolution : float, optional
         Particle spacing in Mpc/h of the embedded model to use (2 or 1); not with ``model``.
