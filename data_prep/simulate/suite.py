@@ -87,9 +87,8 @@ class SuiteConfig:
         unknown = set(self.simulation) - _SIM_KEYS
         if unknown:
             raise ValueError(f"unknown simulation option(s) {sorted(unknown)}; known: {sorted(_SIM_KEYS)}")
-        defaults = inspect.signature(run_simulation).parameters
         try:  # every value, now: a bad one must not wait for the first simulation (and leave its folder)
-            check_options(**{k: self.simulation.get(k, defaults[k].default) for k in _SIM_KEYS})
+            check_options(**{k: value for k, (value, _) in _simulation_options(self.simulation).items()})
         except ValueError as exc:
             raise ValueError(f"simulation.{exc}") from None
 
@@ -100,6 +99,13 @@ class SuiteConfig:
     @property
     def high(self) -> np.ndarray:
         return np.array([self.prior[k][1] for k in PARAMETER_NAMES], dtype=np.float64)
+
+
+def _simulation_options(simulation: dict) -> dict[str, tuple[Any, Any]]:
+    """``option -> (value, run_simulation's default)`` for every suite-settable option, the YAML's value where it
+    gives one, in sorted order."""
+    params = inspect.signature(run_simulation).parameters
+    return {k: (simulation.get(k, params[k].default), params[k].default) for k in sorted(_SIM_KEYS)}
 
 
 def load_suite_config(path: str | Path) -> SuiteConfig:
@@ -144,11 +150,8 @@ def simulation_inputs(cfg: SuiteConfig, sim: dict) -> dict:
     change the particles: the suite's name and folder, ``num_files`` (file layout only) and ``device`` (CPU and
     CUDA agree to float rounding).
     """
-    params = inspect.signature(run_simulation).parameters
     options = {}
-    for key in sorted(_SIM_KEYS):
-        default = params[key].default
-        value = cfg.simulation.get(key, default)
+    for key, (value, default) in _simulation_options(cfg.simulation).items():
         if (key, value) in (("refine", 1), ("integrator", "fastpm")):
             continue  # such runs keep the fingerprint of suites made before refinement and COLA existed
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
