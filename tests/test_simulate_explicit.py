@@ -108,6 +108,23 @@ def test_single_run_needs_every_flag(capsys):
     assert "--omega-b" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("flag, value, said", [
+    ("--steps", "0", "--steps must be a positive integer, got 0"),
+    ("--pm-factor", "0", "--pm-factor must be a positive integer, got 0"),
+    ("--refine", "0", "--refine must be a positive integer"),
+    ("--z-init", "-1", "--z-init must be positive and finite, got -1.0"),
+    ("--redshifts", "20", "--redshifts must be a non-empty list within [0, z_init=12.0], got [20.0]"),
+    ("--box-size", "-1", "--box-size must be positive and finite (Mpc/h), got -1.0"),
+    ("--ngrid", "0", "--ngrid must be a positive integer"),
+])
+def test_a_bad_single_run_flag_is_named_as_typed(tmp_path, capsys, flag, value, said):
+    out = tmp_path / "out"
+    assert main(["simulate", *_flags(), "--seed", "1", "--out", str(out), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err and "simulation." not in err, err
+    assert not out.exists()
+
+
 def test_refine_enters_the_fingerprint_only_when_used():
     base = dict(name="x", out_dir="x", box_size=32.0, ngrid=8, n_cosmologies=1, prior=PRIOR)
     sim = {"sim_id": "sim_0000", "cosmology": POINT, "seed": 1}

@@ -51,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "scales right with a few steps); default %(default)s")
 
 
+# The suite option each single-run flag sets, as SuiteConfig's errors name it.
+_FLAG_OF_OPTION = {"simulation.z_init": "--z-init", "simulation.steps": "--steps",
+                   "simulation.force_factor": "--pm-factor", "simulation.refine": "--refine",
+                   "simulation.output_redshifts": "--redshifts", "box_size": "--box-size", "ngrid": "--ngrid"}
+
+
 def single_run_config(args: argparse.Namespace) -> SuiteConfig:
     """The one-entry :class:`SuiteConfig` of the cosmology flags; one-line ``ValueError`` naming a missing flag."""
     missing = [f"--{f.replace('_', '-')}" for f in _COSMO_FLAGS if getattr(args, f) is None]
@@ -62,9 +68,16 @@ def single_run_config(args: argparse.Namespace) -> SuiteConfig:
                   "output_redshifts": sorted({float(z) for z in args.redshifts}, reverse=True)}
     if args.integrator != "fastpm":
         simulation["integrator"] = args.integrator
-    return SuiteConfig(name=args.name, out_dir=args.out, box_size=args.box_size, ngrid=args.ngrid, n_cosmologies=0,
-                       prior={k: [v, v] for k, v in point.items()},
-                       cosmologies=[{**point, "seed": args.seed, "name": args.name}], simulation=simulation)
+    try:
+        return SuiteConfig(name=args.name, out_dir=args.out, box_size=args.box_size, ngrid=args.ngrid,
+                           n_cosmologies=0, prior={k: [v, v] for k, v in point.items()},
+                           cosmologies=[{**point, "seed": args.seed, "name": args.name}], simulation=simulation)
+    except ValueError as exc:  # the config's words for a value the user typed as a flag: name the flag
+        message = str(exc)
+        for key, flag in _FLAG_OF_OPTION.items():
+            if message.startswith(key + " "):
+                raise ValueError(flag + message[len(key):]) from None
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
