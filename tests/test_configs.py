@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,21 @@ def test_redshift_weighted_power_on_r2s_mesh_layers_over_the_cpu_design():
     assert check_redshift_weights(model["power_redshift_weights"]) == ((0.0, 2.0), (0.5, 1.0))
     assert model["init_from"] == "runs/design/pm4_power_r2.pt" and cfg["data"]["path"] == "runs/design/pm4_train.h5"
     assert cfg["trainer"]["default_root_dir"] == "runs/design/pm4_power_r2z"
+
+
+def test_the_model_size_design_run_differs_from_cola4_only_in_width_and_folder():
+    """configs/design/cola4_wide.yaml: cola4's training set, losses and schedule, 12 channels instead of 8, and its
+    own run folder (every logger and checkpoint path), so the two runs compare at equal steps and never mix."""
+    base = _print_config("design/cpu_budget.yaml", "design/cola4.yaml")
+    wide = _print_config("design/cpu_budget.yaml", "design/cola4.yaml", "design/cola4_wide.yaml")
+    assert base["model"]["network"]["base_channels"] == 8 and wide["model"]["network"]["base_channels"] == 12
+    assert json.dumps(wide["trainer"]).count("runs/design/cola4_wide") == 4
+    assert re.search(r"runs/design/cola4(?!_wide)", json.dumps(wide["trainer"])) is None
+    for cfg in (base, wide):
+        cfg.pop("config", None), cfg["model"].pop("network")
+        for key in ("default_root_dir", "logger", "callbacks", "max_time"):
+            cfg["trainer"].pop(key)
+    assert wide == base
 
 
 def test_hybrid_gpu_config_is_the_gpu_network_on_the_pm_base_training_set():
