@@ -209,12 +209,17 @@ def test_memory_plan_counts_the_pm_base_and_never_streams_it():
     from emulator.mocks.largebox import MockOptions, in_memory_estimate, plan_memory
 
     lpt = in_memory_estimate(256, halo=20, multiple=4)
-    pm = in_memory_estimate(256, halo=20, multiple=4, pm_force_factor=2)
+    pm_base = BaseRecipe(method="pm", steps=4, force_factor=2)
+    pm = in_memory_estimate(256, halo=20, multiple=4, base=pm_base)
     assert pm - lpt == pytest.approx((220 + 24 * 8) * 256**3)  # measured 369 bytes/particle at 128^3, factor 2
-    assert not plan_memory(MockOptions(), 256, 512.0, halo=20, multiple=4, max_memory=None,
-                           pm_force_factor=2).streamed
+    assert in_memory_estimate(256, halo=20, multiple=4, base=BaseRecipe()) == lpt  # a 2LPT base adds nothing
+    assert not plan_memory(MockOptions(), 256, 512.0, halo=20, multiple=4, max_memory=None, base=pm_base).streamed
     with pytest.raises(ValueError, match="corrects a PM run, which needs the whole box"):
-        plan_memory(MockOptions(), 256, 512.0, halo=20, multiple=4, max_memory=2.0, pm_force_factor=2)
+        plan_memory(MockOptions(), 256, 512.0, halo=20, multiple=4, max_memory=2.0, base=pm_base)
+    cola = BaseRecipe(method="cola", steps=4, force_factor=2)
+    assert in_memory_estimate(256, halo=20, multiple=4, base=cola) > pm
+    with pytest.raises(ValueError, match="corrects a COLA run, which needs the whole box"):
+        plan_memory(MockOptions(), 256, 512.0, halo=20, multiple=4, max_memory=2.0, base=cola)
 
 
 def test_models_without_a_recorded_base_correct_2lpt(capsys):

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.base_recipe import BaseRecipe
 from ..core.cosmology import particle_mass_from_cosmology
 from .catalogs import MockOptions, _seed, finish_catalogs, fof_min_members, halo_calibration, halo_tracer_columns
 from .fof_slabs import default_overlap, slab_fof_memory
@@ -123,27 +124,27 @@ def _tiles(ngrid: int, multiple: int, largest: int) -> list[int]:
 
 
 def in_memory_estimate(ngrid: int, *, halo: int, multiple: int, tile: int | None = None,
-                       pm_force_factor: int | None = None, pm_frame: bool = False) -> float:
+                       base: BaseRecipe | None = None) -> float:
     """Estimated peak resident memory (bytes) of a mock of ``ngrid^3`` particles held whole, network tiles of
     ``tile`` cells (default: :func:`~emulator.model.tiling.balanced_tile` of at most 128, as generation uses) with
-    ``halo`` cells of context on each side; ``pm_force_factor``: the force factor of a hybrid model's PM base
-    (None for a 2LPT base), whose run is added; ``pm_frame``: that run steps in COLA's frame (more memory)."""
+    ``halo`` cells of context on each side; ``base``: the run the model corrects (None or 2LPT: nothing added; a
+    PM or COLA run adds its particles and force mesh, COLA's frame a little more)."""
     from ..model.tiling import DEFAULT_TILE, balanced_tile
 
     t = min(int(tile), ngrid) if tile else balanced_tile(ngrid, DEFAULT_TILE, multiple)
     per_particle = IN_MEMORY_BYTES_PER_PARTICLE
-    if pm_force_factor is not None:
-        per_particle += PM_BASE_BYTES + PM_BASE_MESH_BYTES * float(pm_force_factor) ** 3 + COLA_FRAME_BYTES * pm_frame
+    if base is not None and not base.is_lpt:
+        per_particle += (PM_BASE_BYTES + PM_BASE_MESH_BYTES * float(base.force_factor) ** 3
+                         + COLA_FRAME_BYTES * (base.method == "cola"))
     return (BASELINE_BYTES + NETWORK_PASS_BYTES_PER_CELL * float(t + 2 * halo) ** 3
             + per_particle * float(ngrid) ** 3)
 
 
 def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multiple: int, max_memory: float | None,
                 tile: int | None = None, fof_overlap: float | None = None, format: str = "hdf5",
-                pm_force_factor: int | None = None, fof_members: int | None = None, pm_frame: bool = False
-                ) -> MemoryPlan:
+                base: BaseRecipe | None = None, fof_members: int | None = None) -> MemoryPlan:
     """Choose how to make a mock of ``ngrid^3`` particles within ``max_memory`` GB (None: held whole);
-    ``pm_force_factor``: that of a hybrid model's PM base (never streamed), None for 2LPT (``pm_frame``: COLA's);
+    ``base``: the run the model corrects (a PM or COLA run is never streamed; None: 2LPT);
     ``fof_members``: the FoF member cut (:func:`~emulator.mocks.catalogs.fof_min_members`; default
     ``min_members``), which bounds the number of halos.
 
@@ -156,13 +157,12 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     from ..model.streaming import streaming_memory
 
     npart = float(ngrid) ** 3
-    whole = in_memory_estimate(ngrid, halo=halo, multiple=multiple, tile=tile, pm_force_factor=pm_force_factor,
-                               pm_frame=pm_frame)
+    whole = in_memory_estimate(ngrid, halo=halo, multiple=multiple, tile=tile, base=base)
     if max_memory is None or whole <= max_memory * GB:
         return MemoryPlan(ngrid, whole, False)
     cap = float(max_memory) * GB
-    if pm_force_factor is not None:
-        raise ValueError(f"--max-memory {max_memory:g} GB: this model corrects a {'COLA' if pm_frame else 'PM'} run, "
+    if base is not None and not base.is_lpt:
+        raise ValueError(f"--max-memory {max_memory:g} GB: this model corrects a {base.method.upper()} run, "
                          f"which needs the whole box (~{whole / GB:.1f} GB for {ngrid}^3 particles) and is not "
                          "streamed: raise --max-memory or use a smaller box")
     if opts.cutsky is not None and (opts.cutsky.get("lightcone") or opts.tracer == "particles"):
