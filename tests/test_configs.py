@@ -107,6 +107,21 @@ def test_the_model_size_design_run_differs_from_cola4_only_in_width_and_folder()
     assert wide == base
 
 
+def test_the_training_set_design_run_differs_from_cola4_wide_only_in_data_and_folder():
+    """configs/design/cola4_wide96.yaml: cola4_wide's network, losses and schedule on the 96-cosmology training set,
+    in its own run folder, so the two runs never mix."""
+    layers = ("design/cpu_budget.yaml", "design/cola4.yaml", "design/cola4_wide.yaml")
+    wide, wide96 = _print_config(*layers), _print_config(*layers, "design/cola4_wide96.yaml")
+    assert wide96["data"]["path"] == "runs/design/cola4_96_train.h5" and wide96["model"] == wide["model"]
+    assert json.dumps(wide96["trainer"]).count("runs/design/cola4_wide96") == 4
+    assert re.search(r"runs/design/cola4_wide(?!96)", json.dumps(wide96["trainer"])) is None
+    for cfg in (wide, wide96):
+        cfg.pop("config", None), cfg["data"].pop("path")
+        for key in ("default_root_dir", "logger", "callbacks", "max_time"):
+            cfg["trainer"].pop(key)
+    assert wide96 == wide
+
+
 def test_hybrid_gpu_config_is_the_gpu_network_on_the_pm_base_training_set():
     """configs/converged_gpu_hybrid.yaml: converged_gpu.yaml's network and schedule, r2's power term, its own
     training file and run folder (every logger and checkpoint path), so the two GPU chains never mix."""
