@@ -56,7 +56,8 @@ def galaxy_table(res: dict) -> str | None:
     err = np.median(best, axis=0)
     ng = [e["truth"]["galaxies"]["n_galaxies"] for e in res["per_cosmology"] if e["truth"].get("galaxies")]
     lines = [f"HOD `{res['config']['statistics']['galaxies']['hod']}` on each method's FoF halos (same HOD seed), "
-             f"{min(ng)}–{max(ng)} truth galaxies per box; worst case over cosmologies and seeds for k ≤ {kmax:.3g} h/Mpc. "
+             f"{min(ng)}–{max(ng)} truth galaxies per box; "
+             f"worst case over cosmologies and seeds for k ≤ {kmax:.3g} h/Mpc. "
              f"The truth's own Gaussian error in its best-measured bin (median over cosmologies): σ(P0)/P0 = "
              f"{err[0]:.2f}, σ(P2)/P0 = {err[1]:.2f}, σ(P4)/P0 = {err[2]:.2f}: differences below these are noise.", "",
              "| contender | max abs(P0/P0_t - 1) | max abs(P2 - P2_t)/P0_t | max abs(P4 - P4_t)/P0_t | "
@@ -132,7 +133,8 @@ def _bispectrum_figure(res, path):
     a2.plot(_a(st["thetas"]) / np.pi, _a(e["truth"]["q_iso"]), "k-o", label="truth")
     for name in res["contenders"]:
         m = e["contenders"][name]["measured"]
-        a1.plot(_a(st["k_equilateral"]) / kf, _a(m["q_eq"]), "-o", ms=3, color=_color(res, name), label=_label(res, name))
+        a1.plot(_a(st["k_equilateral"]) / kf, _a(m["q_eq"]), "-o", ms=3,
+                color=_color(res, name), label=_label(res, name))
         a2.plot(_a(st["thetas"]) / np.pi, _a(m["q_iso"]), "-o", ms=3, color=_color(res, name))
     a1.set(xlabel="k / k_f (equilateral)", ylabel="Q")
     a2.set(xlabel=f"theta / pi (k1 = k2 = {st['k_isosceles'] / kf:g} k_f)", ylabel="Q")
@@ -151,7 +153,8 @@ def _pdf_figure(res, path):
         x = 0.5 * (edges[1:] + edges[:-1])
         ax.plot(x, _a(e["truth"]["pdf"][j]), "k-", lw=2, label="truth")
         for name in res["contenders"]:
-            ax.plot(x, _a(e["contenders"][name]["measured"]["pdf"][j]), color=_color(res, name), label=_label(res, name))
+            ax.plot(x, _a(e["contenders"][name]["measured"]["pdf"][j]),
+                    color=_color(res, name), label=_label(res, name))
         ax.set(xlabel="1 + delta", ylabel="PDF", title=f"Gaussian R = {radius:.3g} Mpc/h", yscale="log")
     axes[0][0].legend(fontsize=8)
     return _save(fig, path)

@@ -42,7 +42,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
     if unknown or missing:
         raise ValueError(f"scaling config {path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
     if int(cfg["repeats"]) < 3:
-        raise ValueError(f"scaling config {path}: repeats must be >= 3 (a median of at least three), got {cfg['repeats']}")
+        raise ValueError(f"scaling config {path}: repeats must be >= 3 (a median of at least three), "
+                         f"got {cfg['repeats']}")
     if not cfg.get("threads") or int(cfg["threads"]) < 1:
         raise ValueError(f"scaling config {path}: threads must be a fixed positive integer")
     return cfg

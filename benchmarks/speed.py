@@ -14,8 +14,9 @@ memory (``torch.cuda.max_memory_allocated``) is reported too. With ``isolate=Fal
 function runs in the calling process, whose baseline then includes everything it already holds.
 
 Methods: ``generator`` (emulator), ``network`` (the generator's network alone, one periodic whole-box pass on
-an ``ngrid^3`` input: the unpadded cost that tiling and the 2LPT input add to; no particles), ``2lpt``, ``za``, ``lognormal`` (target: CAMB halofit P(k) at the redshift,
-including the log-transform of the target), ``pm_few`` (PM with ``pm_steps``), ``pm`` (the truth's settings).
+an ``ngrid^3`` input: the unpadded cost that tiling and the 2LPT input add to; no particles), ``2lpt``, ``za``,
+``lognormal`` (target: CAMB halofit P(k) at the redshift, including the log-transform of the target), ``pm_few``
+(PM with ``pm_steps``), ``pm`` (the truth's settings).
 A mock is particles (positions and velocities) or, for the lognormal, a density mesh.
 """
 

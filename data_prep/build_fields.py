@@ -72,7 +72,8 @@ def grid_fields(path: str, ngrid: int, box_size: float, length_unit=None) -> tup
     return disp.astype(np.float32).reshape(3, n, n, n), vel.reshape(3, n, n, n), float(header.redshift)
 
 
-def _linear_delta_k(entry: SimulationEntry, ngrid: int, box_size: float, device: str | torch.device = "cpu") -> torch.Tensor:
+def _linear_delta_k(entry: SimulationEntry, ngrid: int, box_size: float,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
     """Linear density (rfft layout, float64, on ``device``) at D1 = 1 from the seed or from the IC snapshot."""
     if entry.seed is not None:
         noise = white_noise(entry.seed, ngrid, dtype=torch.float64).to(device)  # drawn on the CPU: same on any device

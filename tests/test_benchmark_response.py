@@ -100,7 +100,8 @@ def test_sigma8_response_is_two_over_sigma8_on_large_scales(tmp_path):
     ("response_128", "hybrid_pm4", "configs/suite_converged_response_128.yaml")])
 def test_committed_response_reports_match_their_suite_model_and_curves(folder, model, suite_path):
     """benchmarks/results/response (the standard tier's `default`, the README command), response_hybrid
-    (``--model hybrid_pm4``), response_cola4 (``--model hybrid_cola4``) and response_128 (the same at the full tier's 128^3 in 256 Mpc/h): the suite they claim,
+    (``--model hybrid_pm4``), response_cola4 (``--model hybrid_cola4``) and response_128 (the same at the full
+    tier's 128^3 in 256 Mpc/h): the suite they claim,
     the embedded model file's very bytes, the suite's +/- steps and centre, and every summary cell recomputed from
     the stored curves (max |R_c - R_t| over k <= k_Nyq/2)."""
     res = json.loads((REPO / "benchmarks/results" / folder / "results.json").read_text())

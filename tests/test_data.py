@@ -1,4 +1,5 @@
-"""Tests of the training-data path (emulator.training.trainingset, emulator.training.datamodule) against independent truths: numpy's
+"""Tests of the training-data path (emulator.training.trainingset, emulator.training.datamodule) against
+independent truths: numpy's
 wrap-around indexing, hand-encoded index fields, the known synthetic residual of the fixture, the particle
 picture of the cube symmetries, and hand-computed style normalisation."""
 

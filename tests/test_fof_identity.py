@@ -5,8 +5,8 @@ cell-list/union-find rewrite (commit 56565d2): pairs from ``cKDTree.query_pairs`
 ``scipy.sparse.csgraph.connected_components``, halos ordered by member count, then lowest member index. The new
 finder must give identical labels and member counts (so the same halos in the same order; centres and velocities
 follow from them by unchanged code) on particle sets that look like what it is used on: the embedded generator's
-particles (z = 0 and 1), a 2LPT field, clustered blobs that straddle the periodic faces, and a linking length so large that
-the cell grid has fewer than three cells per side.
+particles (z = 0 and 1), a 2LPT field, clustered blobs that straddle the periodic faces, and a linking length so
+large that the cell grid has fewer than three cells per side.
 """
 
 from __future__ import annotations

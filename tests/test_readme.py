@@ -4,8 +4,8 @@ The commands are read from README.md (continuation lines joined, comments droppe
 holding a copy of ``configs/`` in which the big configurations are shrunk to test size: the suite config becomes
 a 16^3 suite of six cosmologies, the training configs train for two steps on small crops and on the CPU. The
 command lines themselves are run verbatim except for the size options listed in :data:`SHRINK` (box size,
-number of realizations, benchmark tier; the benchmark also gets the shrunk smoke config). A README command that this test neither runs nor lists in
-:data:`NOT_RUN` with a reason fails the test, so an example cannot silently rot.
+number of realizations, benchmark tier; the benchmark also gets the shrunk smoke config). A README command that
+this test neither runs nor lists in :data:`NOT_RUN` with a reason fails the test, so an example cannot silently rot.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def test_readme_parser_sees_the_examples():
     cmds = readme_commands((ROOT / "README.md").read_text())
     assert "bash scripts/demo.sh" in cmds and "bash scripts/test.sh" in cmds
     assert any(c.startswith("emulator generate") and "--format fits" in c for c in cmds)
-    assert shlex.split(shlex.join(["--bias", '{"model": "linear", "b1": 2}'])) == ["--bias", '{"model": "linear", "b1": 2}']
+    bias = ["--bias", '{"model": "linear", "b1": 2}']
+    assert shlex.split(shlex.join(bias)) == bias
 
 
 @pytest.mark.slow

@@ -138,7 +138,8 @@ def bbks_power(k: torch.Tensor) -> torch.Tensor:
 
     def shape(kk):
         q = kk / gamma
-        t = torch.log1p(2.34 * q) / (2.34 * q) * (1 + 3.89 * q + (16.1 * q) ** 2 + (5.46 * q) ** 3 + (6.71 * q) ** 4) ** -0.25
+        t = (torch.log1p(2.34 * q) / (2.34 * q)
+             * (1 + 3.89 * q + (16.1 * q) ** 2 + (5.46 * q) ** 3 + (6.71 * q) ** 4) ** -0.25)
         return kk**COSMO.n_s * t**2
 
     k = torch.as_tensor(k, dtype=torch.float64) if not torch.is_tensor(k) else k

@@ -1,5 +1,6 @@
-"""Tests of the training stack (emulator.training.module, emulator.training.datamodule, emulator.training.fit) on the synthetic training
-set of ``tests/helpers_trainingset.py``, whose N-body target is a known local nonlinear map of 2LPT: learning,
+"""Tests of the training stack (emulator.training.module, emulator.training.datamodule, emulator.training.fit) on
+the synthetic training set of ``tests/helpers_trainingset.py``, whose N-body target is a known local nonlinear
+map of 2LPT: learning,
 validation spectra against a direct computation, tiled inference, DDP sharding, resuming, and the CLI."""
 
 from __future__ import annotations

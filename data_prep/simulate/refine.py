@@ -70,7 +70,8 @@ def coarse_modes(field_k: torch.Tensor, n: int) -> torch.Tensor:
     """
     big = field_k.shape[0]
     if field_k.ndim != 3 or big % n or big < n:
-        raise ValueError(f"field_k must be an rfftn array of a grid that is a multiple of n={n}, got {tuple(field_k.shape)}")
+        raise ValueError(f"field_k must be an rfftn array of a grid that is a multiple of n={n}, "
+                         f"got {tuple(field_k.shape)}")
     full, half = _coarse_index(n, big // n)
     return field_k[full][:, full][:, :, half]
 
@@ -122,7 +123,10 @@ def refined_white_noise(
 
 
 def coarse_lattice_index(n: int, refine: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """Indices (C order of the ``(r n)^3`` lattice) of the fine particles at ``q = (i, j, k) L / n``, in coarse C order."""
+    """Indices (C order of the ``(r n)^3`` lattice) of the fine particles at ``q = (i, j, k) L / n``.
+
+    They come in coarse C order.
+    """
     r = check_refine(refine)
     big = r * n
     i = torch.arange(n, device=device, dtype=torch.int64) * r

@@ -20,9 +20,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("emulator.cli.info", "show the model: what it is, its parameter hull and its measured accuracy"),
     "evaluate": ("emulator.cli.evaluate", "held-out P(k) ratio and r(k) of a model against simulations, vs 2LPT"),
     "cache": ("emulator.cli.cache", "show (info) or empty (clear) the on-disk cache of CAMB power-spectrum tables"),
-    "export": ("emulator.cli.export", "package a training checkpoint as a portable model file (with held-out accuracy)"),
+    "export": ("emulator.cli.export",
+               "package a training checkpoint as a portable model file (with held-out accuracy)"),
     "fit": ("emulator.cli.fit", "train the emulator (LightningCLI): emulator fit --config configs/tiny_cpu.yaml"),
-    "validate": ("emulator.cli.fit", "validate a checkpoint (LightningCLI): emulator validate --config ... --ckpt_path ..."),
+    "validate": ("emulator.cli.fit",
+                 "validate a checkpoint (LightningCLI): emulator validate --config ... --ckpt_path ..."),
     "test": ("emulator.cli.fit", "evaluate a checkpoint on the test split (LightningCLI)"),
 }
 

@@ -10,8 +10,9 @@ its own density field, band-passed to the scales that are missing::
 read out at the particles (``alpha`` dimensionless; ``k_l``, ``k_s`` in h/Mpc). ``exp(-(k_l / k)^2)`` leaves the
 large scales, which the generator already has, untouched; ``exp(-(k / k_s)^4)`` keeps the pull off the mesh's
 noise. The shift points towards overdensities (``alpha > 0`` sharpens, like gravity), needs one paint, one
-forward FFT and per component one inverse FFT and one readout, and conserves momentum: paint and readout use the same window and the kernel is
-odd, so the shifts of equal-mass particles sum to zero (to rounding). Pure torch, any device.
+forward FFT and per component one inverse FFT and one readout, and conserves momentum: paint and readout use the
+same window and the kernel is odd, so the shifts of equal-mass particles sum to zero (to rounding). Pure torch,
+any device.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ into one folder (e.g. the jobs of an array) proceed side by side. A run of more 
 (:func:`max_file_locks`, half the open-file limit) takes the folder lock exclusively instead, so it excludes
 every other run into that folder, and they it. The last run to release a lock file deletes it (so none is left
 behind); a lock is only trusted if it is on the file still at its path, so the deletion cannot let two writers
-in (:mod:`emulator.core.locks`). The locks exclude other ``generate_mocks`` runs, not other programs; they need a file system
-with ``flock`` (local disks; NFS on Linux emulates it); without ``fcntl`` (Windows) there are none.
+in (:mod:`emulator.core.locks`). The locks exclude other ``generate_mocks`` runs, not other programs; they need a
+file system with ``flock`` (local disks; NFS on Linux emulates it); without ``fcntl`` (Windows) there are none.
 
 Files already there
 -------------------

@@ -1,9 +1,9 @@
 """Training losses: Lagrangian field MSE, Eulerian painted-density MSE, and two-point physics constraints.
 
-All functions take fields in Lagrangian-cell units on crops of ``c^3`` particles (see :mod:`emulator.training.trainingset`):
-displacements ``(B, 3, c, c, c)`` in cells. Eulerian quantities are computed by moving the crop's particles
-``q + psi`` and painting them (CIC, differentiable, periodic over the crop) onto a ``c^3`` mesh of unit cells (or
-a ``refine`` times finer one, for the power term's small scales);
+All functions take fields in Lagrangian-cell units on crops of ``c^3`` particles (see
+:mod:`emulator.training.trainingset`): displacements ``(B, 3, c, c, c)`` in cells. Eulerian quantities are
+computed by moving the crop's particles ``q + psi`` and painting them (CIC, differentiable, periodic over the
+crop) onto a ``c^3`` mesh of unit cells (or a ``refine`` times finer one, for the power term's small scales);
 because painting conserves the particle number exactly, the Eulerian term also enforces mass conservation of
 the predicted particles. Two-point terms use the core estimators of :mod:`emulator.core.stats`.
 """
