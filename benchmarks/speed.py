@@ -120,7 +120,8 @@ def _network_pass(model, cosmo, z: float, n: int, seed: int, device: torch.devic
     from emulator.model.tiling import periodic_forward
 
     gen = torch.Generator().manual_seed(seed)
-    x = (0.3 * torch.randn((1, 3, n, n, n), generator=gen)).to(device)  # input values do not change the cost
+    channels = int(model.net.in_channels)  # 6 for a derivative-velocity network: displacement and velocity
+    x = (0.3 * torch.randn((1, channels, n, n, n), generator=gen)).to(device)  # values do not change the cost
     style = model.style(cosmo, z)[None].to(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -162,3 +162,12 @@ def test_full_size_response_suite_is_the_response_suite_at_the_full_tiers_size()
     assert seeds == {52000}
     others = [p for p in CONFIGS.glob("suite_*.yaml") if p.name != "suite_converged_response_128.yaml"]
     assert not seeds & {d["seed"] for p in others for d in suite_design(load_suite_config(p))}
+
+
+def test_the_velocity_derivative_design_run_differs_from_cola4_only_in_the_velocity_and_folder():
+    """configs/design/cola4_dvel.yaml (design (b)): cola4's network, training set, losses and schedule with the
+    velocity as the displacement's derivative instead of a head, in its own run folder."""
+    base = _print_config("design/cpu_budget.yaml", "design/cola4.yaml")
+    dvel = _print_config("design/cpu_budget.yaml", "design/cola4.yaml", "design/cola4_dvel.yaml")
+    assert base["model"].pop("velocity") == "head" and dvel["model"].pop("velocity") == "derivative"
+    _assert_a_run_of_its_own(base, dvel, "runs/design/cola4_dvel")

@@ -26,12 +26,14 @@ def run(args: argparse.Namespace) -> int:
         full = load_model(args.model)
         m = ModelHeader(network=dict(full.net.config), style_low=tuple(full.style_low),
                         style_high=tuple(full.style_high), cell_size=full.cell_size, metadata=full.metadata,
-                        path=full.path, sha256=full.sha256, base=full.base.to_dict())
+                        path=full.path, sha256=full.sha256, base=full.base.to_dict(), velocity=full.velocity)
     print(f"model: {m.name}  ({m.path})\nsha256: {m.sha256}")
     print(f"resolution: Lagrangian cell {m.cell_size:g} Mpc/h; network halo {m.halo} cells")
     from ..core.base_recipe import BaseRecipe
 
     print(f"corrects: {BaseRecipe.from_dict(m.base, where=m.path).label()} (the network's input and base)")
+    print("velocities: " + ("the displacement's derivative with respect to ln D1 (no velocity head)"
+                            if m.velocity == "derivative" else "a velocity head beside the displacement"))
     print("training hull:")
     for name, (lo, hi) in m.hull().items():
         print(f"  {name:8s} [{lo:.4g}, {hi:.4g}]")

@@ -20,6 +20,8 @@ __all__ = [
     "StyleMapping",
     "center_crop",
     "make_activation",
+    "DerivativeVelocityNet",
+    "build_network",
 ]
 
 _HOME = {
@@ -33,6 +35,8 @@ _HOME = {
     "predict_box": "tiling",
     "tile_origins": "tiling",
     "StyledUNet": "unet",
+    "DerivativeVelocityNet": "velocity_derivative",
+    "build_network": "velocity_derivative",
 }
 
 

@@ -228,7 +228,8 @@ def emulate_fields(
         if tile is None and n > DEFAULT_TILE:  # as few tiles as DEFAULT_TILE needs, no larger than needed
             tile = balanced_tile(n, DEFAULT_TILE, max(2, int(model.net.size_multiple)))
         net_device = next(model.net.parameters()).device
-        res = predict_box(model.net, disp[None], style.to(net_device), tile=tile, divisor=cell)[0]
+        res = predict_box(model.net, model.network_input(disp, vdisp)[None], style.to(net_device), tile=tile,
+                          divisor=cell)[0]
         res = res.to(disp.device).mul_(cell)
         disp += res[:3]
         vdisp += res[3:]

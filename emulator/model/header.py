@@ -96,6 +96,7 @@ class ModelHeader(ModelIdentity):
     path: str = ""
     sha256: str = ""
     base: dict = field(default_factory=lambda: {"method": "2lpt"})  # emulator.core.pm_base.BaseRecipe.to_dict()
+    velocity: str = "head"  # or "derivative" (emulator.model.velocity_derivative)
 
     @property
     def halo(self) -> int:
@@ -200,6 +201,7 @@ def read_header(path: str | Path | None = None) -> ModelHeader:
             path=str(path),
             sha256=sha256_file(path),
             base=dict(payload.get("base") or {"method": "2lpt"}),
+            velocity=str(payload.get("velocity", "head")),
         )
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: not a cosmo-emulator model file (incomplete header)") from None

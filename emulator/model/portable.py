@@ -6,7 +6,12 @@ A model file is a ``torch.save`` of a plain dict (tensors, numbers, strings, lis
      "network": {...StyledUNet kwargs...}, "state_dict": {...network weights...},
      "style_low": [6 floats], "style_high": [6 floats],   # training prior (5 parameters) + redshift range
      "cell_size": float (Mpc/h), "metadata": {...},       # training config, validation numbers, provenance
-     "base": {"method": "2lpt"} or {"method": "pm", ...}}  # what the network corrects (absent: 2LPT)
+     "base": {"method": "2lpt"} or {"method": "pm", ...},  # what the network corrects (absent: 2LPT)
+     "velocity": "derivative"}  # only in a model whose velocities are d(displacement)/d ln D1 (absent: "head")
+
+A ``velocity: derivative`` model (:mod:`emulator.model.velocity_derivative`) stores the weights of its
+displacement-only network under ``net.``; its :meth:`EmulatorModel.style` has 12 entries (style and rate) and its
+network reads the base displacement and velocity (:meth:`EmulatorModel.network_input`).
 
 The embedded models live in ``emulator/models/<name>.pt``; the one used where none is named is
 :data:`~emulator.model.header.DEFAULT_MODEL` (``hybrid_cola4``: a network correcting a 4-step COLA run). Beside a
@@ -26,6 +31,7 @@ import torch
 
 from ..core.atomic import atomic_path
 from ..core.cosmology import Cosmology
+from ..core.growth import GrowthHistory
 from ..core.device import check_device
 from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
@@ -34,6 +40,7 @@ from .pgd_correction import PGDCorrection, pgd_digest, read_pgd
 from .header import DEFAULT_MODEL, FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
 from .style import normalise_style
 from .unet import StyledUNet
+from .velocity_derivative import DerivativeVelocityNet, build_network, check_velocity_mode, style_rate
 
 __all__ = ["EmulatorModel", "export_checkpoint", "load_model", "check_device", "DEFAULT_MODEL_PATH",
            "ExtrapolationError"]
@@ -50,7 +57,7 @@ class EmulatorModel(ModelIdentity):
     """A loaded emulator: the network plus everything needed to use it correctly (``name`` and ``hull()`` from
     :class:`~emulator.model.header.ModelIdentity`)."""
 
-    net: StyledUNet
+    net: StyledUNet | DerivativeVelocityNet
     style_low: np.ndarray
     style_high: np.ndarray
     cell_size: float
@@ -60,6 +67,7 @@ class EmulatorModel(ModelIdentity):
     base: BaseRecipe = LPT_BASE  # the fields the network corrects (emulator.core.pm_base)
     halo_calibration: HaloMassCalibration | None = None  # FoF masses onto the truth's (<stem>.halo_mass.json)
     pgd: PGDCorrection | None = None  # small-scale sharpening of the particles (<stem>.pgd.json)
+    velocity: str = "head"  # "derivative": velocities are the displacement's derivative (velocity_derivative)
 
     @property
     def redshift_range(self) -> tuple[float, float]:
@@ -75,9 +83,20 @@ class EmulatorModel(ModelIdentity):
         return out
 
     def style(self, cosmo: Cosmology, redshift: float) -> torch.Tensor:
-        """The (6,) normalised conditioning vector (see :func:`emulator.model.style.normalise_style`)."""
+        """The (6,) normalised conditioning vector (see :func:`emulator.model.style.normalise_style`); (12,) for a
+        ``velocity: derivative`` model: then its derivative with respect to ``ln D1``."""
         s = normalise_style(cosmo.to_array(), redshift, self.style_low, self.style_high)
+        if self.velocity == "derivative":
+            rate = np.zeros_like(s)
+            f1 = float(GrowthHistory(cosmo).f1(1.0 / (1.0 + float(redshift))))
+            rate[5] = style_rate(redshift, f1, self.style_low[5], self.style_high[5])
+            s = np.concatenate([s, rate])
         return torch.as_tensor(s, dtype=torch.float32)
+
+    def network_input(self, disp: torch.Tensor, vdisp: torch.Tensor) -> torch.Tensor:
+        """What the network reads: the base displacement ``(3, ...)``, and for a ``velocity: derivative`` model the
+        base velocity in displacement units after it (``(6, ...)``; both in the same length unit)."""
+        return torch.cat([disp, vdisp]) if self.velocity == "derivative" else disp
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -100,7 +119,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[st
             k not in ckpt["state_dict"] for k in ("style_low", "style_high", "cell_size")):
         raise ValueError(f"{checkpoint} is not a FieldEmulator training checkpoint (hyper_parameters/state_dict)")
     hp = ckpt["hyper_parameters"]
-    network = {"in_channels": 3, "out_channels": 6, "style_dim": 6, **(hp.get("network") or {})}
+    velocity = check_velocity_mode(hp.get("velocity", "head"), f"{checkpoint}: velocity")
+    network = {"in_channels": 3, "out_channels": 3 if velocity == "derivative" else 6, "style_dim": 6,
+               **(hp.get("network") or {})}
     sd = ckpt["state_dict"]
     payload = {
         "format": FORMAT,
@@ -114,6 +135,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, metadata: dict[st
         "metadata": {"checkpoint": str(checkpoint), "global_step": int(ckpt.get("global_step", 0)),
                      **({"init_from": dict(ckpt["init_from"])} if isinstance(ckpt.get("init_from"), dict) else {}),
                      **(metadata or {})},
+        **({"velocity": velocity} if velocity != "head" else {}),
     }
     if any(np.isnan(payload["style_low"])):
         raise ValueError(f"{checkpoint}: checkpoint has no training prior (style bounds); was it trained?")
@@ -144,7 +166,8 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a cosmo-emulator model file")
     base = BaseRecipe.from_dict(payload.get("base"), where=f"{path}: base")
-    net = StyledUNet(**payload["network"])
+    velocity = check_velocity_mode(payload.get("velocity", "head"), f"{path}: velocity")
+    net = build_network(payload["network"], velocity)
     net.load_state_dict(payload["state_dict"])
     net.eval().to(dev)
     digest = sha256_file(path)
@@ -160,4 +183,5 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         base=base,
         halo_calibration=read_calibration(path, digest, pgd_sha256=pgd_digest(pgd)),
         pgd=pgd,
+        velocity=velocity,
     )

@@ -184,6 +184,8 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
                 disp = ext[:, halo : halo + tile]
                 vdisp = torch.from_numpy(vdisp_ds[:, ox : ox + tile])
                 if net is not None:
+                    if model.velocity == "derivative":  # the network reads the base velocity too (with its halo)
+                        ext = torch.cat([ext, torch.from_numpy(_rows(vdisp_ds, ox - halo, ox + tile + halo, n))])
                     with torch.inference_mode():
                         r = _network_slab(net, (ext / cell)[None], style, tile, starts)[0]
                     disp = disp + cell * r[:3]

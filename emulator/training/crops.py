@@ -4,7 +4,8 @@ A sample is one simulation at one redshift. Each item of :class:`CropDataset` is
 (the output region) plus ``halo`` cells of periodic context on every side for the network input. Fields are
 made dimensionless by the Lagrangian cell size ``L / n`` (Mpc/h):
 
-* ``input``  (3, c+2h, c+2h, c+2h): base displacement / cell;
+* ``input``  (3, c+2h, c+2h, c+2h): base displacement / cell; with ``velocity_input`` (6, ...): then the base
+  velocity in displacement units / cell, the tangent of :mod:`emulator.model.velocity_derivative`;
 * ``lpt``    (6, c, c, c): base displacement / cell and base velocity in displacement units / cell;
 * ``target`` (6, c, c, c): the N-body displacement and velocity in the same units, minus ``lpt``;
 
@@ -13,7 +14,8 @@ The base is 2LPT (``lpt_disp`` / ``lpt_vel``) or, in a training set built with a
 
 where a velocity ``v`` (km/s) in displacement units is ``v / (100 a E(a) f1(a))`` (Mpc/h), so that in linear
 theory it equals the displacement. ``style`` is the cosmology and redshift normalised to [-1, 1] over the
-training prior recorded in the file.
+training prior recorded in the file; with ``velocity_input`` it is followed by its derivative with respect to
+``ln D1`` (:func:`emulator.model.velocity_derivative.style_rate`), 12 entries in all.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..model.style import normalise_style
+from ..model.velocity_derivative import style_rate
 from .symmetry import apply_symmetry, random_symmetry
 from .trainingset import TrainingSetInfo
 
@@ -81,6 +84,9 @@ class CropDataset(Dataset):
         Random crops drawn per sample per epoch (ignored for deterministic tiling, which uses ``(n/crop)^3``).
     augment : bool
         Apply a random cube symmetry to each crop.
+    velocity_input : bool
+        Add the base velocity to the input and the style's rate to the style (the tangent of a derivative-velocity
+        network, :mod:`emulator.model.velocity_derivative`).
 
     Notes
     -----
@@ -100,6 +106,7 @@ class CropDataset(Dataset):
         random_crops: bool,
         crops_per_sample: int = 1,
         augment: bool = False,
+        velocity_input: bool = False,
     ) -> None:
         n = info.ngrid
         if crop <= 0 or crop > n:
@@ -112,7 +119,7 @@ class CropDataset(Dataset):
                              or crops_per_sample < 1):
             raise ValueError(f"crops_per_sample must be an integer >= 1, got {crops_per_sample!r}")
         self.info, self.split, self.crop, self.halo = info, split, crop, halo
-        self.random_crops, self.augment = random_crops, augment
+        self.random_crops, self.augment, self.velocity_input = random_crops, augment, bool(velocity_input)
         self.samples = info.samples(split)
         if not self.samples:
             raise ValueError(f"training set {info.path} has no samples in split {split!r}")
@@ -157,9 +164,12 @@ class CropDataset(Dataset):
         c, h = self.crop, self.halo
         cell = self.info.cell
         base_disp, base_vel = (grp[name] for name in self.info.base_fields)
-        inp = read_periodic_crop(base_disp, (ox - h, oy - h, oz - h), c + 2 * h) / cell
-        centre = (ox, oy, oz)
+        corner = (ox - h, oy - h, oz - h)
         vu = sample.velocity_unit
+        inp = read_periodic_crop(base_disp, corner, c + 2 * h) / cell
+        if self.velocity_input:
+            inp = np.concatenate([inp, read_periodic_crop(base_vel, corner, c + 2 * h) / (vu * cell)])
+        centre = (ox, oy, oz)
         lpt = np.concatenate(
             [read_periodic_crop(base_disp, centre, c), read_periodic_crop(base_vel, centre, c) / vu]
         )
@@ -175,10 +185,15 @@ class CropDataset(Dataset):
         }
         if self.augment:
             g = random_symmetry(generator)
-            item["input"] = apply_symmetry(item["input"], g, vector_channels=(0,), periodic=False)
+            inputs = OUTPUT_VECTORS if self.velocity_input else (0,)  # displacement (and velocity) rotate
+            item["input"] = apply_symmetry(item["input"], g, vector_channels=inputs, periodic=False)
             for key in ("lpt", "target"):
                 item[key] = apply_symmetry(item[key], g, vector_channels=OUTPUT_VECTORS, periodic=False)
         style = normalise_style(sample.params, sample.redshift, self.info.style_low, self.info.style_high)
+        if self.velocity_input:
+            rate = np.zeros_like(style)
+            rate[5] = style_rate(sample.redshift, sample.f1, self.info.style_low[5], self.info.style_high[5])
+            style = np.concatenate([style, rate])
         item["style"] = torch.from_numpy(style.astype(np.float32))
         item["index"] = torch.tensor(index, dtype=torch.long)
         return item

@@ -60,6 +60,9 @@ class FieldDataModule(L.LightningDataModule):
         Random cube symmetries (48) on training crops, vectors rotated with the grid.
     num_workers : int
         DataLoader worker processes; each opens the HDF5 file lazily.
+    velocity_input : bool
+        Items carry the base velocity in ``input`` and the style's rate in ``style`` (what a model with
+        ``velocity: derivative`` reads; linked to ``model.velocity`` by ``emulator fit``, not set by hand).
     seed : int or None
         Base seed of the training order and augmentation draws; None draws one from torch's global generator
         (seeded by ``seed_everything``) when the training loader is first built, taken from rank 0 under DDP.
@@ -76,6 +79,7 @@ class FieldDataModule(L.LightningDataModule):
         augment: bool = True,
         num_workers: int = 0,
         seed: int | None = None,
+        velocity_input: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -112,12 +116,14 @@ class FieldDataModule(L.LightningDataModule):
         if stage in (None, "fit"):
             self.train_set = CropDataset(
                 info, "train", crop=hp.crop, halo=hp.halo, random_crops=True,
-                crops_per_sample=hp.crops_per_sample, augment=hp.augment,
+                crops_per_sample=hp.crops_per_sample, augment=hp.augment, velocity_input=hp.velocity_input,
             )
         if stage in (None, "fit", "validate"):
-            self.val_set = CropDataset(info, "val", crop=val_crop, halo=hp.halo, random_crops=False)
+            self.val_set = CropDataset(info, "val", crop=val_crop, halo=hp.halo, random_crops=False,
+                                       velocity_input=hp.velocity_input)
         if stage in (None, "test"):
-            self.test_set = CropDataset(info, "test", crop=val_crop, halo=hp.halo, random_crops=False)
+            self.test_set = CropDataset(info, "test", crop=val_crop, halo=hp.halo, random_crops=False,
+                                        velocity_input=hp.velocity_input)
 
     def _eval_loader(self, dataset) -> DataLoader:
         sampler = None

@@ -116,6 +116,8 @@ class EmulatorCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--torch_threads", type=Optional[int], default=None, help="CPU intra-op threads")
+        # a derivative-velocity network reads the base velocity and the style's rate: one setting, model.velocity
+        parser.link_arguments("model.velocity", "data.velocity_input", compute_fn=lambda v: v == "derivative")
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config

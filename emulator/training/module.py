@@ -22,6 +22,7 @@ from .losses import (check_kmax_fraction, check_redshift_weights, check_refine, 
                      painted_overdensity, power_loss, redshift_weights, xi_loss)
 from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
+from ..model.velocity_derivative import build_network, check_velocity_mode
 from .spectrum_sums import SpectrumSums
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
@@ -82,6 +83,11 @@ class FieldEmulator(L.LightningModule):
         ``data.halo = 0``; each box at a random origin and cube symmetry): every convolution reads a circular pad
         instead of a halo (:meth:`emulator.model.StyledUNet.forward`), so no context cells are computed and
         thrown away. The network and its exported file are the same as with crops and a halo.
+    velocity : {"head", "derivative"}
+        ``head``: the network outputs the velocity residual as three more channels. ``derivative`` (issue 11 §2
+        (b)): the network outputs the displacement residual only (``network.out_channels`` 3) and the velocity
+        residual is its exact derivative with respect to ``ln D1`` along the base's own velocity
+        (:mod:`emulator.model.velocity_derivative`); ``emulator fit`` then makes the data carry that tangent.
     init_from : str, optional
         Fine-tuning: a model file, or the name of an embedded model (``hybrid_pm4``), whose network weights start
         the run instead of a random initialisation. Its network settings must equal ``network``; the style
@@ -104,10 +110,13 @@ class FieldEmulator(L.LightningModule):
         init_from: str | None = None,
         power_refine: int = 1,
         power_redshift_weights: dict[float, float] | None = None,
+        velocity: str = "head",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        network = {"in_channels": 3, "out_channels": 6, "style_dim": 6, **(network or {})}
+        check_velocity_mode(velocity, "model.velocity")
+        network = {"in_channels": 3, "out_channels": 3 if velocity == "derivative" else 6, "style_dim": 6,
+                   **(network or {})}
         unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
@@ -115,7 +124,7 @@ class FieldEmulator(L.LightningModule):
         check_kmax_fraction(power_kmax_fraction, "model.power_kmax_fraction")
         check_refine(power_refine, "model.power_refine")
         self.power_z_table = check_redshift_weights(power_redshift_weights)
-        self.net = StyledUNet(**network)
+        self.net = build_network(network, velocity)
         # Filled from the training set in setup() and then saved in every checkpoint.
         self.register_buffer("style_low", torch.full((6,), math.nan, dtype=torch.float64))
         self.register_buffer("style_high", torch.full((6,), math.nan, dtype=torch.float64))
@@ -168,6 +177,9 @@ class FieldEmulator(L.LightningModule):
                 raise ValueError(f"model.periodic needs ngrid={n} to be a multiple of {self.net.size_multiple}")
         elif dm.hparams.halo < self.halo:
             raise ValueError(f"data.halo={dm.hparams.halo} is smaller than the network halo {self.halo}")
+        if bool(dm.hparams.get("velocity_input", False)) != (self.hparams.velocity == "derivative"):
+            raise ValueError(f"model.velocity={self.hparams.velocity} needs data.velocity_input="
+                             f"{self.hparams.velocity == 'derivative'} (emulator fit links the two)")
 
     def _initialise_from(self, path: str, dm: Any) -> None:
         """Copy the network weights of a model file (``init_from``): its network settings must be ours; a donor
@@ -177,10 +189,12 @@ class FieldEmulator(L.LightningModule):
         from ..model.portable import load_model
 
         donor = load_model(path)  # one read: network settings, style bounds, base, sha256
-        ours, theirs = _network_settings(self.hparams.network), _network_settings(donor.net.config)
+        ours = {**_network_settings(self.net.config), "velocity": self.hparams.velocity}
+        theirs = {**_network_settings(donor.net.config), "velocity": donor.velocity}
         if ours != theirs:
             diff = {k: (theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v}
-            raise ValueError(f"model.init_from {path}: its network differs from model.network (theirs, ours): {diff}")
+            raise ValueError(f"model.init_from {path}: its network differs from model.network (theirs, ours): "
+                             f"{diff}")
         low, high = dm.style_bounds
         base = dm.read_info().base
         if not (np.allclose(donor.style_low, low) and np.allclose(donor.style_high, high)):

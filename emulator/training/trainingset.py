@@ -58,6 +58,7 @@ class SampleInfo:
     redshift: float
     scale_factor: float
     velocity_unit: float  # 100 a E(a) f1(a): km/s per Mpc/h of displacement
+    f1: float = 1.0  # linear growth rate dln D1 / dln a at the redshift
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class TrainingSetInfo:
                             redshift=float(a["redshift"]),
                             scale_factor=float(a["scale_factor"]),
                             velocity_unit=100.0 * float(a["scale_factor"]) * float(a["E"]) * float(a["f1"]),
+                            f1=float(a["f1"]),
                         )
                     )
         return out
