@@ -171,3 +171,14 @@ def test_the_velocity_derivative_design_run_differs_from_cola4_only_in_the_veloc
     dvel = _print_config("design/cpu_budget.yaml", "design/cola4.yaml", "design/cola4_dvel.yaml")
     assert base["model"].pop("velocity") == "head" and dvel["model"].pop("velocity") == "derivative"
     _assert_a_run_of_its_own(base, dvel, "runs/design/cola4_dvel")
+
+
+def test_the_density_pdf_design_run_and_its_control_differ_only_in_the_pdf_weight_and_folder():
+    """configs/design/cola4_pdf.yaml and cola4_pdf0.yaml (design (d)): the same fine-tune of hybrid_cola4 on cola4's
+    training set, with and without the density-PDF term, each in its own run folder."""
+    layers = ("design/cpu_budget.yaml", "design/cola4.yaml")
+    pdf, control = _print_config(*layers, "design/cola4_pdf.yaml"), _print_config(*layers, "design/cola4_pdf0.yaml")
+    assert pdf["model"]["init_from"] == "hybrid_cola4" and pdf["model"]["pdf_lowest_quantile"] == 0.9
+    assert pdf["model"]["loss_weights"].pop("pdf") == 10.0 and control["model"]["loss_weights"].pop("pdf") == 0.0
+    assert re.findall(r"runs/design/\w+", json.dumps(control["trainer"])) == ["runs/design/cola4_pdf0"] * 4
+    _assert_a_run_of_its_own(control, pdf, "runs/design/cola4_pdf")

@@ -18,8 +18,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from .losses import (check_kmax_fraction, check_redshift_weights, check_refine, eulerian_loss, lagrangian_loss,
-                     painted_overdensity, power_loss, redshift_weights, xi_loss)
+from .losses import (check_kmax_fraction, check_lowest_quantile, check_redshift_weights, check_refine, eulerian_loss,
+                     lagrangian_loss, painted_overdensity, pdf_loss, power_loss, redshift_weights, xi_loss)
 from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
 from ..model.velocity_derivative import build_network, check_velocity_mode
@@ -27,7 +27,7 @@ from .spectrum_sums import SpectrumSums
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
 
-DEFAULT_LOSS_WEIGHTS = {"displacement": 1.0, "velocity": 1.0, "eulerian": 1.0, "power": 0.1, "xi": 0.0}
+DEFAULT_LOSS_WEIGHTS = {"displacement": 1.0, "velocity": 1.0, "eulerian": 1.0, "power": 0.1, "xi": 0.0, "pdf": 0.0}
 
 
 def _network_settings(network: dict | None) -> dict:
@@ -50,7 +50,9 @@ class FieldEmulator(L.LightningModule):
         style_dim=6`` are the data contract).
     loss_weights : dict
         Weights of ``displacement`` and ``velocity`` (Lagrangian MSE, cells^2), ``eulerian`` (painted
-        overdensity MSE), ``power`` (log P(k) ratio) and ``xi`` (correlation-function mismatch).
+        overdensity MSE), ``power`` (log P(k) ratio), ``xi`` (correlation-function mismatch) and ``pdf`` (the
+        one-point density PDF, :func:`~emulator.training.losses.pdf_loss`, on the power term's mesh and with its
+        redshift weights; default 0) over the ranks above ``pdf_lowest_quantile`` (0.9: the densest 10% of cells).
     eulerian_log : bool
         Compare ``log(1 + delta)`` instead of ``delta`` in the Eulerian term.
     power_kmax_fraction : float, optional
@@ -111,6 +113,7 @@ class FieldEmulator(L.LightningModule):
         power_refine: int = 1,
         power_redshift_weights: dict[float, float] | None = None,
         velocity: str = "head",
+        pdf_lowest_quantile: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -123,6 +126,7 @@ class FieldEmulator(L.LightningModule):
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         check_kmax_fraction(power_kmax_fraction, "model.power_kmax_fraction")
         check_refine(power_refine, "model.power_refine")
+        check_lowest_quantile(pdf_lowest_quantile)
         self.power_z_table = check_redshift_weights(power_redshift_weights)
         self.net = build_network(network, velocity)
         # Filled from the training set in setup() and then saved in every checkpoint.
@@ -254,15 +258,19 @@ class FieldEmulator(L.LightningModule):
                 delta_true = painted_overdensity(lpt[:, :3] + target[:, :3])
             fields.update(delta_pred=delta_pred, delta_true=delta_true)
             losses["eulerian"] = eulerian_loss(delta_pred, delta_true, log=self.hparams.eulerian_log)
-            if w["power"] or not self.training:
+            if w["power"] or w["pdf"] or not self.training:
                 refine = self.hparams.power_refine
                 p_pred, p_true = delta_pred, delta_true
                 if refine > 1:
                     p_pred = painted_overdensity(lpt[:, :3] + pred[:, :3], refine=refine)
                     with torch.no_grad():
                         p_true = painted_overdensity(lpt[:, :3] + target[:, :3], refine=refine)
+                zw = self._power_sample_weights(batch["style"])
                 losses["power"] = power_loss(p_pred, p_true, kmax_fraction=self.hparams.power_kmax_fraction,
-                                             sample_weights=self._power_sample_weights(batch["style"]))
+                                             sample_weights=zw)
+                if w["pdf"] or not self.training:
+                    losses["pdf"] = pdf_loss(p_pred, p_true, sample_weights=zw,
+                                             lowest_quantile=self.hparams.pdf_lowest_quantile)
             if w["xi"]:
                 losses["xi"] = xi_loss(delta_pred, delta_true)
         losses["total"] = sum(w[k] * v for k, v in losses.items() if w.get(k))
