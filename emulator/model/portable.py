@@ -40,7 +40,7 @@ from .pgd_correction import PGDCorrection, pgd_digest, read_pgd
 from .header import DEFAULT_MODEL, FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
 from .style import normalise_style
 from .unet import StyledUNet
-from .velocity_derivative import DerivativeVelocityNet, build_network, check_velocity_mode, style_rate
+from .velocity_derivative import DerivativeVelocityNet, build_network, check_velocity_mode, style_and_rate
 
 __all__ = ["EmulatorModel", "export_checkpoint", "load_model", "check_device", "DEFAULT_MODEL_PATH",
            "ExtrapolationError"]
@@ -85,12 +85,11 @@ class EmulatorModel(ModelIdentity):
     def style(self, cosmo: Cosmology, redshift: float) -> torch.Tensor:
         """The (6,) normalised conditioning vector (see :func:`emulator.model.style.normalise_style`); (12,) for a
         ``velocity: derivative`` model: then its derivative with respect to ``ln D1``."""
-        s = normalise_style(cosmo.to_array(), redshift, self.style_low, self.style_high)
         if self.velocity == "derivative":
-            rate = np.zeros_like(s)
             f1 = float(GrowthHistory(cosmo).f1(1.0 / (1.0 + float(redshift))))
-            rate[5] = style_rate(redshift, f1, self.style_low[5], self.style_high[5])
-            s = np.concatenate([s, rate])
+            s = style_and_rate(cosmo.to_array(), redshift, f1, self.style_low, self.style_high)
+        else:
+            s = normalise_style(cosmo.to_array(), redshift, self.style_low, self.style_high)
         return torch.as_tensor(s, dtype=torch.float32)
 
     def network_input(self, disp: torch.Tensor, vdisp: torch.Tensor) -> torch.Tensor:

@@ -182,10 +182,13 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
             for ox in tqdm(starts, desc="slabs", unit="slab", leave=False, disable=not progress):
                 ext = torch.from_numpy(_rows(disp_ds, ox - halo, ox + tile + halo, n))
                 disp = ext[:, halo : halo + tile]
-                vdisp = torch.from_numpy(vdisp_ds[:, ox : ox + tile])
+                if net is not None and model.velocity == "derivative":  # the network reads the base velocity too
+                    ext_v = torch.from_numpy(_rows(vdisp_ds, ox - halo, ox + tile + halo, n))
+                    vdisp = ext_v[:, halo : halo + tile]
+                    ext = torch.cat([ext, ext_v])
+                else:
+                    vdisp = torch.from_numpy(vdisp_ds[:, ox : ox + tile])
                 if net is not None:
-                    if model.velocity == "derivative":  # the network reads the base velocity too (with its halo)
-                        ext = torch.cat([ext, torch.from_numpy(_rows(vdisp_ds, ox - halo, ox + tile + halo, n))])
                     with torch.inference_mode():
                         r = _network_slab(net, (ext / cell)[None], style, tile, starts)[0]
                     disp = disp + cell * r[:3]

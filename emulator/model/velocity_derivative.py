@@ -22,12 +22,15 @@ style and its rate ``(B, 12)``, so tiling, periodic passes and the training modu
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from .style import normalise_style
 from .unet import StyledUNet
 
-__all__ = ["VELOCITY_MODES", "DerivativeVelocityNet", "build_network", "style_rate", "check_velocity_mode"]
+__all__ = ["VELOCITY_MODES", "DerivativeVelocityNet", "build_network", "style_rate", "style_and_rate",
+           "check_velocity_mode"]
 
 #: ``head``: the network outputs the velocity residual as three more channels (the default);
 #: ``derivative``: the velocity residual is the displacement residual's derivative with respect to ln D1.
@@ -53,6 +56,16 @@ def style_rate(redshift: float, f1: float, z_low: float, z_high: float) -> float
     if not float(f1) > 0.0:
         raise ValueError(f"growth rate f1 must be positive, got {f1!r}")
     return -2.0 * (1.0 + float(redshift)) / (float(f1) * width)
+
+
+def style_and_rate(params, redshift: float, f1: float, low, high) -> np.ndarray:
+    """The 12-entry conditioning of a derivative-velocity network: the style
+    (:func:`~emulator.model.style.normalise_style`) and its derivative with respect to ``ln D1`` (only the
+    redshift entry moves: :func:`style_rate`)."""
+    style = normalise_style(params, redshift, low, high)
+    rate = np.zeros_like(style)
+    rate[5] = style_rate(redshift, f1, low[5], high[5])
+    return np.concatenate([style, rate])
 
 
 class DerivativeVelocityNet(nn.Module):

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..model.style import normalise_style
-from ..model.velocity_derivative import style_rate
+from ..model.velocity_derivative import style_and_rate
 from .symmetry import apply_symmetry, random_symmetry
 from .trainingset import TrainingSetInfo
 
@@ -189,11 +189,9 @@ class CropDataset(Dataset):
             item["input"] = apply_symmetry(item["input"], g, vector_channels=inputs, periodic=False)
             for key in ("lpt", "target"):
                 item[key] = apply_symmetry(item[key], g, vector_channels=OUTPUT_VECTORS, periodic=False)
-        style = normalise_style(sample.params, sample.redshift, self.info.style_low, self.info.style_high)
-        if self.velocity_input:
-            rate = np.zeros_like(style)
-            rate[5] = style_rate(sample.redshift, sample.f1, self.info.style_low[5], self.info.style_high[5])
-            style = np.concatenate([style, rate])
+        low, high = self.info.style_low, self.info.style_high
+        style = (style_and_rate(sample.params, sample.redshift, sample.f1, low, high) if self.velocity_input
+                 else normalise_style(sample.params, sample.redshift, low, high))
         item["style"] = torch.from_numpy(style.astype(np.float32))
         item["index"] = torch.tensor(index, dtype=torch.long)
         return item

@@ -124,12 +124,20 @@ def power_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, nbins: int | 
     p_true = power_spectrum(delta_true.detach(), box, nbins=nbins, kmax=kmax).power
     tiny = torch.finfo(p_pred.dtype).tiny
     sq = (p_pred.clamp_min(tiny).log() - p_true.clamp_min(tiny).log()) ** 2
-    if sample_weights is None:
-        return sq.mean()
-    if sq.dim() != 2 or tuple(sample_weights.shape) != (sq.shape[0],):
+    if sample_weights is not None and sq.dim() != 2:
         raise ValueError(f"power sample_weights: one weight per mesh of the batch ({sq.shape[0]} meshes), "
                          f"got shape {tuple(sample_weights.shape)}")
-    return (sample_weights.to(sq)[:, None] * sq).mean()
+    return _weighted_mean(sq, sample_weights, "power")
+
+
+def _weighted_mean(sq: torch.Tensor, sample_weights: torch.Tensor | None, term: str) -> torch.Tensor:
+    """Mean of ``sq`` (one row per mesh of a batch) with each mesh's row multiplied by its weight (None: 1)."""
+    if sample_weights is None:
+        return sq.mean()
+    if tuple(sample_weights.shape) != (sq.shape[0],):
+        raise ValueError(f"{term} sample_weights: one weight per mesh of the batch ({sq.shape[0]} meshes), "
+                         f"got shape {tuple(sample_weights.shape)}")
+    return (sample_weights.to(sq).reshape(-1, *[1] * (sq.dim() - 1)) * sq).mean()
 
 
 def check_redshift_weights(value: object, name: str = "model.power_redshift_weights"
@@ -213,9 +221,4 @@ def pdf_loss(delta_pred: torch.Tensor, delta_true: torch.Tensor, softening: floa
     qp, qt = quantiles(delta_pred), quantiles(delta_true.detach())
     first = min(int(float(lowest_quantile) * qp.shape[1]), qp.shape[1] - 1)
     sq = ((qp[:, first:] - qt[:, first:]) ** 2).mean(dim=1)
-    if sample_weights is None:
-        return sq.mean()
-    if tuple(sample_weights.shape) != (sq.shape[0],):
-        raise ValueError(f"pdf sample_weights: one weight per mesh of the batch ({sq.shape[0]} meshes), "
-                         f"got shape {tuple(sample_weights.shape)}")
-    return (sample_weights.to(sq) * sq).mean()
+    return _weighted_mean(sq, sample_weights, "pdf")

@@ -266,8 +266,9 @@ class FieldEmulator(L.LightningModule):
                     with torch.no_grad():
                         p_true = painted_overdensity(lpt[:, :3] + target[:, :3], refine=refine)
                 zw = self._power_sample_weights(batch["style"])
-                losses["power"] = power_loss(p_pred, p_true, kmax_fraction=self.hparams.power_kmax_fraction,
-                                             sample_weights=zw)
+                if w["power"] or not self.training:
+                    losses["power"] = power_loss(p_pred, p_true, kmax_fraction=self.hparams.power_kmax_fraction,
+                                                 sample_weights=zw)
                 if w["pdf"] or not self.training:
                     losses["pdf"] = pdf_loss(p_pred, p_true, sample_weights=zw,
                                              lowest_quantile=self.hparams.pdf_lowest_quantile)
