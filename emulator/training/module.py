@@ -23,7 +23,7 @@ from .losses import (check_kmax_fraction, check_lowest_quantile, check_redshift_
 from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
 from ..model.velocity_derivative import build_network, check_velocity_mode
-from .spectrum_sums import SpectrumSums
+from .spectrum_sums import SpectrumSums, batch_spectra, summarise_spectra
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
 
@@ -297,23 +297,9 @@ class FieldEmulator(L.LightningModule):
         self.val_spectra = None
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        from ..core.stats import power_spectrum
-
         losses, fields = self._step(batch)
-        bs = batch["target"].shape[0]
-        self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=bs)
-        c = batch["target"].shape[-1]
-        delta_lpt = painted_overdensity(batch["lpt"][:, :3])
-        true = fields["delta_true"]
-        pk_true = power_spectrum(true, float(c))
-        spec = {
-            "p_true": pk_true.power,
-            "p_model": power_spectrum(fields["delta_pred"], float(c)).power,
-            "p_lpt": power_spectrum(delta_lpt, float(c)).power,
-            "x_model": power_spectrum(fields["delta_pred"], float(c), true).power,
-            "x_lpt": power_spectrum(delta_lpt, float(c), true).power,
-        }
-        spec["k_sum"] = pk_true.k.expand_as(pk_true.power) if pk_true.power.ndim == 2 else pk_true.k[None]
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=batch["target"].shape[0])
+        spec = batch_spectra(fields["delta_pred"], fields["delta_true"], batch["lpt"])
         if self.val_spectra is None:
             self.val_spectra = SpectrumSums(spec["p_true"].shape[-1]).to(self.device)
         self.val_spectra.update(spec, batch["index"])
@@ -321,19 +307,11 @@ class FieldEmulator(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.val_spectra is None:
             return
-        res = self.val_spectra.compute()
-        cell = float(self.cell_size)
-        k_phys = res["k"] / cell  # crop units (1/cell) -> h/Mpc
-        knyq = math.pi / cell
-        out = {"k_h_mpc": k_phys.tolist(), "indices": res["indices"].tolist() if res["indices"] is not None else []}
-        for name in ("ratio_model", "ratio_lpt", "r_model", "r_lpt"):
-            out[name] = res[name].tolist()
-        self.last_validation = out
-        for frac in self.hparams.log_k_fractions:
-            j = int(torch.argmin((k_phys - frac * knyq).abs()))
-            tag = f"{float(k_phys[j]):.3g}"
-            for name in ("ratio_model", "ratio_lpt", "r_model", "r_lpt"):
-                self.log(f"val/{name}@k={tag}", float(res[name][j]), sync_dist=False, rank_zero_only=True)
+        record, scalars = summarise_spectra(self.val_spectra.compute(), float(self.cell_size),
+                                            list(self.hparams.log_k_fractions))
+        self.last_validation = record
+        for name, value in scalars.items():
+            self.log(name, value, sync_dist=False, rank_zero_only=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

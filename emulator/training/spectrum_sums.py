@@ -1,11 +1,74 @@
-"""Validation spectra summed over crops and processes (:class:`SpectrumSums`, a torchmetrics ``Metric``)."""
+"""Validation spectra: one batch's (:func:`batch_spectra`), summed over crops and processes
+(:class:`SpectrumSums`, a torchmetrics ``Metric``) and read at chosen wavenumbers (:func:`summarise_spectra`)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torchmetrics import Metric
 
-__all__ = ["SpectrumSums"]
+from ..core.stats import power_spectrum
+from .losses import painted_overdensity
+
+__all__ = ["SpectrumSums", "batch_spectra", "summarise_spectra"]
+
+NAMES = ("ratio_model", "ratio_lpt", "r_model", "r_lpt")
+
+
+def batch_spectra(delta_pred: torch.Tensor, delta_true: torch.Tensor, lpt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-crop auto and cross spectra of the model, its base and the truth (crop units: k in 1/cell).
+
+    Parameters
+    ----------
+    delta_pred, delta_true : torch.Tensor
+        Painted overdensities ``(B, c, c, c)`` of the model and the target.
+    lpt : torch.Tensor
+        The base ``(B, 6, c, c, c)`` (displacement first, in cells); its overdensity is painted here.
+    """
+    c = float(delta_true.shape[-1])
+    delta_lpt = painted_overdensity(lpt[:, :3])
+    pk_true = power_spectrum(delta_true, c)
+    spec = {
+        "p_true": pk_true.power,
+        "p_model": power_spectrum(delta_pred, c).power,
+        "p_lpt": power_spectrum(delta_lpt, c).power,
+        "x_model": power_spectrum(delta_pred, c, delta_true).power,
+        "x_lpt": power_spectrum(delta_lpt, c, delta_true).power,
+    }
+    spec["k_sum"] = pk_true.k.expand_as(pk_true.power) if pk_true.power.ndim == 2 else pk_true.k[None]
+    return spec
+
+
+def summarise_spectra(res: dict[str, torch.Tensor], cell: float,
+                      k_fractions: list[float]) -> tuple[dict, dict[str, float]]:
+    """The computed sums as lists (k in h/Mpc) and the ratios and r(k) at fractions of the Nyquist wavenumber.
+
+    Parameters
+    ----------
+    res : dict
+        :meth:`SpectrumSums.compute`'s output.
+    cell : float
+        Cell size, Mpc/h.
+    k_fractions : list of float
+        Fractions of k_Nyq = pi / cell at which to read each quantity (nearest bin).
+
+    Returns
+    -------
+    record, scalars : dict, dict
+        ``record`` holds ``k_h_mpc``, ``indices`` and the four curves; ``scalars`` maps ``val/<name>@k=<k>``
+        to its value.
+    """
+    k_phys = res["k"] / cell  # crop units (1/cell) -> h/Mpc
+    record = {"k_h_mpc": k_phys.tolist(),
+              "indices": res["indices"].tolist() if res["indices"] is not None else []}
+    record.update({name: res[name].tolist() for name in NAMES})
+    scalars = {}
+    for frac in k_fractions:
+        j = int(torch.argmin((k_phys - frac * math.pi / cell).abs()))
+        tag = f"{float(k_phys[j]):.3g}"
+        scalars.update({f"val/{name}@k={tag}": float(res[name][j]) for name in NAMES})
+    return record, scalars
 
 
 class SpectrumSums(Metric):
