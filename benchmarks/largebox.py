@@ -88,7 +88,7 @@ def run_largebox(args: argparse.Namespace, log=print) -> dict:
             whole, t_whole, _ = _mock(Path(tmp) / "whole", n, cell, args, tile=64)
             # just below the held-whole estimate: forces streaming (in slabs of 64 planes at 128^3)
             cap = in_memory_estimate(n, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
-                                     tile=64) / GB - 0.005
+                                     tile=64, velocity=model.velocity) / GB - 0.005
             part, t_part, lines = _mock(Path(tmp) / "streamed", n, cell, args, tile=64, max_memory=cap)
             a, b = read_catalog(whole, "data"), read_catalog(part, "data")
             same = list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)

@@ -197,7 +197,7 @@ def test_streamed_and_in_memory_halos_are_calibrated_alike(tmp_path, monkeypatch
     common = dict(redshift=0.5, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer="halos",
                   min_members=12)
     whole = read_catalog(generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0], "data")
-    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # the cap forces streaming
+    monkeypatch.setattr("emulator.mocks.memory_model.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # the cap forces streaming
     small = read_catalog(generate_mocks("planck18", out_dir=tmp_path / "streamed", max_memory=1.0, **common)[0],
                          "data")
     assert small.attrs["streamed"] and len(whole["Mass"]) > 100

@@ -170,7 +170,7 @@ def test_generate_with_max_memory_equals_the_in_memory_mock(model, tmp_path, mon
     whole = generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0]
     stale = _killed_with_scratch(tmp_path / "streamed" / Path(whole).name)  # a SIGKILLed run's leftover
     # a 64^3 mock held whole fits any cap the baseline allows: pretend it needs 10 GB so the cap forces streaming
-    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
+    monkeypatch.setattr("emulator.mocks.memory_model.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
     small = generate_mocks("planck18", out_dir=tmp_path / "streamed", max_memory=1.0, log=lines.append,
                            **common)[0]
     assert "streamed" in lines[0] and "memory estimate" in lines[0]
@@ -193,7 +193,7 @@ def test_streamed_cutsky_equals_the_in_memory_survey_files(model, tmp_path, monk
     common = dict(redshift=0.01, box_size=128.0, seeds=[4], model=model, tile=32, progress=False, tracer=tracer,
                   cutsky={"redshift_range": [0.002, 0.02], "randoms_factor": 5}, **extra)
     whole = Path(generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0])
-    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
+    monkeypatch.setattr("emulator.mocks.memory_model.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)
     small = Path(generate_mocks("planck18", out_dir=tmp_path / "streamed", max_memory=1.0, log=lambda m: None,
                                 **common)[0])
     names = sorted(p.name for p in whole.parent.iterdir())
@@ -244,7 +244,7 @@ def test_cli_prints_the_plan_and_refuses_an_impossible_cap(tmp_path, capsys, mon
     err = capsys.readouterr().err.strip()
     assert "--max-memory 0.05 GB is below the smallest estimate for 64^3 particles" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "low").exists()
-    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force the streamed path
+    monkeypatch.setattr("emulator.mocks.memory_model.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force the streamed path
     assert main([*argv, "--out", str(tmp_path / "ok"), "--max-memory", "1", "--tile", "32"]) == 0
     captured = capsys.readouterr()
     first, plan = captured.err.splitlines()[:2]  # the default (COLA base, held whole) cannot stream: said first
@@ -304,30 +304,37 @@ torch.set_num_threads(2)
 from emulator.core.allocator import keep_freed_memory
 from emulator.core.cosmology import get_preset
 from emulator.model.portable import load_model
+from emulator.model.velocity_derivative import build_network
 from benchmarks.env import rss_mb
 from benchmarks.speed import _reset_peak
 keep_freed_memory()
-model, tile = load_model("default"), int(sys.argv[1])
+model, tile, velocity = load_model("default"), int(sys.argv[1]), sys.argv[2]
 cube = tile + 2 * int(model.net.halo)
 x, style = torch.randn(1, 3, cube, cube, cube), model.style(get_preset("planck18"), 0.0)[None]
+net = model.net
+if velocity == "derivative":  # the same widths with the velocity as the displacement's derivative
+    net = build_network({**model.net.config, "in_channels": 3, "out_channels": 3, "style_dim": 6}, velocity).eval()
+    x, style = torch.cat([x, 0.1 * x], 1), torch.cat([style, 0.5 * style], 1)
 assert _reset_peak()
 start = rss_mb("VmRSS")
 with torch.inference_mode():
-    model.net(x, style)
+    net(x, style)
 print(json.dumps({"cells": cube**3, "peak": (rss_mb("VmHWM") - start) * 2**20}))
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM from /proc")
-def test_the_tile_pass_constant_bounds_a_measured_network_pass():
+@pytest.mark.parametrize("velocity", ["head", "derivative"])
+def test_the_tile_pass_constant_bounds_a_measured_network_pass(velocity):
     """One network pass of a 64-cell tile with its halos (the streamed default) peaks below
-    NETWORK_PASS_BYTES_PER_CELL per input cell, and not far below. The constant is the largest pass measured over
-    tiles of 64-128 on two hosts whose peaks differ by 1.5x (133 and 180 bytes per cell at this tile), so the lower
-    bound is 0.45 of it: a constant padded far beyond every host's pass still fails."""
-    from emulator.mocks.largebox import NETWORK_PASS_BYTES_PER_CELL
+    NETWORK_PASS_BYTES_PER_CELL per input cell (PASS_MEMORY_FACTOR times that for a derivative-velocity network of
+    the same widths), and not far below. The constant is the largest pass measured over tiles of 64-128 on two hosts
+    whose peaks differ by 1.5x (133 and 180 bytes per cell at this tile), so the lower bound is 0.45 of it: a
+    constant padded far beyond every host's pass still fails."""
+    from emulator.mocks.largebox import pass_bytes_per_cell
 
-    res = subprocess.run([sys.executable, "-c", _PASS, "64"], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-c", _PASS, "64", velocity], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
-    per_cell = got["peak"] / got["cells"]
-    assert 0.45 * NETWORK_PASS_BYTES_PER_CELL < per_cell < NETWORK_PASS_BYTES_PER_CELL, per_cell
+    per_cell, bound = got["peak"] / got["cells"], pass_bytes_per_cell(velocity)
+    assert 0.45 * bound < per_cell < bound, per_cell

@@ -95,7 +95,7 @@ def test_generate_with_out_of_core_linear_stage(tmp_path, monkeypatch):
     common = dict(redshift=0.0, box_size=128.0, seeds=[4], tile=32, progress=False, tracer="halos", min_members=10,
                   model="default")  # streaming needs a 2LPT base
     whole = generate_mocks("planck18", out_dir=tmp_path / "whole", **common)[0]
-    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force streaming ...
+    monkeypatch.setattr("emulator.mocks.memory_model.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force streaming ...
     from emulator.model import streaming
 
     real = streaming.streaming_memory

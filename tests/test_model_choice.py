@@ -174,7 +174,7 @@ def test_the_default_is_preferred_at_2_mpc_and_a_capped_box_falls_back_to_the_st
     lines: list[str] = []
     roomy = generate_mocks(COSMO, out_dir=tmp_path / "roomy", max_memory=8.0, on_choice=lines.append, **common)
     assert lines == []
-    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 1e6)  # 16^3 held whole: > 4 GB
+    monkeypatch.setattr("emulator.mocks.memory_model.IN_MEMORY_BYTES_PER_PARTICLE", 1e6)  # 16^3 held whole: > 4 GB
     tight = generate_mocks(COSMO, out_dir=tmp_path / "tight", max_memory=1.0, on_choice=lines.append, **common)
     assert len(lines) == 1 and lines[0].startswith("--max-memory 1 GB: hybrid-cola4-2mpc-64 corrects a COLA run")
     assert lines[0].endswith("using the streamable 2LPT-based embedded model default")

@@ -211,7 +211,7 @@ def test_generation_applies_the_strength_of_its_cosmologys_sigma8(pgd_model, tmp
 
 
 def test_a_streamed_box_is_refused_before_any_file_where_the_sharpening_acts(pgd_model, tmp_path, monkeypatch):
-    monkeypatch.setattr("emulator.mocks.largebox.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force streaming at 32^3
+    monkeypatch.setattr("emulator.mocks.memory_model.IN_MEMORY_BYTES_PER_PARTICLE", 4e4)  # force streaming at 32^3
     kw = dict(box_size=128.0, model=pgd_model, seeds=[3], progress=False, max_memory=1.0)
     with pytest.raises(ValueError, match="PGD sharpening at z = 0"):
         generate_mocks(COSMO, out_dir=tmp_path / "a", **kw)

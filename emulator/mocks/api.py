@@ -68,7 +68,8 @@ def _streamable_if_capped(model: EmulatorModel, cap: float, box_size: Any, tile:
     box = check_box_size(box_size)
     multiple = max(2, int(model.net.size_multiple))
     ngrid = resolve_grid(box, model.cell_size, multiple)
-    whole = in_memory_estimate(ngrid, halo=int(model.net.halo), multiple=multiple, tile=tile, base=model.base)
+    whole = in_memory_estimate(ngrid, halo=int(model.net.halo), multiple=multiple, tile=tile, base=model.base,
+                               velocity=model.velocity)
     if whole <= cap * GB:
         return model, None
     path = streamable()
@@ -247,7 +248,8 @@ def generate_mocks(
     calibration = halo_calibration(opts, model) if opts.tracer in ("halos", "galaxies") else None
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
-                       base=model.base, fof_members=fof_min_members(opts, calibration, redshift))
+                       base=model.base, fof_members=fof_min_members(opts, calibration, redshift),
+                       velocity=model.velocity)
     if plan.streamed and pgd is not None and pgd.alpha_at(redshift, cosmo.sigma8) > 0:  # before any file is reserved
         raise ValueError(f"--max-memory streams this box, which cannot apply {model.name}'s PGD sharpening at "
                          f"z = {redshift:g} (it needs the whole box's density): raise --max-memory, or --no-pgd")

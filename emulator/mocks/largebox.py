@@ -18,9 +18,10 @@ cut-sky stage holds the tracer catalog, the data and one random file at a time (
 does not count it in its peak, as only a loose bound on its rows is known before the halos are found (a halo for
 every ``min_members`` particles), but prints that bound in GB (:data:`CUTSKY_BYTES_PER_ROW`).
 
-The estimates are fitted to peak resident sets measured with ``python -m benchmarks.largebox`` and carry the
-allocator setting of :mod:`emulator.core.allocator`; they are estimates (the report states measured against
-estimated), and the cap is what the plan aims at, not a hard limit enforced by the operating system.
+The estimates (:mod:`emulator.mocks.memory_model`) are fitted to peak resident sets measured with
+``python -m benchmarks.largebox`` and carry the allocator setting of :mod:`emulator.core.allocator`; they are
+estimates (the report states measured against estimated), and the cap is what the plan aims at, not a hard limit
+enforced by the operating system.
 """
 
 from __future__ import annotations
@@ -38,48 +39,13 @@ from .catalogs import MockOptions, _seed, finish_catalogs, fof_min_members, halo
 from .fof_slabs import default_overlap, slab_fof_memory
 from .halo_mass import calibrate_halos
 from .fof import linking_length_mpc
+from .memory_model import (BASELINE_BYTES, BIASED_BYTES_PER_CELL, BIASED_BYTES_PER_TRACER, BIASED_FIXED_BYTES,
+                           CUTSKY_BYTES_PER_ROW, GB, IN_MEMORY_BYTES_PER_PARTICLE, NETWORK_PASS_BYTES_PER_CELL,
+                           in_memory_estimate, pass_bytes_per_cell)
 
-__all__ = ["MemoryPlan", "plan_memory", "in_memory_estimate", "streamed_mock", "warn_if_short", "available_memory",
-           "BASELINE_BYTES", "IN_MEMORY_BYTES_PER_PARTICLE", "NETWORK_PASS_BYTES_PER_CELL", "CUTSKY_BYTES_PER_ROW"]
-
-GB = 1e9
-#: Resident set of a generation process before its first mock (Python, torch, numba, the model), bytes.
-BASELINE_BYTES = 0.45 * GB
-#: A mock held whole peaks at the baseline, plus one network tile pass (activations of an input cube of
-#: ``(tile + 2 halo)^3`` cells), plus the box's fields, FoF and catalog per particle. Fitted to the maximum resident
-#: sets of ``/usr/bin/time -v emulator generate --preset planck18 --tracer halos --box-size L [--n-realizations 3]``
-#: (two threads): 0.54 / 1.36 / 1.30 / 2.54 GB at 64^3 / 128^3 / 192^3 / 256^3 particles (tiles of 64 / 128 / 96 /
-#: 128), three 256^3 mocks in one process 2.84 GB; the estimate is 7-28% above each (0.69 / 1.56 / 1.64 / 3.03 GB),
-#: particle catalogs lower still (0.46 / 1.17 GB at 64^3 / 128^3); with the tile pass below: 0.67 / 1.47 / 1.59 /
-#: 2.94 GB (the fit used 190 bytes per cell; with the 280 below: 0.79 / 1.99 / 1.86 / 3.46 GB).
-#: Bytes per input cell of one network tile pass, here and in the streamed network stage: the embedded model alone
-#: under ``torch.inference_mode`` (two threads, output included, input not) peaks above its start at 133 / 151 / 169
-#: bytes per input cell at tiles 64 / 96 / 128 with halo 20 on one 2-core AMD EPYC host, and at 180 / 229-260 /
-#: 180-231 on another (AVX-512 with bf16 and VNNI, 1 MiB L2; three runs each, 2026-12-05; 148 / 175-199 / 182-206
-#: with one thread): MKL and oneDNN choose their kernels and workspaces by CPU, and the allocator's reuse varies run
-#: to run. The largest measured, with a margin.
-NETWORK_PASS_BYTES_PER_CELL = 280.0
-#: Bytes per particle of a mock held whole, above the baseline and the tile pass.
-IN_MEMORY_BYTES_PER_PARTICLE = 100.0
-#: A hybrid model's PM base (emulator.core.pm_base) above the linear field, bytes per particle:
-#: PM_BASE_BYTES + PM_BASE_MESH_BYTES * force_factor^3. Measured at 128^3 particles, one thread (ru_maxrss):
-#: 221 / 369 at force factors 1 / 2 (fit: 200 + 21 f^3), rounded up.
-PM_BASE_BYTES = 220.0
-PM_BASE_MESH_BYTES = 24.0
-COLA_FRAME_BYTES = 60.0  # a COLA base's 4 more float32 (N, 3) vectors (psi1, psi2, residual): 48, measured 48
-#: Streamed biased tracers: bytes per mesh cell (particle-grid meshes, float64 tracer density, Poisson draws),
-#: per tracer, and the fixed part (one painting batch read from the scratch file). Fitted to the peak resident
-#: sets of ``python -m benchmarks.biased_memory`` (128^3 and 256^3 cells at 0.01 and 0.1 tracers per (Mpc/h)^3:
-#: 0.57, 1.72, 0.65 and 3.42 GB above the stage's start; the estimate is 0-20% above those).
-BIASED_BYTES_PER_CELL = 66.0
-BIASED_BYTES_PER_TRACER = 153.0
-BIASED_FIXED_BYTES = 0.4 * GB
-#: Cut-sky stage: peak bytes per catalogue row held (data and one random file; the box tracer catalog included), by
-#: file format. Measured with ``python -m benchmarks.cutsky_memory`` (1e6 halos in 1000 Mpc/h, full sky, randoms
-#: x20, two random files: 2998 MiB FITS, 1077 MiB HDF5 above the start, fits of 285 and 101 bytes per row; the
-#: FITS writer copies the table. With both random files held at once, as before, 3758 and 1837 MiB).
-CUTSKY_BYTES_PER_ROW = {"fits": 290.0, "hdf5": 105.0}
-
+__all__ = ["MemoryPlan", "plan_memory", "in_memory_estimate", "pass_bytes_per_cell", "streamed_mock", "warn_if_short",
+           "available_memory", "GB", "BASELINE_BYTES", "IN_MEMORY_BYTES_PER_PARTICLE", "NETWORK_PASS_BYTES_PER_CELL",
+           "CUTSKY_BYTES_PER_ROW"]
 
 @dataclass
 class MemoryPlan:
@@ -123,28 +89,12 @@ def _tiles(ngrid: int, multiple: int, largest: int) -> list[int]:
     return [t for t in range(min(largest, ngrid), smallest - 1, -1) if t % multiple == 0]
 
 
-def in_memory_estimate(ngrid: int, *, halo: int, multiple: int, tile: int | None = None,
-                       base: BaseRecipe | None = None) -> float:
-    """Estimated peak resident memory (bytes) of a mock of ``ngrid^3`` particles held whole, network tiles of
-    ``tile`` cells (default: :func:`~emulator.model.tiling.balanced_tile` of at most 128, as generation uses) with
-    ``halo`` cells of context on each side; ``base``: the run the model corrects (None or 2LPT: nothing added; a
-    PM or COLA run adds its particles and force mesh, COLA's frame a little more)."""
-    from ..model.tiling import DEFAULT_TILE, balanced_tile
-
-    t = min(int(tile), ngrid) if tile else balanced_tile(ngrid, DEFAULT_TILE, multiple)
-    per_particle = IN_MEMORY_BYTES_PER_PARTICLE
-    if base is not None and not base.is_lpt:
-        per_particle += (PM_BASE_BYTES + PM_BASE_MESH_BYTES * float(base.force_factor) ** 3
-                         + COLA_FRAME_BYTES * (base.method == "cola"))
-    return (BASELINE_BYTES + NETWORK_PASS_BYTES_PER_CELL * float(t + 2 * halo) ** 3
-            + per_particle * float(ngrid) ** 3)
-
-
 def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multiple: int, max_memory: float | None,
                 tile: int | None = None, fof_overlap: float | None = None, format: str = "hdf5",
-                base: BaseRecipe | None = None, fof_members: int | None = None) -> MemoryPlan:
+                base: BaseRecipe | None = None, fof_members: int | None = None, velocity: str = "head") -> MemoryPlan:
     """Choose how to make a mock of ``ngrid^3`` particles within ``max_memory`` GB (None: held whole);
-    ``base``: the run the model corrects (a PM or COLA run is never streamed; None: 2LPT);
+    ``base``: the run the model corrects (a PM or COLA run is never streamed; None: 2LPT); ``velocity``: the
+    model's velocity kind;
     ``fof_members``: the FoF member cut (:func:`~emulator.mocks.catalogs.fof_min_members`; default
     ``min_members``), which bounds the number of halos.
 
@@ -157,7 +107,7 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     from ..model.streaming import streaming_memory
 
     npart = float(ngrid) ** 3
-    whole = in_memory_estimate(ngrid, halo=halo, multiple=multiple, tile=tile, base=base)
+    whole = in_memory_estimate(ngrid, halo=halo, multiple=multiple, tile=tile, base=base, velocity=velocity)
     if max_memory is None or whole <= max_memory * GB:
         return MemoryPlan(ngrid, whole, False)
     cap = float(max_memory) * GB
@@ -179,7 +129,7 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
     block = None if BASELINE_BYTES + streaming_memory(ngrid, ngrid, 0, 0.0)["linear"] <= cap else \
         block_for_memory(ngrid, cap - BASELINE_BYTES)
     for t in _tiles(ngrid, multiple, tile or 64):
-        streamed = streaming_memory(ngrid, t, halo, NETWORK_PASS_BYTES_PER_CELL, block)
+        streamed = streaming_memory(ngrid, t, halo, pass_bytes_per_cell(velocity), block)
         stages = {k: BASELINE_BYTES + v for k, v in streamed.items()}
         chunk = t * ngrid * ngrid
         if opts.tracer == "particles":

@@ -222,9 +222,10 @@ def streaming_memory(n: int, tile: int, halo: int, pass_bytes_per_cell: float,
     allocator setting of :mod:`emulator.core.allocator`; 44 used). Stage 2 holds the extended slab (12 bytes per
     input cell), the slab's outputs, positions and velocities (~150 bytes per output particle) and one network
     tile pass of ``pass_bytes_per_cell`` per input cell (the measured
-    :data:`emulator.mocks.largebox.NETWORK_PASS_BYTES_PER_CELL`, shared with the held-whole estimate: ~0.31 GB at
-    tile 64). Fitted to ``python -m benchmarks.largebox``-style stage measurements. With ``linear_block``, stage 1 is
-    out of core (:func:`~emulator.model.linear_disk.out_of_core_memory`).
+    :func:`emulator.mocks.memory_model.pass_bytes_per_cell`, shared with the held-whole estimate: ~0.31 GB
+    at tile 64 for a network with a velocity head, 2.8 times that for a derivative-velocity network). Fitted to
+    ``python -m benchmarks.largebox``-style stage measurements. With ``linear_block``, stage 1 is out of core
+    (:func:`~emulator.model.linear_disk.out_of_core_memory`).
     """
     cells = float(n) ** 3
     slab_in = float(tile + 2 * halo) * n * n

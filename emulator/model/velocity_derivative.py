@@ -30,11 +30,16 @@ from .style import normalise_style
 from .unet import StyledUNet
 
 __all__ = ["VELOCITY_MODES", "DerivativeVelocityNet", "build_network", "style_rate", "style_and_rate",
-           "check_velocity_mode"]
+           "check_velocity_mode", "PASS_MEMORY_FACTOR"]
 
 #: ``head``: the network outputs the velocity residual as three more channels (the default);
 #: ``derivative``: the velocity residual is the displacement residual's derivative with respect to ln D1.
 VELOCITY_MODES = ("head", "derivative")
+#: Peak memory of one network pass of a derivative model over that of the same network with a velocity head (the
+#: tangents ride along every activation): 407 / 148, 343 / 164 and 338 / 176 bytes per input cell at tiles 64 / 96
+#: / 128 with halo 20 (hybrid_cola4's network widths, two threads, ``torch.inference_mode``, 2026-12-07). The
+#: largest ratio, rounded up; memory plans scale their per-cell pass estimate by it.
+PASS_MEMORY_FACTOR = 2.8
 
 
 def check_velocity_mode(mode: object, where: str = "velocity") -> str:
