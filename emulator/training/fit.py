@@ -147,6 +147,11 @@ class EmulatorCLI(LightningCLI):
         if max_time is not None:
             callbacks.append(RunTimer(duration=max_time, interval="step"))
         callbacks.append(TrainingHistory())
+        if getattr(self.model, "critic", None) is not None:  # manual optimisation: the module clips by norm
+            clip = kwargs.pop("gradient_clip_val", trainer_cfg.get("gradient_clip_val"))
+            if clip is not None and self.model.critic_settings["grad_clip"] is None:
+                self.model.critic_settings["grad_clip"] = float(clip)
+            kwargs["gradient_clip_val"] = None
         return super().instantiate_trainer(max_time=None, callbacks=callbacks, **kwargs)
 
     def _before_run(self) -> None:

@@ -23,11 +23,13 @@ from .losses import (check_kmax_fraction, check_lowest_quantile, check_redshift_
 from ..core.base_recipe import BaseRecipe
 from ..model import StyledUNet, periodic_forward
 from ..model.velocity_derivative import build_network, check_velocity_mode
+from .critic import DensityCritic, adversarial_training_step, check_critic, check_critic_trainer, critic_gap
 from .spectrum_sums import SpectrumSums, batch_spectra, summarise_spectra
 
 __all__ = ["FieldEmulator", "SpectrumSums"]
 
-DEFAULT_LOSS_WEIGHTS = {"displacement": 1.0, "velocity": 1.0, "eulerian": 1.0, "power": 0.1, "xi": 0.0, "pdf": 0.0}
+DEFAULT_LOSS_WEIGHTS = {"displacement": 1.0, "velocity": 1.0, "eulerian": 1.0, "power": 0.1, "xi": 0.0, "pdf": 0.0,
+                        "adversarial": 0.0}
 
 
 def _network_settings(network: dict | None) -> dict:
@@ -52,7 +54,8 @@ class FieldEmulator(L.LightningModule):
         Weights of ``displacement`` and ``velocity`` (Lagrangian MSE, cells^2), ``eulerian`` (painted
         overdensity MSE), ``power`` (log P(k) ratio), ``xi`` (correlation-function mismatch) and ``pdf`` (the
         one-point density PDF, :func:`~emulator.training.losses.pdf_loss`, on the power term's mesh and with its
-        redshift weights; default 0) over the ranks above ``pdf_lowest_quantile`` (0.9: the densest 10% of cells).
+        redshift weights; default 0) over the ranks above ``pdf_lowest_quantile`` (0.9: the densest 10% of cells);
+        ``adversarial``: the generator's ``-D(model)`` term, with ``critic``.
     eulerian_log : bool
         Compare ``log(1 + delta)`` instead of ``delta`` in the Eulerian term.
     power_kmax_fraction : float, optional
@@ -95,6 +98,10 @@ class FieldEmulator(L.LightningModule):
         the run instead of a random initialisation. Its network settings must equal ``network``; the style
         bounds and cell size still come from the training set. Read in :meth:`setup`, so a resumed run takes
         its weights from the checkpoint as usual.
+    critic : dict, optional
+        A cosmology-conditioned adversarial critic of the painted density (:mod:`emulator.training.critic`,
+        settings :data:`~emulator.training.critic.CRITIC_DEFAULTS`; ``{}`` for the defaults), trained beside the
+        network by manual optimisation; needs ``loss_weights.adversarial > 0``. Not part of the exported model.
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class FieldEmulator(L.LightningModule):
         power_redshift_weights: dict[float, float] | None = None,
         velocity: str = "head",
         pdf_lowest_quantile: float = 0.0,
+        critic: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -129,6 +137,10 @@ class FieldEmulator(L.LightningModule):
         check_lowest_quantile(pdf_lowest_quantile)
         self.power_z_table = check_redshift_weights(power_redshift_weights)
         self.net = build_network(network, velocity)
+        self.critic_settings = check_critic(critic, float(self.weights["adversarial"]))
+        self.critic = DensityCritic(self.critic_settings["channels"], self.critic_settings["depth"]) \
+            if self.critic_settings else None
+        self.automatic_optimization = self.critic is None
         # Filled from the training set in setup() and then saved in every checkpoint.
         self.register_buffer("style_low", torch.full((6,), math.nan, dtype=torch.float64))
         self.register_buffer("style_high", torch.full((6,), math.nan, dtype=torch.float64))
@@ -163,6 +175,8 @@ class FieldEmulator(L.LightningModule):
                     "training set's prior, redshift range or cell size differs from the checkpoint's style bounds "
                     "and cell size (data.path)"
                 )
+        if self.critic is not None and stage == "fit":
+            check_critic_trainer(self.trainer)
         if self.hparams.init_from and stage == "fit":
             self._initialise_from(self.hparams.init_from, dm)
         base = dm.read_info().base.to_dict()
@@ -252,7 +266,7 @@ class FieldEmulator(L.LightningModule):
             "velocity": lagrangian_loss(pred[:, 3:], target[:, 3:]),
         }
         fields = {"pred": pred}
-        if w["eulerian"] or w["power"] or w["xi"] or not self.training:
+        if w["eulerian"] or w["power"] or w["xi"] or w["adversarial"] or not self.training:
             delta_pred = painted_overdensity(lpt[:, :3] + pred[:, :3])
             with torch.no_grad():
                 delta_true = painted_overdensity(lpt[:, :3] + target[:, :3])
@@ -287,7 +301,7 @@ class FieldEmulator(L.LightningModule):
         return redshift_weights(redshift, self.power_z_table)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        losses, _ = self._step(batch)
+        losses = adversarial_training_step(self, batch) if self.critic is not None else self._step(batch)[0]
         bs = batch["target"].shape[0]
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=bs)
         self.log("loss", losses["total"], prog_bar=True, batch_size=bs, logger=False)
@@ -298,6 +312,8 @@ class FieldEmulator(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         losses, fields = self._step(batch)
+        if self.critic is not None:
+            losses["critic_gap"] = critic_gap(self, batch, fields)
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=batch["target"].shape[0])
         spec = batch_spectra(fields["delta_pred"], fields["delta_true"], batch["lpt"])
         if self.val_spectra is None:
@@ -314,7 +330,7 @@ class FieldEmulator(L.LightningModule):
             self.log(name, value, sync_dist=False, rank_zero_only=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warm = min(self.hparams.warmup_steps, max(total // 10, 1))
         floor = self.hparams.lr_floor
@@ -325,5 +341,8 @@ class FieldEmulator(L.LightningModule):
             t = min((step - warm) / max(total - warm, 1), 1.0)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        sched = {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step"}
+        if self.critic is None:
+            return {"optimizer": opt, "lr_scheduler": sched}
+        opt_d = torch.optim.Adam(self.critic.parameters(), lr=float(self.critic_settings["lr"]), betas=(0.0, 0.9))
+        return [opt, opt_d], [sched]
