@@ -5,11 +5,13 @@ truth's clustering, and that trains beside the network in ``emulator fit`` witho
 from __future__ import annotations
 
 import csv
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from emulator.training.critic import DensityCritic, check_critic, critic_hinge_loss
+from emulator.training.critic import (DensityCritic, adopt_trainer_clipping, check_critic, check_critic_trainer,
+                                      critic_hinge_loss)
 from emulator.training.losses import painted_overdensity
 
 
@@ -79,18 +81,43 @@ def test_bad_settings_are_refused_with_the_parameter_named():
         check_critic({}, 0.0)
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['width'\]"):
         check_critic({"width": 4}, 0.1)
-    with pytest.raises(ValueError, match="model.critic.depth must be a positive integer"):
+    with pytest.raises(ValueError, match="model.critic.depth must be an integer >= 1"):
         check_critic({"depth": 0}, 0.1)
     with pytest.raises(ValueError, match="lr and grad_clip must be > 0"):
         check_critic({"lr": -1.0}, 0.1)
 
 
+def test_trainer_clipping_is_taken_as_lightning_means_it_and_unsupported_trainers_are_refused():
+    """gradient_clip_val 0 or None is no clipping (never a clip to zero), an explicit grad_clip wins, clipping by
+    value is refused; float16 and DDP without the unused-parameter search are refused."""
+    for clip, algorithm, own, want in ((None, None, None, None), (0.0, None, None, None), (-1.0, None, None, None),
+                                       (1.0, None, None, 1.0), (1.0, "norm", None, 1.0), (1.0, None, 0.5, 0.5)):
+        settings = check_critic({"grad_clip": own}, 0.1)
+        adopt_trainer_clipping(settings, clip, algorithm)
+        assert settings["grad_clip"] == want, (clip, algorithm, own)
+    with pytest.raises(ValueError, match="gradient_clip_algorithm=value is not supported"):
+        adopt_trainer_clipping(check_critic({}, 0.1), 1.0, "value")
+
+    def trainer(precision="32-true", world_size=1, find_unused=False):
+        return SimpleNamespace(precision=precision, world_size=world_size,
+                               strategy=SimpleNamespace(_ddp_kwargs={"find_unused_parameters": find_unused}))
+
+    check_critic_trainer(trainer())
+    check_critic_trainer(trainer("bf16-mixed"))
+    check_critic_trainer(trainer(world_size=2, find_unused=True))
+    with pytest.raises(ValueError, match="precision=16-mixed is not supported"):
+        check_critic_trainer(trainer("16-mixed"))
+    with pytest.raises(ValueError, match="ddp_find_unused_parameters_true"):
+        check_critic_trainer(trainer(world_size=2))
+
+
 def test_fit_with_a_critic_counts_generator_steps_resumes_and_exports_the_generator_only(
         synthetic_training_set, tmp_path, monkeypatch, one_thread):
-    """``emulator fit --model.critic {}``: both networks train (manual optimisation, the tiny config's gradient
-    clipping moved into the module), ``global_step`` counts generator updates only, both optimisers and the critic
-    go into the checkpoint, a resume continues from it, the critic's loss and the validation gap are logged, and
-    the exported model holds the generator alone."""
+    """``emulator fit --model.critic {}``: both networks train (manual optimisation), ``global_step`` counts
+    generator updates only while the critic's optimiser steps as often, the schedule steps once per update, both
+    optimisers and the critic go into the checkpoint, a resume continues from it, the adversarial term changes the
+    network's updates, the critic's loss and the validation gap are logged, and the exported model holds the
+    generator alone."""
     from helpers_fit import cli, cli_fit
 
     monkeypatch.chdir(tmp_path)
@@ -107,11 +134,28 @@ def test_fit_with_a_critic_counts_generator_steps_resumes_and_exports_the_genera
     assert cli_fit(synthetic_training_set, "--trainer.max_steps", "4", *args, "--ckpt_path", "last") == 0
     again = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
     assert again["global_step"] == 4
+    steps = [max(int(st["step"]) for st in opt["state"].values()) for opt in again["optimizer_states"]]
+    assert steps == [4, 4] and again["lr_schedulers"][0]["last_epoch"] == 4
     assert any(not torch.equal(first[k], again["state_dict"][k]) for k in critic_keys)  # the critic trained on
     rows = [r for f in sorted((tmp_path / "runs" / "tiny_cpu" / "logs").glob("version_*/metrics.csv"))
             for r in csv.DictReader(open(f))]
     assert any(r.get("train/critic") for r in rows) and any(r.get("train/adversarial") for r in rows)
     assert any(r.get("val/critic_gap") for r in rows)
+    # the same two steps again, and with a 1000x smaller adversarial weight: the first repeats the network's
+    # weights exactly (the runs are deterministic), the second does not (the term reaches the network's updates)
+    def net_after_two_steps(folder: str, weight: str) -> dict:
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        assert cli_fit(synthetic_training_set, "--trainer.max_steps", "2", *args[:3], weight, *args[4:]) == 0
+        sd = torch.load(tmp_path / folder / "runs/tiny_cpu/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+        return {k: v for k, v in sd.items() if k.startswith("net.")}
+
+    def largest_difference(sd: dict) -> float:
+        return max(float((v - ckpt["state_dict"][k]).abs().max()) for k, v in sd.items())
+
+    assert largest_difference(net_after_two_steps("same", "0.1")) == 0.0
+    assert largest_difference(net_after_two_steps("weak", "0.0001")) > 1e-6
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "adv.pt"
     assert cli("export", "--ckpt", str(ckpt_dir / "last.ckpt"), "--out", str(out)) == 0
     payload = torch.load(out, weights_only=True)

@@ -11,7 +11,8 @@ from ..core.base_recipe import BaseRecipe
 
 __all__ = ["GB", "BASELINE_BYTES", "NETWORK_PASS_BYTES_PER_CELL", "IN_MEMORY_BYTES_PER_PARTICLE", "PM_BASE_BYTES",
            "PM_BASE_MESH_BYTES", "COLA_FRAME_BYTES", "BIASED_BYTES_PER_CELL", "BIASED_BYTES_PER_TRACER",
-           "BIASED_FIXED_BYTES", "CUTSKY_BYTES_PER_ROW", "pass_bytes_per_cell", "in_memory_estimate"]
+           "BIASED_FIXED_BYTES", "CUTSKY_BYTES_PER_ROW", "DERIVATIVE_SLAB_FACTOR", "pass_bytes_per_cell",
+           "in_memory_estimate"]
 
 GB = 1e9
 #: Resident set of a generation process before its first mock (Python, torch, numba, the model), bytes.
@@ -30,6 +31,10 @@ BASELINE_BYTES = 0.45 * GB
 #: with one thread): MKL and oneDNN choose their kernels and workspaces by CPU, and the allocator's reuse varies run
 #: to run. The largest measured, with a margin.
 NETWORK_PASS_BYTES_PER_CELL = 280.0
+#: A derivative-velocity network's streamed slab over a head network's: it reads the velocity slab beside the
+#: displacement slab, their concatenation and its scaled copy (72 against 24 float32 bytes per input cell, counted
+#: from :func:`emulator.model.streaming.stream_fields`, not measured).
+DERIVATIVE_SLAB_FACTOR = 3.0
 #: Bytes per particle of a mock held whole, above the baseline and the tile pass.
 IN_MEMORY_BYTES_PER_PARTICLE = 100.0
 #: A hybrid model's PM base (emulator.core.pm_base) above the linear field, bytes per particle:

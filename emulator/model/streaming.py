@@ -214,16 +214,17 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
 
 
 def streaming_memory(n: int, tile: int, halo: int, pass_bytes_per_cell: float,
-                     linear_block: int | None = None) -> dict[str, float]:
+                     linear_block: int | None = None, slab_factor: float = 1.0) -> dict[str, float]:
     """Estimated peak resident memory (bytes, above the process's baseline) of the two stages of
     :func:`stream_fields` for ``n^3`` particles.
 
     Stage 1 holds ``phi1_k`` and the meshes of the 2LPT source (measured 43 bytes per cell at 256^3 with the
     allocator setting of :mod:`emulator.core.allocator`; 44 used). Stage 2 holds the extended slab (12 bytes per
-    input cell), the slab's outputs, positions and velocities (~150 bytes per output particle) and one network
-    tile pass of ``pass_bytes_per_cell`` per input cell (the measured
-    :func:`emulator.mocks.memory_model.pass_bytes_per_cell`, shared with the held-whole estimate: ~0.31 GB
-    at tile 64 for a network with a velocity head, 2.8 times that for a derivative-velocity network). Fitted to
+    input cell, ``slab_factor`` times that for a derivative-velocity network, which reads the velocity slab
+    too), the slab's outputs, positions and velocities (~150 bytes per output particle) and one network tile
+    pass of ``pass_bytes_per_cell`` per input cell (the measured
+    :func:`emulator.mocks.memory_model.pass_bytes_per_cell`, shared with the held-whole estimate: ~0.31 GB at
+    tile 64 for a network with a velocity head, 2.8 times that for a derivative-velocity network). Fitted to
     ``python -m benchmarks.largebox``-style stage measurements. With ``linear_block``, stage 1 is out of core
     (:func:`~emulator.model.linear_disk.out_of_core_memory`).
     """
@@ -232,4 +233,4 @@ def streaming_memory(n: int, tile: int, halo: int, pass_bytes_per_cell: float,
     slab_out = float(tile) * n * n
     tile_pass = float(tile + 2 * halo) ** 3 * float(pass_bytes_per_cell)
     linear = 44.0 * cells if linear_block is None else out_of_core_memory(n, linear_block)
-    return {"linear": linear, "network": 12.0 * slab_in + 150.0 * slab_out + tile_pass}
+    return {"linear": linear, "network": 12.0 * float(slab_factor) * slab_in + 150.0 * slab_out + tile_pass}

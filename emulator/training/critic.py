@@ -25,8 +25,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .losses import PDF_SOFTENING, painted_overdensity
 
-__all__ = ["DensityCritic", "CRITIC_DEFAULTS", "check_critic", "check_critic_trainer", "critic_hinge_loss",
-           "adversarial_training_step", "critic_gap"]
+__all__ = ["DensityCritic", "CRITIC_DEFAULTS", "check_critic", "check_critic_trainer", "adopt_trainer_clipping",
+           "critic_hinge_loss", "adversarial_training_step", "critic_gap"]
 
 #: Settings of ``model.critic`` (any omitted key takes its default).
 CRITIC_DEFAULTS: dict[str, Any] = {"channels": 8, "depth": 3, "lr": 2e-4, "ramp_steps": 100, "grad_clip": None}
@@ -46,8 +46,9 @@ def check_critic(critic: object, weight: float) -> dict | None:
         raise ValueError(f"model.critic: unknown key(s) {sorted(unknown)}; known: {sorted(CRITIC_DEFAULTS)}")
     out = {**CRITIC_DEFAULTS, **critic}
     for key in ("channels", "depth", "ramp_steps"):
-        if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < (0 if key == "ramp_steps" else 1):
-            raise ValueError(f"model.critic.{key} must be a positive integer, got {out[key]!r}")
+        least = 0 if key == "ramp_steps" else 1
+        if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < least:
+            raise ValueError(f"model.critic.{key} must be an integer >= {least}, got {out[key]!r}")
     if not float(out["lr"]) > 0 or (out["grad_clip"] is not None and not float(out["grad_clip"]) > 0):
         raise ValueError(f"model.critic: lr and grad_clip must be > 0, got {out['lr']!r}, {out['grad_clip']!r}")
     if not weight > 0:
@@ -56,15 +57,28 @@ def check_critic(critic: object, weight: float) -> dict | None:
 
 
 def check_critic_trainer(trainer: Any) -> None:
-    """Refuse trainer settings a critic cannot train under: a float16 loss scaler (the critic steps its raw
-    optimiser, which a scaler would not unscale) and DDP that does not look for unused parameters (each of the
-    two backward passes leaves one network without gradients)."""
+    """Refuse trainer settings a critic cannot train under: float16 precision (the critic steps its raw
+    optimiser, outside the precision plugin and its loss scaler) and DDP that does not look for unused
+    parameters (each of the two backward passes leaves one network without gradients)."""
     if str(trainer.precision).startswith("16"):
         raise ValueError(f"model.critic: trainer.precision={trainer.precision} is not supported (use 32-true or "
                          "bf16-mixed)")
     kwargs = getattr(trainer.strategy, "_ddp_kwargs", None)
     if trainer.world_size > 1 and isinstance(kwargs, dict) and not kwargs.get("find_unused_parameters"):
         raise ValueError("model.critic under DDP needs trainer.strategy=ddp_find_unused_parameters_true")
+
+
+def adopt_trainer_clipping(settings: dict, clip: object, algorithm: object) -> None:
+    """Take ``trainer.gradient_clip_val`` into ``settings["grad_clip"]`` (Lightning clips only in automatic
+    optimisation): None or a value <= 0 means no clipping, as in Lightning; an explicit ``model.critic.grad_clip``
+    wins; clipping by value is refused (the module clips by norm)."""
+    if clip is None or float(clip) <= 0:
+        return
+    if algorithm not in (None, "norm"):
+        raise ValueError(f"model.critic clips gradients by norm: trainer.gradient_clip_algorithm={algorithm} is "
+                         "not supported")
+    if settings["grad_clip"] is None:
+        settings["grad_clip"] = float(clip)
 
 
 class DensityCritic(nn.Module):

@@ -39,6 +39,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .callbacks import RunTimer, TrainingHistory
 from .checkpoints import check_checkpoint
+from .critic import adopt_trainer_clipping
 from .datamodule import FieldDataModule
 from .module import FieldEmulator
 
@@ -148,10 +149,10 @@ class EmulatorCLI(LightningCLI):
             callbacks.append(RunTimer(duration=max_time, interval="step"))
         callbacks.append(TrainingHistory())
         if getattr(self.model, "critic", None) is not None:  # manual optimisation: the module clips by norm
-            clip = kwargs.pop("gradient_clip_val", trainer_cfg.get("gradient_clip_val"))
-            if clip is not None and self.model.critic_settings["grad_clip"] is None:
-                self.model.critic_settings["grad_clip"] = float(clip)
-            kwargs["gradient_clip_val"] = None
+            adopt_trainer_clipping(self.model.critic_settings,
+                                   kwargs.pop("gradient_clip_val", trainer_cfg.get("gradient_clip_val")),
+                                   kwargs.pop("gradient_clip_algorithm", trainer_cfg.get("gradient_clip_algorithm")))
+            kwargs.update(gradient_clip_val=None, gradient_clip_algorithm=None)
         return super().instantiate_trainer(max_time=None, callbacks=callbacks, **kwargs)
 
     def _before_run(self) -> None:

@@ -156,6 +156,8 @@ class FieldEmulator(L.LightningModule):
         return int(self.net.halo)
 
     def setup(self, stage: str) -> None:
+        if self.critic is not None and stage == "fit" and self._trainer is not None:
+            check_critic_trainer(self.trainer)
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None:
             return
@@ -175,8 +177,6 @@ class FieldEmulator(L.LightningModule):
                     "training set's prior, redshift range or cell size differs from the checkpoint's style bounds "
                     "and cell size (data.path)"
                 )
-        if self.critic is not None and stage == "fit":
-            check_critic_trainer(self.trainer)
         if self.hparams.init_from and stage == "fit":
             self._initialise_from(self.hparams.init_from, dm)
         base = dm.read_info().base.to_dict()
