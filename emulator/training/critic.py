@@ -127,10 +127,11 @@ def critic_hinge_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return torch.relu(1.0 - real).mean() + torch.relu(1.0 + fake).mean()
 
 
-def critic_gap(module: Any, batch: dict[str, torch.Tensor], fields: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``mean D(truth) - mean D(model)`` on a batch: how well the critic tells them apart (0: not at all)."""
+def critic_gap(module: Any, batch: dict[str, torch.Tensor], fields: dict[str, torch.Tensor],
+               base: torch.Tensor) -> torch.Tensor:
+    """``mean D(truth) - mean D(model)`` on a batch, given the base's painted overdensity ``base``: how well the
+    critic tells them apart (0: not at all)."""
     with torch.no_grad():
-        base = painted_overdensity(batch["lpt"][:, :3])
         real = module.critic(fields["delta_true"], base, batch["style"])
         fake = module.critic(fields["delta_pred"], base, batch["style"])
     return (real - fake).mean()

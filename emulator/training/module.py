@@ -312,10 +312,11 @@ class FieldEmulator(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         losses, fields = self._step(batch)
+        delta_lpt = painted_overdensity(batch["lpt"][:, :3])  # the base's density: spectra and critic alike
         if self.critic is not None:
-            losses["critic_gap"] = critic_gap(self, batch, fields)
+            losses["critic_gap"] = critic_gap(self, batch, fields, delta_lpt)
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=batch["target"].shape[0])
-        spec = batch_spectra(fields["delta_pred"], fields["delta_true"], batch["lpt"])
+        spec = batch_spectra(fields["delta_pred"], fields["delta_true"], delta_lpt)
         if self.val_spectra is None:
             self.val_spectra = SpectrumSums(spec["p_true"].shape[-1]).to(self.device)
         self.val_spectra.update(spec, batch["index"])

@@ -9,25 +9,23 @@ import torch
 from torchmetrics import Metric
 
 from ..core.stats import power_spectrum
-from .losses import painted_overdensity
 
 __all__ = ["SpectrumSums", "batch_spectra", "summarise_spectra"]
 
 NAMES = ("ratio_model", "ratio_lpt", "r_model", "r_lpt")
 
 
-def batch_spectra(delta_pred: torch.Tensor, delta_true: torch.Tensor, lpt: torch.Tensor) -> dict[str, torch.Tensor]:
+def batch_spectra(delta_pred: torch.Tensor, delta_true: torch.Tensor,
+                  delta_lpt: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-crop auto and cross spectra of the model, its base and the truth (crop units: k in 1/cell).
 
     Parameters
     ----------
-    delta_pred, delta_true : torch.Tensor
-        Painted overdensities ``(B, c, c, c)`` of the model and the target.
-    lpt : torch.Tensor
-        The base ``(B, 6, c, c, c)`` (displacement first, in cells); its overdensity is painted here.
+    delta_pred, delta_true, delta_lpt : torch.Tensor
+        Painted overdensities ``(B, c, c, c)`` of the model, the target and the base
+        (:func:`~emulator.training.losses.painted_overdensity`).
     """
     c = float(delta_true.shape[-1])
-    delta_lpt = painted_overdensity(lpt[:, :3])
     pk_true = power_spectrum(delta_true, c)
     spec = {
         "p_true": pk_true.power,
