@@ -41,7 +41,7 @@ from .halo_mass import calibrate_halos
 from .fof import linking_length_mpc
 from .memory_model import (BASELINE_BYTES, BIASED_BYTES_PER_CELL, BIASED_BYTES_PER_TRACER, BIASED_FIXED_BYTES,
                            CUTSKY_BYTES_PER_ROW, GB, IN_MEMORY_BYTES_PER_PARTICLE, NETWORK_PASS_BYTES_PER_CELL,
-                           DERIVATIVE_SLAB_FACTOR, in_memory_estimate, pass_bytes_per_cell)
+                           in_memory_estimate, pass_bytes_per_cell, slab_factor)
 
 __all__ = ["MemoryPlan", "plan_memory", "in_memory_estimate", "pass_bytes_per_cell", "streamed_mock", "warn_if_short",
            "available_memory", "GB", "BASELINE_BYTES", "IN_MEMORY_BYTES_PER_PARTICLE", "NETWORK_PASS_BYTES_PER_CELL",
@@ -130,7 +130,7 @@ def plan_memory(opts: MockOptions, ngrid: int, box: float, *, halo: int, multipl
         block_for_memory(ngrid, cap - BASELINE_BYTES)
     for t in _tiles(ngrid, multiple, tile or 64):
         streamed = streaming_memory(ngrid, t, halo, pass_bytes_per_cell(velocity), block,
-                                    slab_factor=DERIVATIVE_SLAB_FACTOR if velocity == "derivative" else 1.0)
+                                    slab_factor=slab_factor(velocity))
         stages = {k: BASELINE_BYTES + v for k, v in streamed.items()}
         chunk = t * ngrid * ngrid
         if opts.tracer == "particles":

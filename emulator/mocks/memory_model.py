@@ -11,7 +11,7 @@ from ..core.base_recipe import BaseRecipe
 
 __all__ = ["GB", "BASELINE_BYTES", "NETWORK_PASS_BYTES_PER_CELL", "IN_MEMORY_BYTES_PER_PARTICLE", "PM_BASE_BYTES",
            "PM_BASE_MESH_BYTES", "COLA_FRAME_BYTES", "BIASED_BYTES_PER_CELL", "BIASED_BYTES_PER_TRACER",
-           "BIASED_FIXED_BYTES", "CUTSKY_BYTES_PER_ROW", "DERIVATIVE_SLAB_FACTOR", "pass_bytes_per_cell",
+           "BIASED_FIXED_BYTES", "CUTSKY_BYTES_PER_ROW", "DERIVATIVE_SLAB_FACTOR", "pass_bytes_per_cell", "slab_factor",
            "in_memory_estimate"]
 
 GB = 1e9
@@ -64,6 +64,14 @@ def pass_bytes_per_cell(velocity: str = "head") -> float:
 
     factor = PASS_MEMORY_FACTOR if check_velocity_mode(velocity) == "derivative" else 1.0
     return NETWORK_PASS_BYTES_PER_CELL * factor
+
+
+def slab_factor(velocity: str = "head") -> float:
+    """How many times a head model's streamed input slab a model of this velocity kind holds
+    (:data:`DERIVATIVE_SLAB_FACTOR` for ``derivative``, 1 for ``head``)."""
+    from ..model.velocity_derivative import check_velocity_mode
+
+    return DERIVATIVE_SLAB_FACTOR if check_velocity_mode(velocity) == "derivative" else 1.0
 
 
 def in_memory_estimate(ngrid: int, *, halo: int, multiple: int, tile: int | None = None,
