@@ -21,6 +21,7 @@ from emulator.core.atomic import atomic_path
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
 from emulator.model.emulate import emulate_fields
 from emulator.model.pgd_correction import pgd_attr
+from emulator.model.velocity_dispersion import vdisp_attr
 from emulator.model import StyledUNet
 from emulator.model.portable import DEFAULT_MODEL_PATH, FORMAT, EmulatorModel, load_model
 
@@ -86,7 +87,8 @@ def resolve_model(path: str | Path | None, *, device="cpu"):
     model : EmulatorModel
     info : dict
         ``path, sha256, name, cell_size, hull, fallback`` (bool), ``note`` and ``pgd`` (the PGD sharpening its
-        particles get, :func:`emulator.model.pgd_correction.pgd_attr`: ``emulate_fields`` applies it).
+        particles get, :func:`emulator.model.pgd_correction.pgd_attr`: ``emulate_fields`` applies it), and
+        ``velocity_dispersion`` (:func:`emulator.model.velocity_dispersion.vdisp_attr`, likewise).
     """
     note = ""
     if path is not None:
@@ -103,7 +105,7 @@ def resolve_model(path: str | Path | None, *, device="cpu"):
     info = {
         "path": model.path, "sha256": model.sha256, "name": model.name, "cell_size": model.cell_size,
         "hull": model.hull(), "fallback": fallback, "note": note, "metadata": _jsonable(model.metadata),
-        "pgd": pgd_attr(model.pgd),
+        "pgd": pgd_attr(model.pgd), "velocity_dispersion": vdisp_attr(model.vdisp),
     }
     return model, info
 

@@ -58,7 +58,7 @@ from .contenders import resolve_model
 from .env import write_json
 from .least_squares import linear_fit
 from .metrics import overdensity_k
-from .suite_truth import add_suite_arguments, finished_snapshots
+from .suite_truth import add_fit_grade_arguments, add_suite_arguments, check_fit_grade, finished_snapshots
 
 __all__ = ["collect_snapshots", "log_ratios", "fit_alpha", "fit_sigma8_term", "fit_pgd", "grade", "main"]
 
@@ -81,7 +81,8 @@ def collect_snapshots(suite: str | Path, model, redshifts, *, log=print) -> list
     for cfg, rec, cosmo, z, snap in finished_snapshots(suite, redshifts, log):
         n, box = int(cfg.ngrid), check_box_size(cfg.box_size)
         gen = emulate_fields(cosmo, z, box, int(rec["seed"]), model=model, ngrid=n, allow_extrapolation=True,
-                             keep_displacement=False, pgd=False)  # the grid generation uses for this box
+                             keep_displacement=False, pgd=False,  # the grid generation uses for this box
+                             velocity_dispersion=False)
         truth = torch.as_tensor(np.asarray(snap.positions), dtype=torch.float32)
         ps = _spectrum(truth, n, box)
         out.append({"sim_id": rec["sim_id"], "redshift": z, "sigma8": float(cosmo.sigma8), "n": n, "box": box,
@@ -212,30 +213,21 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m benchmarks.pgd``)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pgd", description=__doc__.split("\n")[0])
     add_suite_arguments(parser)
-    parser.add_argument("--fit", metavar="FILE", help="fit alpha per redshift on the suite, write the PGD file here")
+    add_fit_grade_arguments(parser, "PGD", "pgd", "fit alpha per redshift on the suite, write the PGD file here",
+                            "fit and grade P(k) up to this fraction of k_Nyq (default 0.5)")
     parser.add_argument("--k-long", type=float, default=0.6, help="high-pass scale of the pull, h/Mpc")
     parser.add_argument("--k-short", type=float, default=1.6, help="low-pass scale of the pull, h/Mpc")
     parser.add_argument("--sigma8-term", action="store_true",
                         help="--fit: let alpha follow sigma8 (each snapshot's own best strength, fitted linearly)")
-    parser.add_argument("--kmax-fraction", type=float, default=0.5,
-                        help="fit and grade P(k) up to this fraction of k_Nyq (default 0.5)")
-    parser.add_argument("--grade", action="store_true", help="grade the model's PGD file on the suite")
-    parser.add_argument("--pgd", metavar="FILE", help="--grade this PGD file (fitted for the model) instead")
-    parser.add_argument("--out", help="write the grade as JSON here")
     args = parser.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
-        if not (args.fit or args.grade):
-            raise ValueError("nothing to do: give --fit FILE and/or --grade")
+        check_fit_grade(args, "pgd")
         if args.sigma8_term and not args.fit:
             raise ValueError("--sigma8-term is an option of --fit FILE")
-        if not 0 < args.kmax_fraction <= 1:
-            raise ValueError(f"--kmax-fraction must be in (0, 1], got {args.kmax_fraction}")
         model, _ = resolve_model(args.model, device=torch.device("cpu"))
         pgd = model.pgd
         if args.pgd:
-            if args.fit:
-                raise ValueError("--pgd grades a given file; --fit makes one: give one of them")
             pgd = read_pgd_file(args.pgd)
             if pgd.sha256 != model.sha256:
                 raise ValueError(f"{args.pgd} was fitted for model sha256 {pgd.sha256[:16]}, not {args.model}'s")

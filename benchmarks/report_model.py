@@ -1,11 +1,12 @@
 """The words of a benchmark report's Model line that say how the generator's particles and halos were graded:
-PGD-sharpened or not, halo masses calibrated or raw (nothing for reports made before either existed)."""
+PGD-sharpened or not, velocities with the model's dispersion or not, halo masses calibrated or raw (nothing for
+reports made before each existed)."""
 
 from __future__ import annotations
 
 import json
 
-__all__ = ["generator_words", "halo_masses_words", "pgd_words"]
+__all__ = ["generator_words", "halo_masses_words", "pgd_words", "vdisp_words"]
 
 
 def halo_masses_words(model: dict) -> str:
@@ -36,6 +37,19 @@ def pgd_words(model: dict) -> str:
             f"{d['k_long']:g}-{d['k_short']:g} h/Mpc)")
 
 
+def vdisp_words(model: dict) -> str:
+    """Whether the generator's velocities carry its small-scale dispersion (nothing for reports made before
+    dispersion files)."""
+    applied = model.get("velocity_dispersion")
+    if applied is None:
+        return ""
+    if applied == "none":
+        return "; its velocities are the network's (no velocity dispersion)"
+    d = json.loads(applied)
+    return (f"; its velocities carry the model's small-scale dispersion as `emulator generate` adds it (fitted at "
+            f"z = {', '.join(f'{z:g}' for z in d['redshifts'])})")
+
+
 def generator_words(model: dict) -> str:
-    """:func:`pgd_words` then :func:`halo_masses_words` of the results' ``model`` entry."""
-    return pgd_words(model) + halo_masses_words(model)
+    """:func:`pgd_words`, :func:`vdisp_words` then :func:`halo_masses_words` of the results' ``model`` entry."""
+    return pgd_words(model) + vdisp_words(model) + halo_masses_words(model)

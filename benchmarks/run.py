@@ -225,7 +225,9 @@ def _run(tier: str, cfg: dict, out_dir: Path, model, device, log, fresh: bool) -
     store = PartialStore(out_dir, common_fingerprint(model_sha256=minfo and minfo["sha256"], device=dev,
                                                      setup={"ngrid": n, "box_size": box, "redshift": z,
                                                             "halo_calibration": minfo and minfo["halo_calibration"],
-                                                            "pgd": minfo and minfo["pgd"]}),
+                                                            "pgd": minfo and minfo["pgd"],
+                                                            "velocity_dispersion": minfo and minfo.get(
+                                                                "velocity_dispersion")}),
                          log, fresh=fresh)
     per_cosmo, slices = [], {}
     for i, (cosmo, seed, given) in enumerate(plan):

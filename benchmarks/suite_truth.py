@@ -172,6 +172,26 @@ def finished_snapshots(suite: str | Path, redshifts, log: Callable[[str], None] 
         raise ValueError(f"suite {suite} has no snapshot at redshifts {list(redshifts)}")
 
 
+def add_fit_grade_arguments(parser, what: str, option: str, fit_help: str, kmax_help: str) -> None:
+    """The options of a command that fits a model's ``what`` file on a suite or grades it: ``--fit FILE``,
+    ``--kmax-fraction``, ``--grade``, ``--<option> FILE`` (a candidate file to grade instead) and ``--out``."""
+    parser.add_argument("--fit", metavar="FILE", help=fit_help)
+    parser.add_argument("--kmax-fraction", type=float, default=0.5, help=kmax_help)
+    parser.add_argument("--grade", action="store_true", help=f"grade the model's {what} file on the suite")
+    parser.add_argument(f"--{option}", metavar="FILE", help=f"--grade this {what} file (fitted for the model) instead")
+    parser.add_argument("--out", help="write the grade as JSON here")
+
+
+def check_fit_grade(args, option: str) -> None:
+    """ValueError unless the options of :func:`add_fit_grade_arguments` ask for something possible."""
+    if not (args.fit or args.grade):
+        raise ValueError("nothing to do: give --fit FILE and/or --grade")
+    if not 0 < args.kmax_fraction <= 1:
+        raise ValueError(f"--kmax-fraction must be in (0, 1], got {args.kmax_fraction}")
+    if getattr(args, option) and args.fit:
+        raise ValueError(f"--{option} grades a given file; --fit makes one: give one of them")
+
+
 def add_suite_arguments(parser) -> None:
     """The options of a command that grades or fits a model on a suite's finished simulations
     (:func:`finished_snapshots`): ``--suite``, ``--model`` and ``--redshifts``."""

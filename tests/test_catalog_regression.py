@@ -1,7 +1,8 @@
 """The same seed gives byte-identical catalogs: small mocks of every tracer against recorded column digests.
 
 The reference (``tests/data/catalog_regression.json``) was first recorded with the code before the package was
-restructured, and re-recorded when the default model became ``hybrid_pm4`` and then ``hybrid_cola4`` (issue 11),
+restructured, and re-recorded when the default model became ``hybrid_pm4`` and then ``hybrid_cola4`` (issue 11)
+and when its velocity dispersion was added (particle and biased-tracer velocities only),
 so this test holds the code to those catalogs bit for bit: particles (HDF5 and FITS), FoF halos, HOD galaxies
 with RSD, biased tracers, and a cut-sky catalog with randoms, from the default embedded model at 64 Mpc/h on one
 thread. Bits depend on torch, numpy

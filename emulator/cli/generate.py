@@ -53,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep the network's particles as they are (default: the model's PGD sharpening, a "
                         "short-range pull towards density peaks fitted to restore the converged simulations' "
                         "small-scale power, when it has one)")
+    t.add_argument("--no-velocity-dispersion", action="store_true",
+                   help="keep the network's velocities as they are (default: add the model's small-scale velocity "
+                        "dispersion, a Gaussian in km/s whose rms follows the density at each particle, measured "
+                        "against the converged simulations, when it has one)")
     t.add_argument("--min-mass", type=float, default=None,
                    help=_no_default("minimum halo mass, Msun/h (default: no cut beyond --min-members)"))
     t.add_argument("--hod", default="lrg_desi_like",
@@ -194,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite, tracer=args.tracer, number_density=args.number_density,
         linking_length=args.linking_length, min_members=args.min_members, min_mass=args.min_mass, hod=hod,
         calibrate_halo_masses=not args.raw_halo_masses, pgd=not args.no_pgd,
+        velocity_dispersion=not args.no_velocity_dispersion,
         bias=bias, rsd_axis=args.rsd_axis, cutsky=cutsky, hod_seed=args.hod_seed, force_hod=args.force_hod,
         randoms_seed=args.randoms_seed, max_memory=args.max_memory, fof_overlap=args.fof_overlap,
         resolution=args.resolution, on_choice=lambda line: print(line, file=sys.stderr),

@@ -71,4 +71,8 @@ def run(args: argparse.Namespace) -> int:
     print(pgd.describe() if pgd else "PGD sharpening: none (particles are the network's)")
     cal = read_calibration(m.path, m.sha256, pgd_sha256=pgd_digest(pgd))  # what emulator generate applies to FoF masses
     print(cal.describe() if cal else "halo-mass calibration: none (FoF masses are member count x particle mass)")
+    from ..model.velocity_dispersion import read_vdisp
+
+    vdisp = read_vdisp(m.path, m.sha256)  # what emulator generate adds to the velocities
+    print(vdisp.describe() if vdisp else "velocity dispersion: none (velocities are the network's)")
     return 0

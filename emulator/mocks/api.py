@@ -25,8 +25,9 @@ from ..core.provenance import code_version
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.pgd_correction import pgd_attr, pgd_digest
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
-from .catalogs import (MockOptions, applied_pgd, check_hod, check_tracer_count, fof_min_members, halo_calibration,
-                       make_catalogs)
+from ..model.velocity_dispersion import vdisp_attr, vdisp_digest
+from .catalogs import (MockOptions, applied_pgd, applied_vdisp, check_hod, check_tracer_count, fof_min_members,
+                       halo_calibration, make_catalogs)
 from .halo_mass import calibration_attr, calibration_digest
 from .largebox import GB, in_memory_estimate, plan_memory, streamed_mock, warn_if_short
 from .outputs import Target, reserve_outputs, write_manifest
@@ -245,6 +246,7 @@ def generate_mocks(
     else:
         check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
     pgd = applied_pgd(opts, model)  # the sharpening applied (its digest: part of every file's identity)
+    vdisp = applied_vdisp(opts, model)  # the velocity dispersion added (likewise)
     calibration = halo_calibration(opts, model) if opts.tracer in ("halos", "galaxies") else None
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
                        max_memory=_check_cap(max_memory), tile=tile, fof_overlap=fof_overlap, format=format,
@@ -253,6 +255,9 @@ def generate_mocks(
     if plan.streamed and pgd is not None and pgd.alpha_at(redshift, cosmo.sigma8) > 0:  # before any file is reserved
         raise ValueError(f"--max-memory streams this box, which cannot apply {model.name}'s PGD sharpening at "
                          f"z = {redshift:g} (it needs the whole box's density): raise --max-memory, or --no-pgd")
+    if plan.streamed and vdisp is not None:
+        raise ValueError(f"--max-memory streams this box, which cannot add {model.name}'s velocity dispersion (it "
+                         f"needs the whole box's density): raise --max-memory, or --no-velocity-dispersion")
     if fallback is not None:  # said once the plan is possible: a refused request gets one line, its error
         say(fallback)
     if log is not None:
@@ -262,7 +267,7 @@ def generate_mocks(
     fixed = {**cosmo.to_dict(), "redshift": redshift, "BoxSize": box, "Nmesh": ngrid}
     run = {"tracer": opts.tracer, "tracer_options": opts.to_attrs(), "model_sha256": model.sha256,
            "halo_mass_calibration_sha256": calibration_digest(calibration),  # a refitted table: other halos
-           "pgd_sha256": pgd_digest(pgd)}
+           "pgd_sha256": pgd_digest(pgd), "velocity_dispersion_sha256": vdisp_digest(vdisp)}
     targets = [Target(Path(out_dir) / f"mock_{seed:06d}{suffix}", {**fixed, "seed": seed, **run}) for seed in seeds]
     init_if_needed(device)  # torchrun with WORLD_SIZE > 1: each rank reserves and computes its own seeds
     rank, world = rank_world()
@@ -288,6 +293,8 @@ def generate_mocks(
                     "pgd": pgd_attr(pgd),
                     "pgd_sha256": pgd_digest(pgd),
                     "pgd_alpha": float(getattr(fields, "pgd_alpha", 0.0)),  # applied at this file's redshift
+                    "velocity_dispersion": vdisp_attr(vdisp),
+                    "velocity_dispersion_sha256": vdisp_digest(vdisp),
                     "package_version": code_version(),
                     "extrapolation_warning": "; ".join(fields.extrapolated),
                     "generation_seconds": time.perf_counter() - t0,
@@ -305,12 +312,13 @@ def generate_mocks(
 
                 fields, catalogs, extra = lightcone_mock(
                     lambda z, s=seed: emulate_fields(cosmo, z, box, s, model=model, device=device, tile=tile,
-                                                     allow_extrapolation=allow_extrapolation, pgd=opts.pgd), opts,
+                                                     allow_extrapolation=allow_extrapolation, pgd=opts.pgd,
+                                                     velocity_dispersion=vdisp is not None), opts,
                     calibration)
             else:
                 fields = emulate_fields(cosmo, redshift, box, seed, model=model, device=device, tile=tile,
                                         allow_extrapolation=allow_extrapolation, keep_displacement=False,
-                                        pgd=opts.pgd)
+                                        pgd=opts.pgd, velocity_dispersion=vdisp is not None)
                 catalogs, extra = make_catalogs(fields, opts, calibration)  # resolved once, above
             write_mock_files(target.path, catalogs, attrs_of(fields, extra), format=format)  # companions, then mock
             del fields, catalogs

@@ -58,7 +58,7 @@ from ..model.halo_calibration import HaloMassCalibration
 from ..model.pgd_correction import PGDCorrection, pgd_digest
 
 __all__ = ["TRACERS", "MockOptions", "make_catalogs", "check_tracer_count", "halo_tracer_columns", "add_rsd",
-           "biased_columns", "finish_catalogs", "halo_calibration", "applied_pgd", "fof_min_members"]
+           "biased_columns", "finish_catalogs", "halo_calibration", "applied_pgd", "applied_vdisp", "fof_min_members"]
 
 TRACERS = ("particles", "halos", "galaxies", "biased")
 
@@ -95,6 +95,12 @@ class MockOptions:
     pgd : bool
         Apply the model's PGD sharpening of the particles (``<model>.pgd.json``, :mod:`emulator.model.pgd_correction`)
         when it has one (default); False: the network's particles as they are.
+    velocity_dispersion : bool
+        Add the model's small-scale velocity dispersion (``<model>.vdisp.json``,
+        :mod:`emulator.model.velocity_dispersion`) to the particles of ``particles`` and ``biased`` catalogs when it
+        has one (default); False: the network's velocities. Halo and galaxy catalogs never get it: a halo's
+        velocity is its members' mean, which independent draws would only blur (by sigma / sqrt(members)), and
+        satellites get their own dispersion (:mod:`emulator.mocks.hod`).
     force_hod : bool
         Populate even when more than half of the HOD's galaxies live in unresolved halos
         (:func:`emulator.mocks.massfunction.check_hod_resolution`).
@@ -116,6 +122,7 @@ class MockOptions:
     min_mass: float | None = None
     calibrate_halo_masses: bool = True
     pgd: bool = True
+    velocity_dispersion: bool = True
     hod: Any = "lrg_desi_like"
     hod_seed: int | None = None
     randoms_seed: int | None = None
@@ -201,6 +208,12 @@ def check_hod(opts: MockOptions, cosmology, redshift: float, box_size: float, ng
 def applied_pgd(opts: MockOptions, model) -> PGDCorrection | None:
     """The model's PGD sharpening when the options ask for it (``opts.pgd``), else None."""
     return model.pgd if opts.pgd else None
+
+
+def applied_vdisp(opts: MockOptions, model):
+    """The model's velocity dispersion when the options ask for it (``opts.velocity_dispersion``) for a particle
+    tracer (``particles``, ``biased``), else None."""
+    return model.vdisp if opts.velocity_dispersion and opts.tracer in ("particles", "biased") else None
 
 
 def halo_calibration(opts: MockOptions, model) -> HaloMassCalibration | None:

@@ -35,7 +35,8 @@ import numpy as np
 
 from ..core.base_recipe import BaseRecipe
 from ..core.cosmology import particle_mass_from_cosmology
-from .catalogs import MockOptions, _seed, finish_catalogs, fof_min_members, halo_calibration, halo_tracer_columns
+from .catalogs import (MockOptions, _seed, applied_vdisp, finish_catalogs, fof_min_members, halo_calibration,
+                       halo_tracer_columns)
 from .fof_slabs import default_overlap, slab_fof_memory
 from .halo_mass import calibrate_halos
 from .fof import linking_length_mpc
@@ -272,7 +273,8 @@ def streamed_mock(path: Path, cosmology, redshift: float, box: float, seed: int,
         with h5py.File(scratch, "w") as fh:
             fields = stream_fields(cosmology, redshift, box, seed, fh, linear, model=model, tile=plan.tile,
                                    device=device, allow_extrapolation=allow_extrapolation, progress=progress,
-                                   linear_block=plan.linear_block, fourier_scratch=fourier, pgd=opts.pgd)
+                                   linear_block=plan.linear_block, fourier_scratch=fourier, pgd=opts.pgd,
+                                   velocity_dispersion=applied_vdisp(opts, model) is not None)
             chunks = fields.slabs
             if opts.tracer == "particles":
                 extra["particle_mass"] = particle_mass_from_cosmology(cosmology.Omega_m, box, fields.ngrid**3)

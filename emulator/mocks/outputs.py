@@ -62,7 +62,8 @@ MANIFEST = "manifest.json"
 
 #: File attrs that must match for an existing file to count as the requested one.
 IDENTITY_ATTRS = ("Omega_m", "Omega_b", "h", "n_s", "sigma8", "redshift", "BoxSize", "Nmesh", "seed", "tracer",
-                  "tracer_options", "model_sha256", "halo_mass_calibration_sha256", "pgd_sha256")
+                  "tracer_options", "model_sha256", "halo_mass_calibration_sha256", "pgd_sha256",
+                  "velocity_dispersion_sha256")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from ..core.lpt import (lagrangian_grid, lpt2_displacement, lpt_displacement, pa
                         vector_field_to_particles, za_displacement)
 from ..core.mesh import wrap_positions
 from ..core.pgd import pgd_shift
+from ..core.velocity_noise import add_velocity_noise
 from ..core.pm_base import pm_base_fields
 from ..core.power import LinearPower
 from .tiling import DEFAULT_TILE, balanced_tile, predict_box
@@ -82,12 +83,15 @@ class GeneratedFields(Realization):
         ``(3, n, n, n)`` ``x - q``, Mpc/h; ``None`` when not asked for (``keep_displacement=False``).
     pgd_alpha : float
         Strength of the model's PGD sharpening applied to the positions (0: none).
+    velocity_dispersion : bool
+        Whether the model's small-scale velocity dispersion was added to the velocities.
     """
 
     positions: torch.Tensor
     velocities: torch.Tensor
     displacement: torch.Tensor | None
     pgd_alpha: float = 0.0
+    velocity_dispersion: bool = False
 
 
 def resolve_grid(box_size: float, cell_size: float, multiple: int = 2) -> int:
@@ -170,6 +174,7 @@ def emulate_fields(
     allow_extrapolation: bool = False,
     keep_displacement: bool = True,
     pgd: bool = True,
+    velocity_dispersion: bool = True,
 ) -> GeneratedFields:
     """Generate one realization's particles.
 
@@ -204,6 +209,10 @@ def emulate_fields(
     pgd : bool
         Apply the model's PGD sharpening (``model.pgd``, :mod:`emulator.model.pgd_correction`) to the positions
         when it has one (default); False: the network's particles as they are. Velocities are not changed.
+    velocity_dispersion : bool
+        Add the model's small-scale velocity dispersion (``model.vdisp``, :mod:`emulator.model.velocity_dispersion`:
+        a Gaussian whose rms follows the density at each particle, drawn from the seed's own stream) when it has
+        one (default); False: the network's velocities.
     """
     n, seed, device, extrapolated = check_request(cosmology, redshift, box_size, seed, model=model, method=method,
                                                   ngrid=ngrid, device=device,
@@ -251,6 +260,9 @@ def emulate_fields(
         del shift
     vel = vector_field_to_particles(vdisp.mul_(100.0 * a * e * f1)).contiguous()
     del vdisp
+    noisy = method == "emulator" and velocity_dispersion and model.vdisp is not None
+    if noisy:
+        add_velocity_noise(pos, vel, n, box, model.vdisp.log_density, model.vdisp.sigma_at(redshift, cosmology), seed)
     return GeneratedFields(
         positions=pos,
         velocities=vel,
@@ -263,4 +275,5 @@ def emulate_fields(
         method=method,
         extrapolated=extrapolated,
         pgd_alpha=alpha,
+        velocity_dispersion=noisy,
     )

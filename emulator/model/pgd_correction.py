@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sidecar import load_sidecar_file, read_sidecar, sidecar_path
+from .sidecar import attr_or_none, digest_or_none, load_sidecar_file, read_sidecar, sidecar_path
 
 __all__ = ["PGD_FORMAT", "PGDCorrection", "pgd_attr", "pgd_digest", "pgd_path", "pgd_from_attr", "read_pgd",
            "read_pgd_file"]
@@ -137,14 +137,8 @@ class PGDCorrection:
                 f"{self.source.get('suite', '?')}): alpha at {nodes}{term}")
 
 
-def pgd_attr(pgd: PGDCorrection | None) -> str:
-    """``"none"`` or :meth:`PGDCorrection.attr`."""
-    return "none" if pgd is None else pgd.attr()
-
-
-def pgd_digest(pgd: PGDCorrection | None) -> str:
-    """``"none"`` or :meth:`PGDCorrection.digest`."""
-    return "none" if pgd is None else pgd.digest()
+pgd_attr = attr_or_none  # "none" or PGDCorrection.attr(): the file attr pgd
+pgd_digest = digest_or_none  # "none" or PGDCorrection.digest(): what output files and calibrations record
 
 
 def pgd_path(model_path: str | Path) -> Path:

@@ -17,7 +17,8 @@ The embedded models live in ``emulator/models/<name>.pt``; the one used where no
 :data:`~emulator.model.header.DEFAULT_MODEL` (``hybrid_cola4``: a network correcting a 4-step COLA run). Beside a
 model file may sit JSON files fitted for its bytes (:mod:`emulator.model.sidecar`), loaded with it:
 ``<stem>.pgd.json`` (:mod:`emulator.model.pgd_correction`, the particles' PGD sharpening) and
-``<stem>.halo_mass.json`` (:mod:`emulator.model.halo_calibration`, FoF masses onto the truth's).
+``<stem>.halo_mass.json`` (:mod:`emulator.model.halo_calibration`, FoF masses onto the truth's) and
+``<stem>.vdisp.json`` (:mod:`emulator.model.velocity_dispersion`, the velocities' small-scale dispersion).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
 from .halo_calibration import HaloMassCalibration, read_calibration
 from .pgd_correction import PGDCorrection, pgd_digest, read_pgd
+from .velocity_dispersion import VelocityDispersion, read_vdisp
 from .header import DEFAULT_MODEL, FORMAT, MODELS_DIR, ModelIdentity, resolve_model_path
 from .style import normalise_style
 from .unet import StyledUNet
@@ -67,6 +69,7 @@ class EmulatorModel(ModelIdentity):
     base: BaseRecipe = LPT_BASE  # the fields the network corrects (emulator.core.pm_base)
     halo_calibration: HaloMassCalibration | None = None  # FoF masses onto the truth's (<stem>.halo_mass.json)
     pgd: PGDCorrection | None = None  # small-scale sharpening of the particles (<stem>.pgd.json)
+    vdisp: VelocityDispersion | None = None  # small-scale velocity dispersion (<stem>.vdisp.json)
     velocity: str = "head"  # "derivative": velocities are the displacement's derivative (velocity_derivative)
 
     @property
@@ -182,5 +185,6 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         base=base,
         halo_calibration=read_calibration(path, digest, pgd_sha256=pgd_digest(pgd)),
         pgd=pgd,
+        vdisp=read_vdisp(path, digest),
         velocity=velocity,
     )

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, TypeVar
 
-__all__ = ["sidecar_path", "load_sidecar_file", "read_sidecar"]
+__all__ = ["sidecar_path", "load_sidecar_file", "read_sidecar", "attr_or_none", "digest_or_none"]
 
 T = TypeVar("T")
 
@@ -74,3 +74,13 @@ def read_sidecar(model_path: str | Path, sha256: str, kind: str, fmt: str, build
               f"{sha256[:16]}...); {otherwise}", file=sys.stderr)
         return None
     return obj
+
+
+def attr_or_none(table) -> str:
+    """``"none"`` or the sidecar object's provenance attr (``table.attr()``)."""
+    return "none" if table is None else table.attr()
+
+
+def digest_or_none(table) -> str:
+    """``"none"`` or the SHA-256 of the sidecar object's provenance attr (``table.digest()``)."""
+    return "none" if table is None else table.digest()

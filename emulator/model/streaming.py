@@ -120,7 +120,8 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
                   model: EmulatorModel | None = None, method: str = "emulator", ngrid: int | None = None,
                   tile: int = 64, device: str | torch.device = "cpu", allow_extrapolation: bool = False,
                   progress: bool = False, hook=None, linear_block: int | None = None,
-                  fourier_scratch: Path | None = None, pgd: bool = True) -> StreamedFields:
+                  fourier_scratch: Path | None = None, pgd: bool = True,
+                  velocity_dispersion: bool = True) -> StreamedFields:
     """Generate one realization into ``out_group`` (an open h5py group) with bounded memory.
 
     Parameters are those of :func:`~emulator.model.emulate.emulate_fields`, plus ``out_group`` (receives
@@ -130,7 +131,9 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
     ``python -m benchmarks.largebox``). ``linear_block`` (planes, a multiple of 4): make stage 1 out of core
     (:func:`~emulator.model.linear_disk.linear_fields_out_of_core`) with its Fourier meshes in ``fourier_scratch``
     (default: next to ``scratch``; removed at the end), on the CPU whatever ``device``. A model whose PGD
-    sharpening acts at ``redshift`` is refused unless ``pgd`` is False (the pull needs the whole box's density).
+    sharpening acts at ``redshift`` is refused unless ``pgd`` is False (the pull needs the whole box's density),
+    and one with a velocity dispersion unless ``velocity_dispersion`` is False (it reads the density at each
+    particle).
     """
     import h5py
     from tqdm.auto import tqdm
@@ -142,6 +145,9 @@ def stream_fields(cosmology: Cosmology, redshift: float, box_size: float, seed: 
             and model.pgd.alpha_at(redshift, cosmology.sigma8) > 0:
         raise ValueError(f"--max-memory cannot apply {model.name}'s PGD sharpening at z = {redshift:g} (it needs the "
                          f"whole box's density): drop --max-memory, or --no-pgd")
+    if method == "emulator" and velocity_dispersion and model is not None and model.vdisp is not None:
+        raise ValueError(f"--max-memory cannot add {model.name}'s velocity dispersion (it needs the whole box's "
+                         f"density): drop --max-memory, or --no-velocity-dispersion")
     n, seed, device, extrapolated = check_request(cosmology, redshift, box_size, seed, model=model,
                                                   method=method, ngrid=ngrid, device=device,
                                                   allow_extrapolation=allow_extrapolation)

@@ -60,7 +60,8 @@ def evaluate_model(model: EmulatorModel, path: str, split: str = "test", device:
             row = {"sim_id": sample.sim_id, "redshift": sample.redshift, "cosmology": cosmo.to_dict()}
             for method in ("emulator", "2lpt"):
                 fields = emulate_fields(cosmo, sample.redshift, box, seed, model=model, method=method, ngrid=n,
-                                        device=device, allow_extrapolation=True, pgd=False)  # the network's
+                                        device=device, allow_extrapolation=True, pgd=False,
+                                        velocity_dispersion=False)  # the network's
                 res = compare(tk, density_k(fields.positions.cpu(), box, n), box, n)
                 row["k"] = res["k"].tolist()
                 row[method] = {"ratio": res["ratio"].tolist(), "r": res["r"].tolist()}
