@@ -118,7 +118,7 @@ def _halos(mock: Mock, b: Binning, cfg: dict, mass_edges):
     cat = calibrated_friends_of_friends(  # the generator's masses as its catalogs hold them
         mock.positions, b.box_size, cfg["linking_length"], int(cfg["min_members"]),
         usable_calibration(mock.halo_calibration, cfg["linking_length"]), mock.redshift, particle_mass=mp,
-        velocities=mock.velocities)
+        velocities=mock.velocities if mock.halo_velocities is None else mock.halo_velocities)
     out = {"n_halos": len(cat), "particle_mass": mp}
     if mass_edges is None:  # truth: edges from its own masses
         if len(cat) == 0:

@@ -47,6 +47,10 @@ class Mock:
     halo_calibration : HaloMassCalibration or None
         The generator's halo-mass calibration (its model's): FoF masses are calibrated as in the catalogs of
         ``emulator generate`` (:mod:`emulator.mocks.halo_mass`); None for every other method.
+    halo_velocities : torch.Tensor or None
+        Velocities the halo finder averages, when they differ from ``velocities``: the generator's network
+        velocities, without the velocity dispersion its particles carry (as in the halo and galaxy catalogs of
+        ``emulator generate``).
     """
 
     name: str
@@ -63,6 +67,7 @@ class Mock:
     label: str = ""
     source: list = field(default_factory=list)
     halo_calibration: Any = None
+    halo_velocities: torch.Tensor | None = None
 
     @property
     def has_particles(self) -> bool:

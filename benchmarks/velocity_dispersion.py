@@ -51,10 +51,11 @@ from .least_squares import linear_fit
 from .metrics import overdensity_k
 from .suite_truth import add_fit_grade_arguments, add_suite_arguments, check_fit_grade, finished_snapshots
 
-__all__ = ["DEFAULT_EDGES", "collect_snapshots", "fit_vdisp", "multipoles", "grade", "main"]
+__all__ = ["DEFAULT_EDGES", "HOT_LOG_SIGMA", "collect_snapshots", "fit_vdisp", "multipoles", "grade", "main"]
 
 DEFAULT_EDGES = np.arange(-2.0, 5.51, 0.25)  # ln(1 + delta) at the particle; the end bins take what lies beyond
 MIN_COUNT = 100  # particles a snapshot needs in a bin to enter its fit
+HOT_LOG_SIGMA = -4.5  # ln(sigma / u) of a bin where the generator is as hot as the truth: ~0.5 km/s, no dispersion
 
 
 def multipoles(positions: torch.Tensor, velocities: torch.Tensor, cosmology, redshift: float, n: int,
@@ -98,30 +99,44 @@ def collect_snapshots(suite: str | Path, model, redshifts, *, edges=DEFAULT_EDGE
 
 def fit_vdisp(snaps: list[dict], sha256: str, *, edges=DEFAULT_EDGES, parameters=("Omega_m", "sigma8"),
               min_count: int = MIN_COUNT, source: dict | None = None, log=print) -> VelocityDispersion:
-    """:class:`VelocityDispersion` fitted per redshift and bin (see the module's text). A bin is fitted at a
-    redshift when half its snapshots, and more than ``len(parameters) + 2``, hold ``min_count`` particles in it
-    with ``<v_t^2> > <v_gen^2>`` (the others are left out of that bin's fit and counted), and becomes a node when it is
-    fitted at some redshift; at a redshift where it is not (the densest bins at high z), it takes the values of
-    that redshift's nearest fitted bin, as if the table ended there (listed in the source). The residual scatter
-    of ``ln sigma`` about the fit (and about the bin's mean, without slopes) is recorded per redshift, weighted by
-    the bins' particle counts."""
+    """:class:`VelocityDispersion` fitted per redshift and bin (see the module's text).
+
+    At each redshift a bin is *populated* when half its snapshots, and more than ``len(parameters) + 2``, hold
+    ``min_count`` particles in it. It is fitted on the populated snapshots where ``<v_t^2> > <v_gen^2>`` when these
+    are again half the redshift's snapshots and more than ``len(parameters) + 2``; otherwise the generator is as hot
+    as the truth there and the bin gets no dispersion (``ln(sigma / u)`` at :data:`HOT_LOG_SIGMA`, no slopes). A
+    bin populated at some redshift is a node. Where it is not populated at a redshift, it takes that redshift's
+    nearest populated bin's values beyond the populated range (as if the table ended there), and the linear
+    interpolation of its populated neighbours inside it. The source lists these bins per redshift
+    (``bins_generator_hotter``, ``bins_held_from_nearest``, ``bins_interpolated``); it counts the (snapshot, bin)
+    pairs left out because the generator was hotter (``bins_left_out_generator_hotter``), and records the
+    residual scatter of ``ln sigma`` about the fit (and about the bin's mean, without slopes), weighted by the
+    bins' particle counts."""
     edges = np.asarray(edges, dtype=np.float64)
     centres = 0.5 * (edges[:-1] + edges[1:])
     zs = sorted({s["redshift"] for s in snaps})
     theta = {p: np.array([float(getattr(s["cosmology"], p)) for s in snaps]) for p in parameters}
+    flat = [p for p, v in theta.items() if np.ptp(v) == 0]
+    if flat:
+        raise ValueError(f"parameter(s) {flat} take one value in every snapshot: no slope can be fitted")
     pivot = {p: round(float(v.mean()), 5) for p, v in theta.items()}
     ranges = {p: (float(v.min()), float(v.max())) for p, v in theta.items()}
     coef = np.full((len(zs), centres.size, 1 + len(parameters)), np.nan)
     scatter = {}
     for iz, z in enumerate(zs):
         idx = [i for i, s in enumerate(snaps) if s["redshift"] == z]
+        enough = lambda group: len(group) > len(parameters) + 2 and 2 * len(group) >= len(idx)  # noqa: E731
         res2 = res2_flat = wsum = 0.0
-        cold = 0
+        cold, hot = 0, []
         for b in range(centres.size):
             full = [i for i in idx if snaps[i]["counts"][b] >= min_count]
             use = [i for i in full if snaps[i]["msq_truth"][b] > snaps[i]["msq_gen"][b]]
             cold += len(full) - len(use)
-            if len(use) <= len(parameters) + 2 or 2 * len(use) < len(idx):  # sparse bins: noisy slopes
+            if not enough(full):  # sparse bin: noisy slopes
+                continue
+            if not enough(use):
+                coef[iz, b] = [HOT_LOG_SIGMA] + [0.0] * len(parameters)
+                hot.append(round(float(centres[b]), 3))
                 continue
             y = 0.5 * np.log([snaps[i]["msq_truth"][b] - snaps[i]["msq_gen"][b] for i in use])
             cols = [theta[p][use] - pivot[p] for p in parameters]
@@ -135,16 +150,22 @@ def fit_vdisp(snaps: list[dict], sha256: str, *, edges=DEFAULT_EDGES, parameters
             raise ValueError(f"no density bin with >= {min_count} particles in enough snapshots at z = {z:g}")
         scatter[f"{z:g}"] = {"snapshots": len(idx), "rms_ln_sigma_residual": round(float(np.sqrt(res2 / wsum)), 5),
                              "rms_ln_sigma_without_slopes": round(float(np.sqrt(res2_flat / wsum)), 5),
-                             "bins_left_out_generator_hotter": cold}
+                             "bins_left_out_generator_hotter": cold, **({"bins_generator_hotter": hot} if hot else {})}
         log(f"z = {z:g}: {len(idx)} snapshots, rms of ln sigma about the fit {scatter[f'{z:g}']}")
     nodes = np.any(np.isfinite(coef[..., 0]), axis=0)
     if nodes.sum() < 2:
         raise ValueError(f"too few density bins with >= {min_count} particles in enough snapshots")
-    for iz in range(len(zs)):  # a bin fitted at another redshift only: this redshift's nearest fitted bin's values
-        have = np.flatnonzero(np.isfinite(coef[iz, :, 0]))
-        for b in np.flatnonzero(nodes & ~np.isfinite(coef[iz, :, 0])):  # every redshift has one (checked above)
-            coef[iz, b] = coef[iz, have[np.argmin(np.abs(have - b))]]
-            scatter[f"{zs[iz]:g}"].setdefault("bins_held_from_nearest", []).append(round(float(centres[b]), 3))
+    for iz in range(len(zs)):  # bins populated at other redshifts only: held beyond this one's, interpolated inside
+        have = np.flatnonzero(np.isfinite(coef[iz, :, 0]))  # never empty (checked above)
+        for b in np.flatnonzero(nodes & ~np.isfinite(coef[iz, :, 0])):
+            if b < have[0] or b > have[-1]:
+                coef[iz, b] = coef[iz, have[0] if b < have[0] else have[-1]]
+                key = "bins_held_from_nearest"
+            else:
+                lo, hi = have[have < b][-1], have[have > b][0]
+                coef[iz, b] = coef[iz, lo] + (b - lo) / (hi - lo) * (coef[iz, hi] - coef[iz, lo])
+                key = "bins_interpolated"
+            scatter[f"{zs[iz]:g}"].setdefault(key, []).append(round(float(centres[b]), 3))
     src = {"made_by": "python -m benchmarks.velocity_dispersion", "code_version": code_version(),
            "density": "CIC on the particle grid at the generator's particle (PGD applied), read out with CIC",
            "min_count": min_count, "fit": scatter, **(source or {})}

@@ -275,3 +275,42 @@ def test_the_shipped_table_is_for_the_shipped_model_and_fitted_on_training_simul
     mean = int(np.argmin(np.abs(t.log_density)))  # from the mean density up, hotter (flat where a bin is held)
     rise = np.diff(t.log_sigma[:, mean:], axis=1)
     assert np.all(rise >= 0) and np.all(rise[0] > 0) and "bins_held_from_nearest" not in t.source["fit"]["0"]
+
+
+def test_a_bin_where_the_generator_is_hot_enough_gets_none_and_an_interior_gap_is_interpolated():
+    from benchmarks.velocity_dispersion import HOT_LOG_SIGMA
+
+    snaps = []
+    for i in range(6):
+        s8 = 0.75 + 0.02 * i
+        for z in (0.0, 1.0):
+            counts = np.array([500, 500, 3 if z == 1.0 else 500, 500])  # bin 2 empty at z = 1
+            msq_truth = 1.0 + np.exp(2 * np.array([0.0, 0.5, 1.0, 1.5]))
+            msq_gen = np.array([1.0, 1.0, 1.0 + msq_truth[2] if z == 0.0 else 1.0, 1.0])  # bin 2 too hot at z = 0
+            snaps.append({"redshift": z, "cosmology": Cosmology(0.3, 0.048, 0.68, 0.965, s8), "counts": counts,
+                          "msq_truth": msq_truth, "msq_gen": msq_gen})
+    t = fit_vdisp(snaps, "y" * 64, edges=np.arange(5.0), parameters=("sigma8",), log=lambda m: None)
+    assert t.log_sigma[0].tolist() == pytest.approx([0.0, 0.5, HOT_LOG_SIGMA, 1.5], abs=1e-9)
+    assert t.log_sigma[1].tolist() == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=1e-9)  # halfway between 0.5 and 1.5
+    fit = t.source["fit"]
+    assert fit["0"]["bins_generator_hotter"] == [2.5] and fit["0"]["bins_left_out_generator_hotter"] == 6
+    assert fit["1"]["bins_interpolated"] == [2.5] and "bins_held_from_nearest" not in fit["1"]
+    assert t.sigma_at(0.0, COSMO)[2] < 0.02 * velocity_scale(COSMO, 0.0)  # ~0.5 km/s: no dispersion
+
+
+def test_a_parameter_that_never_varies_is_refused():
+    snaps = [{"redshift": 0.0, "cosmology": COSMO, "counts": np.array([500, 500]), "msq_truth": np.array([2.0, 3.0]),
+              "msq_gen": np.ones(2)} for _ in range(6)]
+    with pytest.raises(ValueError, match="sigma8.*one value"):
+        fit_vdisp(snaps, "y" * 64, edges=np.arange(3.0), parameters=("sigma8",), log=lambda m: None)
+
+
+def test_the_benchmark_grades_particles_with_the_dispersion_and_halos_without(vdisp_model):
+    from benchmarks.contenders import make_contender
+
+    model = load_model(vdisp_model)
+    mock = make_contender("generator", COSMO, 0.0, 128.0, 32, 5, model=model)
+    assert torch.equal(mock.velocities, emulate_fields(COSMO, 0.0, 128.0, 5, model=model).velocities)
+    assert torch.equal(mock.halo_velocities,
+                       emulate_fields(COSMO, 0.0, 128.0, 5, model=model, velocity_dispersion=False).velocities)
+    assert make_contender("2lpt", COSMO, 0.0, 128.0, 32, 5).halo_velocities is None

@@ -109,7 +109,7 @@ def add_velocity_noise(positions: torch.Tensor, velocities: torch.Tensor, nmesh:
     for lo in range(0, velocities.shape[0], NOISE_CHUNK):  # temporaries of one chunk only, beside the mesh
         hi = min(lo + NOISE_CHUNK, velocities.shape[0])
         lnd = readout(mesh, positions[lo:hi], box_size).clamp_min_(DENSITY_FLOOR).log_()
-        sig = interpolate_sigma(lnd, centres, sigma).to(dtype=velocities.dtype)
+        sig = interpolate_sigma(lnd, centres, sigma).to(device=velocities.device, dtype=velocities.dtype)
         draw = torch.randn((hi - lo, 3), generator=gen, dtype=torch.float32)
         velocities[lo:hi] += draw.to(device=velocities.device, dtype=velocities.dtype) * sig[:, None]
     return velocities
