@@ -19,7 +19,6 @@ import torch
 
 from emulator.core.atomic import atomic_path
 from emulator.core.cosmology import PARAMETER_NAMES, Cosmology
-from emulator.core.velocity_noise import add_velocity_noise
 from emulator.model.emulate import emulate_fields
 from emulator.model.pgd_correction import pgd_attr
 from emulator.model.velocity_dispersion import vdisp_attr
@@ -169,13 +168,12 @@ def make_contender(
                              velocity_dispersion=False)
         if out.extrapolated:
             notes.append(f"generator extrapolated outside its hull: {'; '.join(out.extrapolated)}")
-        vel, halo_vel = out.velocities, None
+        halo_vel = None
         if name == "generator" and model.vdisp is not None:  # particles as generate writes them, halos from the
-            halo_vel = vel  # network's velocities (emulator.mocks.catalogs.applied_vdisp)
-            vel = add_velocity_noise(out.positions, vel.clone(), out.ngrid, out.box_size, model.vdisp.log_density,
-                                     model.vdisp.sigma_at(redshift, cosmology), seed)
+            halo_vel = out.velocities.clone()  # network's velocities (emulator.mocks.catalogs.applied_vdisp)
+            out.add_velocity_dispersion(model.vdisp)
         mock = Mock(name=name, cosmology=cosmology, redshift=redshift, box_size=box_size, ngrid=ngrid, seed=seed,
-                    positions=out.positions, velocities=vel, halo_velocities=halo_vel,
+                    positions=out.positions, velocities=out.velocities, halo_velocities=halo_vel,
                     halo_calibration=model.halo_calibration if name == "generator" else None)
     elif name == "pm_few":
         if simulation is None:

@@ -53,8 +53,16 @@ def log_density_at_particles(positions: torch.Tensor, nmesh: int, box_size: floa
     box_size : float
         Box side, Mpc/h.
     """
-    mesh = paint(positions, nmesh, box_size)
-    mesh.mul_(nmesh ** 3 / positions.shape[0])
+    return _log_density(_density_mesh(positions, nmesh, box_size), positions, box_size)
+
+
+def _density_mesh(positions: torch.Tensor, nmesh: int, box_size: float) -> torch.Tensor:
+    """``1 + delta`` of the particles, CIC on an ``nmesh^3`` mesh."""
+    return paint(positions, nmesh, box_size).mul_(nmesh ** 3 / positions.shape[0])
+
+
+def _log_density(mesh: torch.Tensor, positions: torch.Tensor, box_size: float) -> torch.Tensor:
+    """``ln(1 + delta)`` of ``mesh`` read out with CIC at ``positions``, floored at :data:`DENSITY_FLOOR`."""
     return readout(mesh, positions, box_size).clamp_min_(DENSITY_FLOOR).log_()
 
 
@@ -103,13 +111,11 @@ def add_velocity_noise(positions: torch.Tensor, velocities: torch.Tensor, nmesh:
     seed : int
         The realization's seed; the noise stream is :func:`noise_seed` of it.
     """
-    mesh = paint(positions, nmesh, box_size)
-    mesh.mul_(nmesh ** 3 / positions.shape[0])
+    mesh = _density_mesh(positions, nmesh, box_size)
     gen = torch.Generator(device="cpu").manual_seed(noise_seed(seed))
     for lo in range(0, velocities.shape[0], NOISE_CHUNK):  # temporaries of one chunk only, beside the mesh
         hi = min(lo + NOISE_CHUNK, velocities.shape[0])
-        lnd = readout(mesh, positions[lo:hi], box_size).clamp_min_(DENSITY_FLOOR).log_()
-        sig = interpolate_sigma(lnd, centres, sigma).to(device=velocities.device, dtype=velocities.dtype)
+        sig = interpolate_sigma(_log_density(mesh, positions[lo:hi], box_size), centres, sigma).to(device=velocities.device, dtype=velocities.dtype)
         draw = torch.randn((hi - lo, 3), generator=gen, dtype=torch.float32)
         velocities[lo:hi] += draw.to(device=velocities.device, dtype=velocities.dtype) * sig[:, None]
     return velocities

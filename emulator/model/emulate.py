@@ -93,6 +93,14 @@ class GeneratedFields(Realization):
     pgd_alpha: float = 0.0
     velocity_dispersion: bool = False
 
+    def add_velocity_dispersion(self, vdisp) -> None:
+        """Add in place the small-scale velocity dispersion of the table ``vdisp``
+        (:class:`~emulator.model.velocity_dispersion.VelocityDispersion`) at this realization's redshift and
+        cosmology, drawn from its seed's stream (:func:`emulator.core.velocity_noise.add_velocity_noise`)."""
+        add_velocity_noise(self.positions, self.velocities, self.ngrid, self.box_size, vdisp.log_density,
+                           vdisp.sigma_at(self.redshift, self.cosmology), self.seed)
+        self.velocity_dispersion = True
+
 
 def resolve_grid(box_size: float, cell_size: float, multiple: int = 2) -> int:
     """Particles per side for ``box_size`` at the model's ``cell_size``; raise unless it is a whole multiple."""
@@ -260,10 +268,7 @@ def emulate_fields(
         del shift
     vel = vector_field_to_particles(vdisp.mul_(100.0 * a * e * f1)).contiguous()
     del vdisp
-    noisy = method == "emulator" and velocity_dispersion and model.vdisp is not None
-    if noisy:
-        add_velocity_noise(pos, vel, n, box, model.vdisp.log_density, model.vdisp.sigma_at(redshift, cosmology), seed)
-    return GeneratedFields(
+    fields = GeneratedFields(
         positions=pos,
         velocities=vel,
         displacement=disp,
@@ -275,5 +280,7 @@ def emulate_fields(
         method=method,
         extrapolated=extrapolated,
         pgd_alpha=alpha,
-        velocity_dispersion=noisy,
     )
+    if method == "emulator" and velocity_dispersion and model.vdisp is not None:
+        fields.add_velocity_dispersion(model.vdisp)
+    return fields
