@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -314,3 +315,15 @@ def test_the_benchmark_grades_particles_with_the_dispersion_and_halos_without(vd
     assert torch.equal(mock.halo_velocities,
                        emulate_fields(COSMO, 0.0, 128.0, 5, model=model, velocity_dispersion=False).velocities)
     assert make_contender("2lpt", COSMO, 0.0, 128.0, 32, 5).halo_velocities is None
+
+
+def test_redshift_space_particles_from_a_model_without_a_table_are_warned_about(vdisp_model, tmp_path):
+    bare = write_small_model(tmp_path / "bare.pt", COSMO)
+    kw = dict(box_size=128.0, seeds=[3], progress=False, rsd_axis="z")
+    with pytest.warns(UserWarning, match=r"no velocity-dispersion table \(bare.vdisp.json\).*29% high"):
+        generate_mocks(COSMO, out_dir=tmp_path / "bare", model=bare, **kw)
+    for model, out, extra in ((vdisp_model, "table", {}), (bare, "real", {"rsd_axis": None}),
+                              (bare, "halos", {"tracer": "halos", "min_members": 5})):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*velocity-dispersion table")
+            generate_mocks(COSMO, out_dir=tmp_path / out, model=model, **{**kw, **extra})
