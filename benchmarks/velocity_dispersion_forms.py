@@ -10,15 +10,16 @@ For the first ``--limit`` finished simulations of a suite at each redshift, this
   model can beat;
 - ``gaussian``: the network's plus an isotropic Gaussian of per-component variance ``<v_t^2> - <v_gen^2>`` per
   density bin of *this* box (an oracle of the shipped table's form: the table's own fitting error is left out);
-- ``tails k``: the same variance drawn with heavier tails, a Gaussian scaled per particle by ``sqrt(s)``,
-  ``s ~ Gamma(k, 1 / k)`` (mean 1, excess kurtosis ``3 / k``; one ``s`` for the three components);
+- ``tails m``: the same variance drawn with heavier tails, a Gaussian scaled per particle by ``sqrt(s)``, ``s``
+  Gamma-distributed with shape ``m`` and scale ``1 / m`` (mean 1; the added noise alone has excess kurtosis
+  ``3 / m``, the sum with the network's velocities less; one ``s`` for the three components);
 - ``infall b``: the network's plus a coherent pull towards density peaks, ``b u`` times the PGD shift of unit
   strength (:func:`emulator.core.pgd.pgd_shift`, band 0.3-1.6 h/Mpc; ``u = 100 a E f``), then the Gaussian of the
   variance still missing per bin.
 
 It prints, per form, the worst and median ``|P0/P0_t - 1|`` and ``|P2 - P2_t| / P0_t`` and their mean over boxes
-per k bin, and the kurtosis ``<v^4> / <v^2>^2`` of one velocity component per density bin for the truth, the
-network and the Gaussian form.
+per k bin, and the kurtosis ``<v^4> / <v^2>^2`` of the velocity components (the three pooled, about zero) per bin
+of the density at the generator's particle, for the truth's velocities, the network's and the Gaussian form's.
 
 Usage::
 
@@ -53,41 +54,83 @@ KURTOSIS_EDGES = np.array([-np.inf, 0.0, 1.0, 2.0, 3.0, 4.0, np.inf])  # ln(1 + 
 INFALL_BAND = (0.3, 1.6)  # h/Mpc
 
 
-def _oracle_noise(v0: torch.Tensor, v_t: torch.Tensor, lnd: torch.Tensor, gen: torch.Generator,
-                  kappa: float | None = None) -> torch.Tensor:
+def _oracle_noise(v0: torch.Tensor, v_t: torch.Tensor, lnd: torch.Tensor, rng: np.random.Generator,
+                  shape: float | None = None) -> torch.Tensor:
     """``v0`` plus noise of per-bin variance ``<v_t^2> - <v0^2>`` (floored at 0), Gaussian or Gamma-scaled."""
     counts, s_t = binned_second_moments(lnd, v_t, DEFAULT_EDGES)
     s_0 = binned_second_moments(lnd, v0, DEFAULT_EDGES)[1]
     var = np.clip((s_t - s_0) / np.maximum(counts, 1), 0.0, None)
     centres = 0.5 * (DEFAULT_EDGES[1:] + DEFAULT_EDGES[:-1])
     sig = interpolate_sigma(lnd, centres, np.sqrt(var))
-    if kappa is not None:
-        sig = sig * (torch._standard_gamma(torch.full_like(sig, kappa), generator=gen) / kappa).sqrt()
-    return v0 + torch.randn(v0.shape, generator=gen, dtype=v0.dtype) * sig[:, None]
+    if shape is not None:
+        sig = sig * torch.from_numpy(np.sqrt(rng.gamma(shape, 1.0 / shape, size=sig.shape[0]))).to(sig.dtype)
+    draw = torch.from_numpy(rng.standard_normal(tuple(v0.shape))).to(v0.dtype)
+    return v0 + draw * sig[:, None]
 
 
 def form_velocities(form: str, v_net: torch.Tensor, v_t: torch.Tensor, positions: torch.Tensor, n: int, box: float,
                     u: float, seed: int) -> torch.Tensor:
-    """The velocities (km/s, float64) of one ``form`` of :data:`FORMS` (see the module's text)."""
-    lnd = log_density_at_particles(positions, n, box).double()
-    gen = torch.Generator().manual_seed(int(seed))
+    """The velocities of one ``form`` of :data:`FORMS` (see the module's text; any ``tails m`` with ``m > 0`` and
+    ``infall b`` with ``b >= 0``).
+
+    Parameters
+    ----------
+    form : str
+        ``network``, ``truth``, ``gaussian``, ``tails m`` or ``infall b``.
+    v_net, v_t : torch.Tensor
+        ``(N, 3)`` the network's and the truth's velocities of the same particles, km/s (float64 for the noise
+        forms).
+    positions : torch.Tensor
+        ``(N, 3)`` the generator's particle positions, Mpc/h.
+    n : int
+        Mesh points per side of the density estimate (the particle grid's).
+    box : float
+        Box side, Mpc/h.
+    u : float
+        Velocity unit ``100 a E f``, km/s per Mpc/h (:func:`emulator.model.velocity_dispersion.velocity_scale`).
+    seed : int
+        Seed of the noise (a :class:`numpy.random.Generator`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 3)`` km/s: ``v_net`` or ``v_t`` themselves for ``network`` and ``truth``, a new tensor otherwise.
+    """
     name, _, value = form.partition(" ")
+    try:
+        number = float(value) if name in ("tails", "infall") else None
+    except ValueError:
+        number = None
+    valid = (name in ("network", "truth", "gaussian") and not value) or (
+        number is not None and (number > 0 if name == "tails" else number >= 0))
+    if not valid:
+        raise ValueError(f"unknown form {form!r}; known: network, truth, gaussian, 'tails m' (m > 0), 'infall b' "
+                         f"(b >= 0)")
     if name == "network":
         return v_net
     if name == "truth":
         return v_t
+    lnd = log_density_at_particles(positions, n, box).double()
+    rng = np.random.default_rng(int(seed))
     if name == "gaussian":
-        return _oracle_noise(v_net, v_t, lnd, gen)
+        return _oracle_noise(v_net, v_t, lnd, rng)
     if name == "tails":
-        return _oracle_noise(v_net, v_t, lnd, gen, kappa=float(value))
-    if name == "infall":
-        pull = pgd_shift(positions.double(), n, box, 1.0, *INFALL_BAND)
-        return _oracle_noise(v_net + float(value) * u * pull, v_t, lnd, gen)
-    raise ValueError(f"unknown form {form!r}; known: {list(FORMS)}")
+        return _oracle_noise(v_net, v_t, lnd, rng, shape=number)
+    pull = pgd_shift(positions.double(), n, box, 1.0, *INFALL_BAND).to(v_net.dtype)
+    return _oracle_noise(v_net + number * u * pull, v_t, lnd, rng)
 
 
 def kurtosis_by_density(lnd: torch.Tensor, v: torch.Tensor) -> np.ndarray:
-    """``<v^4> / <v^2>^2`` of the velocity components per bin of :data:`KURTOSIS_EDGES` (NaN where empty)."""
+    """``<v^4> / <v^2>^2`` of the velocity components, the three pooled and about zero (not their mean), per bin
+    of :data:`KURTOSIS_EDGES` (NaN where empty).
+
+    Parameters
+    ----------
+    lnd : torch.Tensor
+        ``(N,)`` ``ln(1 + delta)`` at the particles.
+    v : torch.Tensor
+        ``(N, 3)`` velocities, any unit (the ratio has none).
+    """
     idx = torch.bucketize(lnd, torch.as_tensor(KURTOSIS_EDGES[1:-1], dtype=lnd.dtype), right=True)
     out = np.full(KURTOSIS_EDGES.size - 1, np.nan)
     for b in range(out.size):

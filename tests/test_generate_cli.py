@@ -145,6 +145,7 @@ def test_info_prints_the_embedded_models_training_history(capsys):
     out = capsys.readouterr().out
     assert "model: hybrid-pm4-2mpc-64" in out and "training history: 1 segment(s), 2480 steps" in out
     assert "configs/design/cpu_budget.yaml + configs/design/pm4.yaml" in out
+    assert "velocity dispersion (fitted on configs/suite_converged.yaml)" in out
     assert main(["info", "--model", "default"]) == 0
     out = capsys.readouterr().out
     assert "training history: 2 segment(s), 7000 steps" in out

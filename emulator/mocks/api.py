@@ -108,16 +108,17 @@ def _seeds(seeds: Sequence[int] | None, n_realizations: int, base_seed: int) -> 
     return out
 
 
-
 def _warn_if_velocities_cold(opts: MockOptions, model: EmulatorModel) -> None:
-    """Warn when particle tracers go to redshift space from a model with no velocity-dispersion table."""
+    """Warn when particles or biased tracers go to redshift space with the network's velocities alone: the
+    options ask for the dispersion but the model has no table."""
     redshift_space = opts.rsd_axis is not None or (opts.cutsky is not None and opts.cutsky.get("rsd", True))
-    if model.vdisp is None and opts.tracer in ("particles", "biased") and redshift_space:
-        table = vdisp_path(model.path or "model.pt").name
-        warnings.warn(f"model {model.name} has no velocity-dispersion table ({table}): its velocities lack the "
-                      f"virial motions that damp redshift-space clustering (without its table, hybrid_cola4's P0 "
-                      f"is 29% high at k_Nyq/2 at z = 0); fit one with python -m benchmarks.velocity_dispersion",
-                      stacklevel=4)
+    if model.vdisp is None and opts.velocity_dispersion and opts.tracer in ("particles", "biased") and redshift_space:
+        table = f" ({vdisp_path(model.path).name})" if model.path else ""
+        warnings.warn(f"model {model.name} has no velocity-dispersion table{table}: its velocities lack the virial "
+                      f"motions that damp redshift-space clustering (without its table, hybrid_cola4's particles "
+                      f"have P0 29% high at k_Nyq/2 at z = 0); fit one with python -m benchmarks.velocity_dispersion",
+                      stacklevel=3)
+
 
 def generate_mocks(
     params: Any,
