@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -319,40 +318,3 @@ def test_the_benchmark_grades_particles_with_the_dispersion_and_halos_without(vd
     assert torch.equal(mock.halo_velocities,
                        emulate_fields(COSMO, 0.0, 128.0, 5, model=model, velocity_dispersion=False).velocities)
     assert make_contender("2lpt", COSMO, 0.0, 128.0, 32, 5).halo_velocities is None
-
-
-def test_redshift_space_particles_from_a_model_without_a_table_are_warned_about(vdisp_model, tmp_path):
-    bare = write_small_model(tmp_path / "bare.pt", COSMO)
-    kw = dict(box_size=128.0, seeds=[3], progress=False, rsd_axis="z")
-    with pytest.warns(UserWarning, match=r"no velocity-dispersion table \(bare.vdisp.json\).*29% high"):
-        generate_mocks(COSMO, out_dir=tmp_path / "bare", model=bare, **kw)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*velocity-dispersion table")
-        generate_mocks(COSMO, out_dir=tmp_path / "table", model=vdisp_model, **kw)
-
-
-@pytest.mark.parametrize("options, warned", [
-    ({"rsd_axis": "z"}, True), ({"tracer": "biased", "rsd_axis": "x"}, True), ({}, False),
-    ({"rsd_axis": "z", "velocity_dispersion": False}, False),  # asked for the network's velocities
-    ({"tracer": "halos", "rsd_axis": "z"}, False), ({"tracer": "galaxies", "rsd_axis": "z"}, False),
-    ({"cutsky": {}}, True), ({"cutsky": {"rsd": True}}, True), ({"cutsky": {"rsd": False}}, False),
-])
-def test_the_cold_velocity_warning_is_for_redshift_space_particle_tracers_only(options, warned):
-    from types import SimpleNamespace
-
-    from emulator.mocks.api import _warn_if_velocities_cold
-    from emulator.mocks.catalogs import MockOptions
-
-    opts = SimpleNamespace(**{"tracer": "particles", "rsd_axis": None, "cutsky": None, "velocity_dispersion": True,
-                              **options})
-    assert MockOptions.__dataclass_fields__.keys() >= vars(opts).keys()  # the options the warning reads exist
-    for model, name in ((SimpleNamespace(vdisp=None, path="", name="x"), None),
-                        (SimpleNamespace(vdisp=None, path="/m/y.pt", name="y"), "y.vdisp.json"),
-                        (SimpleNamespace(vdisp=object(), path="/m/z.pt", name="z"), None)):
-        with warnings.catch_warnings(record=True) as got:
-            warnings.simplefilter("always")
-            _warn_if_velocities_cold(opts, model)
-        expect = warned and model.vdisp is None
-        assert len(got) == expect, (options, model.name)
-        if expect:
-            assert (name or "x has no velocity-dispersion table:") in str(got[0].message)
