@@ -48,7 +48,7 @@ from emulator.mocks.fof import friends_of_friends
 from .contenders import make_contender, resolve_model
 from .env import write_json
 from .least_squares import linear_fit
-from .suite_truth import add_suite_arguments, finished_snapshots
+from .suite_truth import add_suite_arguments, finished_snapshots, write_fitted
 
 __all__ = ["abundance_matched_ratio", "collect_suite", "fit_calibration", "summarise", "main"]
 
@@ -235,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             cal = fit_calibration(snaps, model.sha256, pgd_sha256=pgd_digest(model.pgd), source={
                 "suite": str(args.suite), "model": Path(model.path).name,
                 "command": "python -m benchmarks.halo_mass " + shlex.join(argv if argv is not None else sys.argv[1:])})
-            write_json(Path(args.fit), cal.to_dict())
-            print(cal.describe())
-            if Path(args.fit).resolve() != calibration_path(model.path).resolve():
-                say(f"note: generation reads {calibration_path(model.path)}, not {args.fit}")
+            write_fitted(cal, args.fit, calibration_path(model.path), say)
         # --fit with --calibrated grades the new table on the suite it was fitted on (in-sample)
         res = summarise(snaps, (cal or model.halo_calibration) if args.calibrated else None)
     except (ValueError, FileNotFoundError) as exc:

@@ -58,7 +58,8 @@ from .contenders import resolve_model
 from .env import write_json
 from .least_squares import linear_fit
 from .metrics import overdensity_k
-from .suite_truth import add_fit_grade_arguments, add_suite_arguments, check_fit_grade, finished_snapshots
+from .suite_truth import (add_fit_grade_arguments, add_suite_arguments, check_fit_grade, finished_snapshots,
+                          write_fitted)
 
 __all__ = ["collect_snapshots", "log_ratios", "fit_alpha", "fit_sigma8_term", "fit_pgd", "grade", "main"]
 
@@ -240,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                               "suite": str(args.suite), "model": Path(model.path).name,
                               "command": "python -m benchmarks.pgd " + shlex.join(
                                   argv if argv is not None else sys.argv[1:])})
-            write_json(Path(args.fit), pgd.to_dict())
-            print(pgd.describe())
-            if Path(args.fit).resolve() != pgd_path(model.path).resolve():
-                say(f"note: generation reads {pgd_path(model.path)}, not {args.fit}")
-            elif model.halo_calibration is not None:
+            if write_fitted(pgd, args.fit, pgd_path(model.path), say) and model.halo_calibration is not None:
                 say("note: the model's halo-mass calibration was fitted on particles without this PGD file (it is "
                     "not applied until refitted): python -m benchmarks.halo_mass --suite SUITE --redshifts 0 0.5 1 2 "
                     f"--fit {Path(model.path).with_suffix('')}.halo_mass.json")

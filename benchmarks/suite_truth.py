@@ -31,6 +31,7 @@ from data_prep.simulate.suite import (SuiteConfig, finished_records, finished_si
 from emulator.core.locks import release_lock, take_lock
 from emulator.core.cosmology import Cosmology
 
+from .env import write_json
 from .truth import Mock, file_identity
 
 __all__ = ["suite_truth", "suite_recipe", "run_suite_parallel", "finished_snapshots", "add_suite_arguments"]
@@ -180,6 +181,17 @@ def add_fit_grade_arguments(parser, what: str, option: str, fit_help: str, kmax_
     parser.add_argument("--grade", action="store_true", help=f"grade the model's {what} file on the suite")
     parser.add_argument(f"--{option}", metavar="FILE", help=f"--grade this {what} file (fitted for the model) instead")
     parser.add_argument("--out", help="write the grade as JSON here")
+
+
+def write_fitted(table, fit: str | Path, reads: Path, say: Callable[[str], None]) -> bool:
+    """Write a fitted model file (``table.to_dict()``) to ``fit``, print ``table.describe()``, and say so when
+    generation reads the model's file from ``reads`` instead; returns whether ``fit`` is that file."""
+    write_json(Path(fit), table.to_dict())
+    print(table.describe())
+    if Path(fit).resolve() != Path(reads).resolve():
+        say(f"note: generation reads {reads}, not {fit}")
+        return False
+    return True
 
 
 def check_fit_grade(args, option: str) -> None:

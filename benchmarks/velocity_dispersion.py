@@ -49,7 +49,8 @@ from .contenders import resolve_model
 from .env import write_json
 from .least_squares import linear_fit
 from .metrics import overdensity_k
-from .suite_truth import add_fit_grade_arguments, add_suite_arguments, check_fit_grade, finished_snapshots
+from .suite_truth import (add_fit_grade_arguments, add_suite_arguments, check_fit_grade, finished_snapshots,
+                          write_fitted)
 
 __all__ = ["DEFAULT_EDGES", "HOT_LOG_SIGMA", "collect_snapshots", "fit_vdisp", "multipoles", "grade", "main"]
 
@@ -235,10 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 "suite": str(args.suite), "model": Path(model.path).name, "pgd_sha256": pgd_digest(model.pgd),
                 "command": "python -m benchmarks.velocity_dispersion " + shlex.join(
                     argv if argv is not None else sys.argv[1:])})
-            write_json(Path(args.fit), vdisp.to_dict())
-            print(vdisp.describe())
-            if Path(args.fit).resolve() != vdisp_path(model.path).resolve():
-                say(f"note: generation reads {vdisp_path(model.path)}, not {args.fit}")
+            write_fitted(vdisp, args.fit, vdisp_path(model.path), say)
         res = grade(snaps, vdisp, kmax_fraction=args.kmax_fraction) if args.grade else None
     except (ValueError, FileNotFoundError) as exc:
         print(f"benchmarks.velocity_dispersion: error: {exc}", file=sys.stderr)

@@ -69,7 +69,7 @@ def _oracle_noise(v0: torch.Tensor, v_t: torch.Tensor, lnd: torch.Tensor, rng: n
 
 
 def form_velocities(form: str, v_net: torch.Tensor, v_t: torch.Tensor, positions: torch.Tensor, n: int, box: float,
-                    u: float, seed: int) -> torch.Tensor:
+                    u: float, seed: int, log_density: torch.Tensor | None = None) -> torch.Tensor:
     """The velocities of one ``form`` of :data:`FORMS` (see the module's text; any ``tails m`` with ``m > 0`` and
     ``infall b`` with ``b >= 0``).
 
@@ -90,6 +90,9 @@ def form_velocities(form: str, v_net: torch.Tensor, v_t: torch.Tensor, positions
         Velocity unit ``100 a E f``, km/s per Mpc/h (:func:`emulator.model.velocity_dispersion.velocity_scale`).
     seed : int
         Seed of the noise (a :class:`numpy.random.Generator`).
+    log_density : torch.Tensor, optional
+        ``(N,)`` ``ln(1 + delta)`` at the particles (float64) when the caller has it; by default it is
+        :func:`~emulator.core.velocity_noise.log_density_at_particles` of ``positions``.
 
     Returns
     -------
@@ -110,7 +113,7 @@ def form_velocities(form: str, v_net: torch.Tensor, v_t: torch.Tensor, positions
         return v_net
     if name == "truth":
         return v_t
-    lnd = log_density_at_particles(positions, n, box).double()
+    lnd = log_density_at_particles(positions, n, box).double() if log_density is None else log_density
     rng = np.random.default_rng(int(seed))
     if name == "gaussian":
         return _oracle_noise(v_net, v_t, lnd, rng)
@@ -155,18 +158,17 @@ def _grade(suite, model, z: float, limit: int, log) -> dict:
         k, p0_t, p2_t = multipoles(x_t, v_t.float(), cosmo, zz, n, box)
         sel = k <= 0.5 * np.pi * n / box + 1e-9
         u, v_net = velocity_scale(cosmo, zz), g.velocities.double()
+        lnd = log_density_at_particles(g.positions, n, box).double()  # one density for every form
         for form in FORMS:
-            v = form_velocities(form, v_net, v_t, g.positions, n, box, u, seed)
+            v = form_velocities(form, v_net, v_t, g.positions, n, box, u, seed, log_density=lnd)
             _, p0, p2 = multipoles(g.positions, v.float(), cosmo, zz, n, box)
             errs[form][0].append((p0 / p0_t - 1)[sel])
             errs[form][1].append(((p2 - p2_t) / p0_t)[sel])
             if form == "gaussian":
-                lnd = log_density_at_particles(g.positions, n, box).double()
                 kurt.append([kurtosis_by_density(lnd, w) for w in (v_t, v_net, v)])
         log(f"{rec['sim_id']} z = {zz:g}")
     if k is None:
         raise ValueError(f"no finished simulation of {suite} at z = {z:g}")
-    sel = k <= 0.5 * np.pi * n / box + 1e-9
     out = {"snapshots": len(kurt), "k": k[sel].tolist(), "forms": {}, "kurtosis_edges": KURTOSIS_EDGES.tolist(),
            "kurtosis_truth_network_gaussian": np.nanmean(np.array(kurt), axis=0).tolist()}
     for form, (e0, e2) in errs.items():

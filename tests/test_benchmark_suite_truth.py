@@ -278,3 +278,19 @@ def test_the_committed_full_tier_reports_match_their_config_and_suite():
         assert list(data["summary"]) == cfg["contenders"]
         assert all(v["threads"] == 1 and len(v["seconds"]) >= 3 for v in data["speed"].values())
         assert (data["covariance"] is not None) == any(abs(z - redshift) < 1e-9 for z in cfg["covariance"]["redshifts"])
+
+
+def test_a_fitted_file_is_written_and_a_file_generation_does_not_read_is_said(tmp_path, capsys):
+    import json
+    from types import SimpleNamespace
+
+    from benchmarks.suite_truth import write_fitted
+
+    table = SimpleNamespace(to_dict=lambda: {"format": "t", "alpha": [0.5]}, describe=lambda: "table t")
+    said = []
+    assert write_fitted(table, tmp_path / "m.pgd.json", tmp_path / "m.pgd.json", said.append)
+    assert json.loads((tmp_path / "m.pgd.json").read_text()) == {"format": "t", "alpha": [0.5]} and not said
+    assert not write_fitted(table, tmp_path / "other.json", tmp_path / "m.pgd.json", said.append)
+    assert (tmp_path / "other.json").exists()
+    assert said == [f"note: generation reads {tmp_path / 'm.pgd.json'}, not {tmp_path / 'other.json'}"]
+    assert capsys.readouterr().out == "table t\ntable t\n"

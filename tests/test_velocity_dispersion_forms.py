@@ -10,6 +10,7 @@ import torch
 
 from benchmarks.velocity_dispersion_forms import INFALL_BAND, form_velocities, kurtosis_by_density
 from emulator.core.pgd import pgd_shift
+from emulator.core.velocity_noise import log_density_at_particles
 
 N, BOX = 32, 64.0
 
@@ -27,6 +28,8 @@ def test_oracle_noise_has_the_truths_variance_and_the_kurtosis_it_is_drawn_with(
     v = form_velocities(form, torch.zeros_like(v_t), v_t, x, N, BOX, 100.0, seed=3)
     # the mean of s g^2 over 32^3 particles scatters by 0.84% for m = 1 (one s per particle): 5 sigma
     assert float(v.pow(2).mean()) == pytest.approx(float(v_t.pow(2).mean()), rel=0.04)
+    given = log_density_at_particles(x, N, BOX).double()  # a caller's own density: the same draws
+    assert torch.equal(form_velocities(form, torch.zeros_like(v_t), v_t, x, N, BOX, 100.0, 3, log_density=given), v)
     lnd = torch.zeros(N**3, dtype=torch.float64)  # one bin: the kurtosis of the whole set
     assert np.nanmax(kurtosis_by_density(lnd, v)) == pytest.approx(kurt, abs=tol)
 
