@@ -1,0 +1,124 @@
+"""``python -m benchmarks.compare_targets REPORT [REPORT ...]``: models judged by the same targets, side by side.
+
+An adoption decision (a candidate model against the shipped default) reads the Targets tables of two reports of
+the same truth. This puts them in one table: one row per target of :data:`benchmarks.targets.TARGETS`, one
+column per report, each cell the graded contender's value (``--contender``, default ``generator``) and pass/FAIL
+against the first report's thresholds, and a last row counting the targets passed. Every value is
+:func:`benchmarks.targets.target_values` of the report's ``results.json`` (or ``results.json.gz``), the numbers
+of its own Targets table. Reports that graded different truths (suite, particle grid, box, redshift, recipe, or
+cosmologies and seeds) are refused: their numbers do not compare.
+
+Usage::
+
+    python -m benchmarks.compare_targets benchmarks/results/hybrid_cola4_standard \\
+        benchmarks/results/design_cpu/test_w12_z0
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .targets import POOLED_OF, TARGETS, target_values, thresholds
+
+__all__ = ["load_results", "truth_identity", "compare_table", "main"]
+
+
+def load_results(path: str | Path) -> dict:
+    """A report's results: ``path`` is a ``results.json[.gz]`` file or a report directory holding one.
+
+    Raises ``ValueError`` naming the path when there is none or it cannot be read as a benchmark's results.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else [path / "results.json", path / "results.json.gz"]
+    found = next((f for f in files if f.is_file()), None)
+    if found is None:
+        raise ValueError(f"{path}: no results.json or results.json.gz")
+    try:
+        opener = gzip.open if found.suffix == ".gz" else open
+        with opener(found, "rt", encoding="utf-8") as fh:
+            res = json.load(fh)
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{found}: not readable as JSON ({exc})") from None
+    if not isinstance(res, dict) or not {"setup", "per_cosmology", "config"} <= set(res):
+        raise ValueError(f"{found}: not a benchmark's results (no setup, per_cosmology or config)")
+    return res
+
+
+def truth_identity(res: dict) -> dict:
+    """What a report was graded against: particle grid, box (Mpc/h), redshift, truth source, suite and recipe,
+    and its (label, seed) realizations in order."""
+    st = res["setup"]
+    return {"ngrid": st.get("ngrid"), "box_size": st.get("box_size"), "redshift": st.get("redshift"),
+            "truth_source": st.get("truth_source"), "suite": (res["config"].get("truth") or {}).get("suite"),
+            "recipe": st.get("simulation"),
+            "realizations": [(e.get("label"), e.get("seed")) for e in res["per_cosmology"]]}
+
+
+def _label(res: dict, where: str) -> str:
+    model = res.get("model") or {}
+    return f"`{model.get('name') or Path(str(model.get('path', '?'))).stem}` ({where})"
+
+
+def compare_table(results: list[dict], wheres: list[str], contender: str = "generator") -> str:
+    """Markdown table of ``contender``'s target values in each of ``results`` (one column each, headed by the
+    model's name and ``wheres``), judged by the first report's thresholds, with a last row of passes.
+
+    Raises ``ValueError`` when the reports graded different truths or one lacks the contender.
+    """
+    if not results:
+        raise ValueError("no reports to compare")
+    ref = truth_identity(results[0])
+    for res, where in zip(results[1:], wheres[1:]):
+        ident = truth_identity(res)
+        bad = [k for k in ref if ident[k] != ref[k]]
+        if bad:
+            raise ValueError(f"{where} graded another truth than {wheres[0]}: {bad[0]} differs "
+                             f"({ident[bad[0]]!r:.80} against {ref[bad[0]]!r:.80})")
+    for res, where in zip(results, wheres):
+        if contender not in (res.get("summary") or {}):
+            raise ValueError(f"{where}: no contender {contender!r} (has {sorted(res.get('summary') or {})})")
+    limits = thresholds(results[0])
+    values = [target_values(res, contender) for res in results]
+    lines = ["| target | " + " | ".join(_label(r, w) for r, w in zip(results, wheres)) + " |",
+             "|" + "---|" * (len(results) + 1)]
+    passed = [0] * len(results)
+    for key, text, sense in TARGETS:
+        t = float(limits[POOLED_OF.get(key, key)]) if POOLED_OF.get(key, key) in limits else np.nan
+        cells = []
+        for i, v in enumerate(values):
+            x = v.get(key)
+            if x is None or not np.isfinite(x) or not np.isfinite(t):
+                cells.append("–")
+                continue
+            ok = x <= t if sense == "max" else x >= t
+            passed[i] += ok
+            cells.append(f"{x:.3g} {'pass' if ok else 'FAIL'}")
+        row = text.format(t=f"{t:g}", n40="edge as in each report", hmf_range="mass range as in each report")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines.append("| targets passed | " + " | ".join(str(n) for n in passed) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m benchmarks.compare_targets``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare_targets", description=__doc__.split("\n")[0])
+    parser.add_argument("reports", nargs="+", help="report directories (or results.json[.gz] files) of one truth")
+    parser.add_argument("--contender", default="generator", help="the graded contender (default: generator)")
+    args = parser.parse_args(argv)
+    try:
+        results = [load_results(p) for p in args.reports]
+        print(compare_table(results, list(args.reports), args.contender))
+    except ValueError as exc:
+        print(f"benchmarks.compare_targets: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
