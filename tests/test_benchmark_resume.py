@@ -63,7 +63,18 @@ def _run(setup, out, **kw):
 
 
 @pytest.fixture(scope="module")
-def first(setup):
+def module_one_thread():
+    """One torch thread for the module's fixtures too: pytest sets up a module fixture before the tests' function
+    fixtures (``one_thread``), and on some hosts (measured: an Intel Xeon with AVX-512, not the AMD EPYC ones) the
+    same run on two threads and on one differs in the 7th digit (truth P(k) 2614.7637 / 2614.7641)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def first(setup, module_one_thread):
     out = setup["root"] / "out"
     res, lines = _run(setup, out)
     return {"out": out, "res": res, "lines": lines, "json": json.loads((out / "results.json").read_text())}
