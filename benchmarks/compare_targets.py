@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .targets import POOLED_OF, TARGETS, target_values, thresholds
+from .targets import TARGETS, judge, target_values, thresholds
 
 __all__ = ["load_results", "truth_identity", "compare_table", "main"]
 
@@ -89,16 +89,12 @@ def compare_table(results: list[dict], wheres: list[str], contender: str = "gene
              "|" + "---|" * (len(results) + 1)]
     passed = [0] * len(results)
     for key, text, sense in TARGETS:
-        t = float(limits[POOLED_OF.get(key, key)]) if POOLED_OF.get(key, key) in limits else np.nan
+        t = float(limits.get(key, np.nan))  # thresholds() gives the "per cosmology" rows theirs too
         cells = []
         for i, v in enumerate(values):
-            x = v.get(key)
-            if x is None or not np.isfinite(x) or not np.isfinite(t):
-                cells.append("–")
-                continue
-            ok = x <= t if sense == "max" else x >= t
-            passed[i] += ok
-            cells.append(f"{x:.3g} {'pass' if ok else 'FAIL'}")
+            cell, ok = judge(v.get(key), t, sense)
+            passed[i] += bool(ok)
+            cells.append(cell)
         row = text.format(t=f"{t:g}", n40="edge as in each report", hmf_range="mass range as in each report")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     lines.append("| targets passed | " + " | ".join(str(n) for n in passed) + " |")

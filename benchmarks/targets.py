@@ -27,7 +27,8 @@ import numpy as np
 from .config import DEFAULTS
 from .metrics import cosmology_groups
 
-__all__ = ["POOLED_MIN_HALOS", "POOLED_OF", "cosmology_halos", "target_values", "targets_table", "thresholds"]
+__all__ = ["POOLED_MIN_HALOS", "POOLED_OF", "cosmology_halos", "judge", "target_values", "targets_table",
+           "thresholds"]
 
 #: Smallest truth count of a mass bin, summed over a cosmology's seeds, in the "per cosmology" mass function.
 POOLED_MIN_HALOS = 400
@@ -223,6 +224,15 @@ def _hmf_range(res: dict) -> str:
     return f"20 to {lo} particles" if lo == hi else f"20 to {lo}–{hi} particles"
 
 
+def judge(value: float | None, threshold: float, sense: str) -> tuple[str, bool | None]:
+    """``(cell, passed)`` of one measured target: the value to 3 digits and pass/FAIL against ``threshold``
+    (``sense`` "max": passes at or below it, "min": at or above), or ``("–", None)`` when either is unmeasured."""
+    if value is None or not np.isfinite(value) or not np.isfinite(threshold):
+        return "–", None
+    ok = value <= threshold if sense == "max" else value >= threshold
+    return f"{value:.3g} {'pass' if ok else 'FAIL'}", bool(ok)
+
+
 def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, str], str],
                   names: list[str] | None = None, min_particles: float = 40.0) -> str:
     """Markdown table: one row per target, one column per contender, each cell the value and pass/fail."""
@@ -240,13 +250,6 @@ def targets_table(res: dict, targets: dict[str, float], label: Callable[[dict, s
     lines = ["| target | " + " | ".join(label(res, nm) for nm in names) + " |", "|" + "---|" * (len(names) + 1)]
     for key, text, sense in TARGETS:
         t = float(targets[key])
-        cells = []
-        for nm in names:
-            v = values[nm][key]
-            if v is None or not np.isfinite(v):
-                cells.append("–")
-                continue
-            ok = v <= t if sense == "max" else v >= t
-            cells.append(f"{v:.3g} {'pass' if ok else 'FAIL'}")
+        cells = [judge(values[nm][key], t, sense)[0] for nm in names]
         lines.append(f"| {text.format(t=f'{t:g}', n40=n40, hmf_range=hmf_range)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
