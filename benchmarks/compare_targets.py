@@ -17,37 +17,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .results_file import load_results
 from .targets import TARGETS, judge, target_values, thresholds
 
 __all__ = ["load_results", "truth_identity", "compare_table", "main"]
-
-
-def load_results(path: str | Path) -> dict:
-    """A report's results: ``path`` is a ``results.json[.gz]`` file or a report directory holding one.
-
-    Raises ``ValueError`` naming the path when there is none or it cannot be read as a benchmark's results.
-    """
-    path = Path(path)
-    files = [path] if path.is_file() else [path / "results.json", path / "results.json.gz"]
-    found = next((f for f in files if f.is_file()), None)
-    if found is None:
-        raise ValueError(f"{path}: no results.json or results.json.gz")
-    try:
-        opener = gzip.open if found.suffix == ".gz" else open
-        with opener(found, "rt", encoding="utf-8") as fh:
-            res = json.load(fh)
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{found}: not readable as JSON ({exc})") from None
-    if not isinstance(res, dict) or not {"setup", "per_cosmology", "config"} <= set(res):
-        raise ValueError(f"{found}: not a benchmark's results (no setup, per_cosmology or config)")
-    return res
 
 
 def truth_identity(res: dict) -> dict:

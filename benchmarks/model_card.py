@@ -25,6 +25,7 @@ from emulator.model.card import CARD_FORMAT, card_path
 from emulator.model.header import MODELS_DIR
 from emulator.model.pgd_correction import pgd_from_attr
 
+from .results_file import load_results
 from .targets import TARGETS, cosmology_halos, halo_count_ratio, target_values, thresholds
 
 __all__ = ["DEFINITIONS", "card_entry", "build_card", "write_card", "main"]
@@ -91,15 +92,15 @@ def _halo_count_ratios(res: dict) -> tuple[list[float], list[float]]:
 
 
 def card_entry(folder: str | Path, sha256: str) -> dict:
-    """One card entry from the report in ``folder`` (its ``results.json``), which must have graded the model
-    file of SHA-256 ``sha256``; raises a one-line ``ValueError`` naming the folder otherwise or when a number
-    is missing."""
+    """One card entry from the report in ``folder`` (its ``results.json`` or ``results.json.gz``), which must
+    have graded the model file of SHA-256 ``sha256``; raises a one-line ``ValueError`` naming the folder
+    otherwise or when a number is missing."""
     folder = Path(folder).resolve()
     where = str(folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder)
     try:
-        res = json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{where}: no readable results.json ({exc})") from None
+        res = load_results(folder)
+    except ValueError as exc:
+        raise ValueError(f"{where}: no readable results ({exc})") from None
     graded = _get(res, "model.sha256", where)
     if graded != sha256:
         raise ValueError(f"{where}: graded another model file ({_get(res, 'model.path', where)}, sha256 "

@@ -1,7 +1,7 @@
 """``python -m benchmarks.retarget DIR [DIR ...]``: rewrite the Targets table of committed benchmark reports.
 
-The Targets table of ``DIR/report.md`` is computed from ``DIR/results.json`` alone
-(:func:`benchmarks.report.targets_section`), so when the targets change (a new row, a threshold) an old report
+The Targets table of ``DIR/report.md`` is computed from ``DIR/results.json`` (or ``results.json.gz``)
+alone (:func:`benchmarks.report.targets_section`), so when the targets change (a new row, a threshold) an old report
 is re-judged without rerunning it: this replaces that table, and nothing else, in place (atomic write). A report
 without the table, or whose results cannot be read, is a one-line error and no file changes.
 """
@@ -9,13 +9,13 @@ without the table, or whose results cannot be read, is a one-line error and no f
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from emulator.core.atomic import atomic_open
 
 from .report import targets_section
+from .results_file import load_results
 
 __all__ = ["HEADING", "retarget_text", "retarget", "main"]
 
@@ -47,11 +47,11 @@ def retarget_text(text: str, res: dict, where: str = "report.md") -> str:
 
 
 def _new_text(folder: Path) -> str:
+    res = load_results(folder)
     try:
-        res = json.loads((folder / "results.json").read_text())
         text = (folder / "report.md").read_text()
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{folder}: cannot read results.json and report.md ({exc})") from None
+        raise ValueError(f"{folder}: cannot read report.md ({exc})") from None
     return retarget_text(text, res, str(folder / "report.md"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -122,6 +123,11 @@ def test_committed_reports_carry_the_current_targets_table(tmp_path):
     at = next(i for i, ln in enumerate(lines) if ln.startswith("| mass function, each cosmology's"))
     (tmp_path / "r" / "report.md").write_text("\n".join(lines[:at] + lines[at + 1:]))  # an older table
     assert retarget_main([str(tmp_path / "r")]) == 0 and (tmp_path / "r" / "report.md").read_text() == text
+    (tmp_path / "gz").mkdir()  # a report committed with its results compressed (results.json.gz) re-judges alike
+    with gzip.open(tmp_path / "gz" / "results.json.gz", "wt", encoding="utf-8") as fh:
+        fh.write((f / "results.json").read_text())
+    (tmp_path / "gz" / "report.md").write_text("\n".join(lines[:at] + lines[at + 1:]))
+    assert retarget_main([str(tmp_path / "gz")]) == 0 and (tmp_path / "gz" / "report.md").read_text() == text
     # refused, nothing written: no Targets heading; a heading whose table is missing (the next section's table
     # must not be taken for it); a bad folder beside a good one (the good one is not written either)
     head = next(i for i, ln in enumerate(lines) if ln.startswith(HEADING))

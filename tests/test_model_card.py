@@ -4,6 +4,7 @@ builder (benchmarks/model_card.py) refuses a report graded on another model file
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from benchmarks import model_card
+from benchmarks.results_file import load_results
 from benchmarks.targets import TARGETS, target_values
 from emulator.cli import main
 from emulator.core.provenance import sha256_file
@@ -63,7 +65,7 @@ def test_committed_cards_hold_the_committed_reports_numbers(model):
     assert [e["report"] for e in card["entries"]] == REPORTS[model]
     assert [e["redshift"] for e in card["entries"]] == [0.0, 0.5, 1.0] * (len(REPORTS[model]) // 3)
     for e in card["entries"]:
-        res = json.loads((REPO / e["report"] / "results.json").read_text())
+        res = load_results(REPO / e["report"])
         assert res["model"]["sha256"] == card["sha256"] and res["model"]["path"] == f"emulator/models/{model}.pt"
         st, summary, values = res["setup"], res["summary"]["generator"], target_values(res, "generator")
         assert (e["redshift"], e["ngrid"], e["box_size"]) == (st["redshift"], st["ngrid"], st["box_size"])
@@ -248,6 +250,18 @@ def test_builder_reproduces_the_committed_card(tmp_path, monkeypatch, capsys):
     made = json.loads((folder / "hybrid_pm4.card.json").read_text())
     committed = _card("hybrid_pm4")
     assert {**made, "made": None} == {**committed, "made": None}
+
+
+def test_builder_reads_a_compressed_report(tmp_path, monkeypatch):
+    """A report committed as results.json.gz (as the design study's are) gives the same entry as the plain one."""
+    _models_dir(tmp_path, monkeypatch)
+    plain = REPO / REPORTS["hybrid_pm4"][0]
+    (tmp_path / "gz").mkdir()
+    with gzip.open(tmp_path / "gz" / "results.json.gz", "wt", encoding="utf-8") as fh:
+        fh.write((plain / "results.json").read_text())
+    sha = sha256_file(MODELS_DIR / "hybrid_pm4.pt")
+    made, committed = model_card.card_entry(tmp_path / "gz", sha), model_card.card_entry(plain, sha)
+    assert {**made, "report": None} == {**committed, "report": None}
 
 
 def test_builder_refuses_a_report_of_another_model(tmp_path, monkeypatch, capsys):
