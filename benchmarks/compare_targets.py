@@ -25,7 +25,7 @@ import numpy as np
 from .results_file import load_results
 from .targets import TARGETS, judge, target_values, thresholds
 
-__all__ = ["load_results", "truth_identity", "compare_table", "main"]
+__all__ = ["load_results", "truth_identity", "check_same_truth", "compare_table", "main"]
 
 
 def truth_identity(res: dict) -> dict:
@@ -43,12 +43,9 @@ def _label(res: dict, where: str) -> str:
     return f"`{model.get('name') or Path(str(model.get('path', '?'))).stem}` ({where})"
 
 
-def compare_table(results: list[dict], wheres: list[str], contender: str = "generator") -> str:
-    """Markdown table of ``contender``'s target values in each of ``results`` (one column each, headed by the
-    model's name and ``wheres``), judged by the first report's thresholds, with a last row of passes.
-
-    Raises ``ValueError`` when the reports graded different truths or one lacks the contender.
-    """
+def check_same_truth(results: list[dict], wheres: list[str], contender: str = "generator") -> None:
+    """Raise a one-line ``ValueError`` unless every report graded the first one's truth (:func:`truth_identity`)
+    and has ``contender``; ``wheres`` names the reports in the message."""
     if not results:
         raise ValueError("no reports to compare")
     ref = truth_identity(results[0])
@@ -61,6 +58,15 @@ def compare_table(results: list[dict], wheres: list[str], contender: str = "gene
     for res, where in zip(results, wheres):
         if contender not in (res.get("summary") or {}):
             raise ValueError(f"{where}: no contender {contender!r} (has {sorted(res.get('summary') or {})})")
+
+
+def compare_table(results: list[dict], wheres: list[str], contender: str = "generator") -> str:
+    """Markdown table of ``contender``'s target values in each of ``results`` (one column each, headed by the
+    model's name and ``wheres``), judged by the first report's thresholds, with a last row of passes.
+
+    Raises ``ValueError`` when the reports graded different truths or one lacks the contender.
+    """
+    check_same_truth(results, wheres, contender)
     limits = thresholds(results[0])
     values = [target_values(res, contender) for res in results]
     lines = ["| target | " + " | ".join(_label(r, w) for r, w in zip(results, wheres)) + " |",
