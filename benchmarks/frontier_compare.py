@@ -8,7 +8,9 @@ decorrelation 1 - r and the worst mass-function error (k up to each report's sum
 
 Reports of different truths (suite, particle grid, box, redshift, recipe, cosmologies or seeds) are refused, as
 by :mod:`benchmarks.compare_targets`. Seconds are each report's own isolated speed measurement: reports timed on
-different CPUs are named in a warning, since their costs then do not compare to better than the hosts differ.
+different CPUs are named in a warning, since their costs then do not compare to better than the hosts differ
+(or than one host's load varies between runs: ~15%). ``--seconds NAME=S`` replaces a row's cost (a model's label
+or a PM contender's name) by one measured elsewhere, e.g. all of them timed alternately in one process.
 
 Usage::
 
@@ -29,7 +31,7 @@ from .report_figures import color as contender_color
 from .report_figures import label as contender_label
 from .results_file import load_results
 
-__all__ = ["merge_reports", "main"]
+__all__ = ["merge_reports", "set_seconds", "main"]
 
 CONTENDER = "generator"
 _MODEL_COLORS = ("C0", "C3", "C2", "C4", "navy", "darkred", "olive", "teal")  # none a PM colour
@@ -69,6 +71,16 @@ def merge_reports(runs: list[tuple[str, dict]]) -> dict:
     return merged
 
 
+def set_seconds(merged: dict, overrides: dict[str, float]) -> None:
+    """Replace the seconds per mock of the named rows (in place); raises ``ValueError`` naming an unknown row."""
+    for name, sec in overrides.items():
+        if name not in merged["summary"]:
+            raise ValueError(f"--seconds {name}: no such row (rows: {sorted(merged['summary'])})")
+        if not sec > 0:
+            raise ValueError(f"--seconds {name}={sec}: seconds per mock must be positive")
+        merged["summary"][name] = {**merged["summary"][name], "seconds_per_mock": float(sec)}
+
+
 def _hosts(runs: list[tuple[str, dict]]) -> dict[str, list[str]]:
     hosts: dict[str, list[str]] = {}
     for lab, res in runs:
@@ -82,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", action="append", required=True, metavar="LABEL=DIR",
                    help="a model's label and its report directory (or results.json[.gz]); repeat per model")
     p.add_argument("--out", required=True, help="figure file (PNG); the table goes to standard output")
+    p.add_argument("--seconds", action="append", default=[], metavar="NAME=S",
+                   help="replace a row's seconds per mock (a model's label or a PM contender's name, e.g. pm12) "
+                        "by S, measured elsewhere; repeat per row")
     args = p.parse_args(argv)
     try:
         runs = []
@@ -91,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--run {spec!r}: expected LABEL=DIR")
             runs.append((lab, load_results(path)))
         merged = merge_reports(runs)
+        overrides = {}
+        for spec in args.seconds:
+            name, sep, sec = spec.rpartition("=")
+            try:
+                overrides[name] = float(sec) if sep and name else None
+            except ValueError:
+                overrides[name] = None
+            if overrides[name] is None:
+                raise ValueError(f"--seconds {spec!r}: expected NAME=S, S in seconds")
+        set_seconds(merged, overrides)
         if not Path(args.out).parent.is_dir():
             raise ValueError(f"--out {args.out}: folder {Path(args.out).parent} does not exist")
     except ValueError as exc:
@@ -105,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return models.get(name) or contender_color(res, name)
 
     hosts = _hosts(runs)
-    if len(hosts) > 1:
+    if len(hosts) > 1 and not set(merged["summary"]) <= set(overrides):
         print("warning: the reports were timed on different hosts, costs compare only roughly: "
               + "; ".join(f"{h}: {', '.join(labs)}" for h, labs in hosts.items()), file=sys.stderr)
     print(frontier_table(merged, label))

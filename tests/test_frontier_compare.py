@@ -56,6 +56,14 @@ def test_cli_writes_table_and_figure(tmp_path, capsys):
     table = capsys.readouterr().out
     assert out.stat().st_size > 10_000
     assert "| COLA-6 base | 1.12 | 0.041 | 0.00509 |" in table and "| PM 12 steps, 2x mesh |" in table
+    # a cost measured elsewhere replaces a row's; a row that does not exist is refused
+    assert main(["--run", f"COLA-4 base={COLA4}", "--run", f"COLA-6 base={COLA6}", "--out", str(out),
+                 "--seconds", "COLA-6 base=1.2", "--seconds", "pm12=1.7"]) == 0
+    table = capsys.readouterr().out
+    assert "| COLA-6 base | 1.2 | 0.041 |" in table and "| PM 12 steps, 2x mesh | 1.7 | 0.0824 |" in table
+    for bad in ("pm99=1", "pm12=fast", "pm12=-1"):
+        assert main(["--run", f"a={COLA4}", "--out", str(tmp_path / "h.png"), "--seconds", bad]) == 2
+    assert "no such row" in capsys.readouterr().err and not (tmp_path / "h.png").exists()
     assert main(["--run", "nolabel", "--out", str(tmp_path / "g.png")]) == 2
     assert main(["--run", f"a={COLA4}", "--out", str(tmp_path / "no" / "g.png")]) == 2
     err = capsys.readouterr().err
