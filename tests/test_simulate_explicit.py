@@ -206,6 +206,25 @@ def test_converged_suites_are_disjoint_and_the_test_suite_holds_corners():
     assert len(by_cosmology) >= 8 and all(len(s) >= 2 for s in by_cosmology.values())  # >= 2 realizations each
 
 
+def test_the_corner_validation_suite_is_disjoint_and_near_every_corner():
+    """configs/suite_converged_val_corners.yaml: model selection near the hull's corners, never on the test suite's
+    points: seeds and cosmologies disjoint from the training, validation and test suites, every point at 7/8 of the
+    way to the faces, and each of the four (Omega_m, sigma8) corners held by four points."""
+    corners = load_suite_config(CONFIGS / "suite_converged_val_corners.yaml")
+    design = suite_design(corners)
+    assert len(design) == 16 and corners.simulation == _suites()["suite_converged"].simulation
+    low, high = corners.low, corners.high
+    pts = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in design])
+    assert np.allclose(np.abs(2 * (pts - (low + high) / 2) / (high - low)), 0.875)
+    om, s8 = PARAMETER_NAMES.index("Omega_m"), PARAMETER_NAMES.index("sigma8")
+    quads = [(bool(p[om] > (low[om] + high[om]) / 2), bool(p[s8] > (low[s8] + high[s8]) / 2)) for p in pts]
+    assert sorted(quads.count(q) for q in set(quads)) == [4, 4, 4, 4]
+    for other in (suite_design(c) for c in _suites().values()):
+        assert not {d["seed"] for d in design} & {d["seed"] for d in other}
+        po = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in other])
+        assert np.abs((pts[:, None] - po[None]) / (high - low)).max(axis=-1).min() > 1e-3
+
+
 def test_the_1mpc_suites_share_the_recipe_at_half_the_spacing_and_are_disjoint():
     """configs/suite_converged_1mpc*.yaml (the 1 Mpc/h model, issue 13): the converged recipe of the 2 Mpc/h
     suites in a 64 Mpc/h box; training and test suites disjoint in seeds and cosmologies, and from every other
