@@ -24,15 +24,12 @@ def time_alternating(runs: dict[str, tuple[str, dict]], cosmology, redshift: flo
                      repeats: int, seed: int = 1000) -> dict[str, list[float]]:
     """Seconds per mock of each run, ``repeats`` rounds after one warm-up mock each.
 
-    ``runs`` maps a label to ``(contender name, make_contender keywords)``; ``cosmology`` is an
+    ``runs`` maps a label to ``(contender name, make_contender keywords)`` (the keywords of
+    :func:`benchmarks.speed.contender_kwargs`, whose set-up is not timed); ``cosmology`` is an
     :class:`emulator.core.cosmology.Cosmology`, ``box_size`` in Mpc/h, ``ngrid`` particles per side. Returns
     ``{label: [seconds]}``, one per round, in the order timed.
     """
-    from emulator.core.power import LinearPower
-
     from .contenders import make_contender
-
-    LinearPower(cosmology)  # the CAMB table is set-up, not part of a mock
 
     def mock(label: str, s: int) -> float:
         name, kw = runs[label]
@@ -58,39 +55,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the reports)")
     p.add_argument("--redshift", type=float, default=None, help="redshift (default: the report's)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     try:
         from emulator.core.cosmology import Cosmology
-        from emulator.model.portable import load_model
 
         from .results_file import load_results
+        from .speed import contender_kwargs
 
         if args.repeats < 1:
             raise ValueError(f"--repeats {args.repeats}: must be >= 1")
         res = load_results(args.report)
         setup = res["setup"]
         cosmology = Cosmology(**res["per_cosmology"][0]["cosmology"])  # the report's first (centre) cosmology
-        runs: dict[str, tuple[str, dict]] = {}
+        z = float(setup["redshift"] if args.redshift is None else args.redshift)
+        pms = setup.get("pm_contenders") or {}
+        base = {"ngrid": setup["ngrid"], "box_size": setup["box_size"], "redshift": z, "pm": pms,
+                "simulation": setup.get("simulation") or {}, "pm_steps": setup.get("pm_few_steps", 4)}
+        specs: dict[str, dict] = {}
         for spec in args.model:
             label, sep, path = spec.partition("=")
             if not sep or not label or not path:
                 raise ValueError(f"--model {spec!r}: expected LABEL=PATH")
-            runs[label] = ("generator", {"model": load_model(path, device="cpu")})
-        pms = setup.get("pm_contenders") or {}
+            specs[label] = {**base, "method": "generator", "model_path": path}
         for name in args.pm:
-            if name == "pm_few":
-                sim = setup.get("simulation") or {}
-                runs[name] = ("pm_few", {"simulation": dict(sim), "pm_steps": int(setup.get("pm_few_steps", 4))})
-            elif name in pms:
-                runs[name] = (name, {"pm": dict(pms[name])})
-            else:
+            if name != "pm_few" and name not in pms:
                 raise ValueError(f"--pm {name}: not a PM contender of {args.report} (has pm_few, {sorted(pms)})")
-        if not runs:
+            specs[name] = {**base, "method": name}
+        if not specs:
             raise ValueError("nothing to time: give --model and/or --pm")
+        device = torch.device("cpu")
+        runs = {label: (sp["method"], contender_kwargs(sp, cosmology, device)) for label, sp in specs.items()}
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    torch.set_num_threads(args.threads)
-    z = float(setup["redshift"] if args.redshift is None else args.redshift)
     times = time_alternating(runs, cosmology, z, float(setup["box_size"]), int(setup["ngrid"]), args.repeats)
     print("| run | median s / mock | fastest | all |\n|---|---|---|---|")
     for label, t in times.items():

@@ -81,6 +81,17 @@ def set_seconds(merged: dict, overrides: dict[str, float]) -> None:
         merged["summary"][name] = {**merged["summary"][name], "seconds_per_mock": float(sec)}
 
 
+def _seconds_flag(spec: str) -> tuple[str, float]:
+    """``(NAME, S)`` of a ``--seconds NAME=S`` flag (split at the last ``=``: a label may hold one)."""
+    name, _, sec = spec.rpartition("=")
+    try:
+        if name:
+            return name, float(sec)
+    except ValueError:
+        pass
+    raise ValueError(f"--seconds {spec!r}: expected NAME=S, S in seconds")
+
+
 def _hosts(runs: list[tuple[str, dict]]) -> dict[str, list[str]]:
     hosts: dict[str, list[str]] = {}
     for lab, res in runs:
@@ -106,15 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--run {spec!r}: expected LABEL=DIR")
             runs.append((lab, load_results(path)))
         merged = merge_reports(runs)
-        overrides = {}
-        for spec in args.seconds:
-            name, sep, sec = spec.rpartition("=")
-            try:
-                overrides[name] = float(sec) if sep and name else None
-            except ValueError:
-                overrides[name] = None
-            if overrides[name] is None:
-                raise ValueError(f"--seconds {spec!r}: expected NAME=S, S in seconds")
+        overrides = dict(_seconds_flag(spec) for spec in args.seconds)
         set_seconds(merged, overrides)
         if not Path(args.out).parent.is_dir():
             raise ValueError(f"--out {args.out}: folder {Path(args.out).parent} does not exist")

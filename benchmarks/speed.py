@@ -34,7 +34,7 @@ import torch
 
 from .env import resolve_device, rss_mb
 
-__all__ = ["SPEED_METHODS", "time_method", "measure_speed"]
+__all__ = ["SPEED_METHODS", "contender_kwargs", "time_method", "measure_speed"]
 
 SPEED_METHODS = ("generator", "network", "2lpt", "za", "lognormal", "pm_few", "pm")
 
@@ -53,27 +53,21 @@ def _reset_peak() -> bool:
         return False
 
 
-def time_method(spec: dict) -> dict:
-    """Time one method in this process; ``spec`` is the dict built by :func:`measure_speed`."""
-    from emulator.core.cosmology import Cosmology
+def contender_kwargs(spec: dict, cosmo, device: torch.device) -> dict:
+    """The :func:`benchmarks.contenders.make_contender` keywords of ``spec``'s method (``spec`` as built by
+    :func:`measure_speed`: ``method``, ``model_path``, ``simulation``, ``pm_steps``, ``pm``, and ``ngrid``,
+    ``box_size`` (Mpc/h), ``redshift`` for the lognormal's target); loads the model and makes the CAMB table of
+    ``cosmo``, so that neither is part of a timed mock."""
     from emulator.core.fourier import fundamental, nyquist
     from emulator.core.power import LinearPower, nonlinear_power
     from emulator.model.portable import load_model
-
-    from .contenders import make_contender
 
     method = spec["method"]
     named_pm = (spec.get("pm") or {}).get(method)
     if method not in SPEED_METHODS and named_pm is None:
         raise ValueError(f"method must be one of {SPEED_METHODS} or a named PM setting, got {method!r}")
-    if spec.get("threads"):
-        torch.set_num_threads(int(spec["threads"]))
-    device = resolve_device(spec.get("device", "cpu"))
-    cosmo = Cosmology(*spec["cosmology"])
-    n, box, z = int(spec["ngrid"]), float(spec["box_size"]), float(spec["redshift"])
     LinearPower(cosmo)  # CAMB table cached: not part of a mock
     kw: dict = {"device": device}
-    name = method
     if method in ("generator", "network"):
         kw["model"] = load_model(spec["model_path"], device=device)
     elif method == "pm":  # the truth's own recipe, mass refinement included
@@ -84,9 +78,26 @@ def time_method(spec: dict) -> dict:
     elif named_pm is not None:
         kw["pm"] = dict(named_pm)
     elif method == "lognormal":
+        n, box = int(spec["ngrid"]), float(spec["box_size"])
         k = torch.arange(1, n // 2 + 2, dtype=torch.float64) * fundamental(box)
         k = k[k <= 1.8 * nyquist(n, box)]
-        kw["target"] = (k, torch.as_tensor(nonlinear_power(cosmo, k.numpy(), z)))
+        kw["target"] = (k, torch.as_tensor(nonlinear_power(cosmo, k.numpy(), float(spec["redshift"]))))
+    return kw
+
+
+def time_method(spec: dict) -> dict:
+    """Time one method in this process; ``spec`` is the dict built by :func:`measure_speed`."""
+    from emulator.core.cosmology import Cosmology
+
+    from .contenders import make_contender
+
+    method = name = spec["method"]
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    device = resolve_device(spec.get("device", "cpu"))
+    cosmo = Cosmology(*spec["cosmology"])
+    n, box, z = int(spec["ngrid"]), float(spec["box_size"]), float(spec["redshift"])
+    kw = contender_kwargs(spec, cosmo, device)
     baseline = rss_mb("VmRSS")
     reset = _reset_peak()
     if device.type == "cuda":

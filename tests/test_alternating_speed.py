@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from benchmarks.alternating_speed import main, time_alternating
+from benchmarks.speed import contender_kwargs
 from emulator.core.cosmology import Cosmology
-from emulator.model.portable import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 STANDARD = REPO / "benchmarks" / "results" / "standard"  # has pm_few, pm6, pm12, pm20_3x
@@ -14,10 +16,14 @@ STANDARD = REPO / "benchmarks" / "results" / "standard"  # has pm_few, pm6, pm12
 
 def test_every_run_is_timed_each_round_and_a_pm_step_costs():
     """One time per round per run, all positive; PM with 8 steps costs more than with 2 on the same grid."""
-    runs = {"2lpt-base model": ("generator", {"model": load_model("default", device="cpu")}),
-            "pm2": ("pm2", {"pm": {"steps": 2, "force_factor": 1, "z_init": 12.0}}),
-            "pm8": ("pm8", {"pm": {"steps": 8, "force_factor": 1, "z_init": 12.0}})}
-    times = time_alternating(runs, Cosmology(0.32, 0.048, 0.68, 0.96, 0.8), 0.0, 64.0, 32, repeats=3)
+    cosmo = Cosmology(0.32, 0.048, 0.68, 0.96, 0.8)
+    pms = {"pm2": {"steps": 2, "force_factor": 1, "z_init": 12.0},
+           "pm8": {"steps": 8, "force_factor": 1, "z_init": 12.0}}
+    specs = {"2lpt-base model": {"method": "generator", "model_path": "default"},
+             "pm2": {"method": "pm2", "pm": pms}, "pm8": {"method": "pm8", "pm": pms}}
+    runs = {lab: (sp["method"], contender_kwargs(sp, cosmo, torch.device("cpu"))) for lab, sp in specs.items()}
+    assert runs["pm8"][1]["pm"] == pms["pm8"] and runs["2lpt-base model"][1]["model"].cell_size == 2.0
+    times = time_alternating(runs, cosmo, 0.0, 64.0, 32, repeats=3)
     assert list(times) == list(runs) and all(len(t) == 3 and min(t) > 0 for t in times.values())
     assert min(times["pm8"]) > max(times["pm2"])
 
