@@ -13,6 +13,7 @@ __all__ = ["main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("data_prep.simulate.cli", "run a 2LPT+PM simulation suite over a Latin hypercube of cosmologies"),
     "build": ("data_prep.cmd_build", "build an HDF5 training set from a suite manifest (resumable, atomic)"),
+    "merge": ("data_prep.merge", "merge suite manifests into one (a Latin hypercube plus added points) for one build"),
     "inspect": ("data_prep.inspect", "summarise a training set or a snapshot"),
 }
 

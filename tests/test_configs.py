@@ -124,6 +124,16 @@ def test_the_training_set_design_run_differs_from_cola4_wide_only_in_data_and_fo
     _assert_a_run_of_its_own(wide, wide96, "runs/design/cola4_wide96")
 
 
+def test_the_corner_training_run_differs_from_cola6_only_in_data_and_folder():
+    """configs/design/cola6_corners.yaml: cola6's network, base, losses and schedule on the training set that adds
+    configs/suite_converged_corners.yaml's 16 points, in its own run folder, so the two runs never mix."""
+    cola6 = _print_config("design/cpu_budget.yaml", "design/cola6.yaml")
+    corners = _print_config("design/cpu_budget.yaml", "design/cola6_corners.yaml")
+    assert corners["data"]["path"] == "runs/design/cola6_corners_train.h5" and corners["model"] == cola6["model"]
+    cola6["data"].pop("path"), corners["data"].pop("path")
+    _assert_a_run_of_its_own(cola6, corners, "runs/design/cola6_corners")
+
+
 def test_hybrid_gpu_config_is_the_gpu_network_on_the_pm_base_training_set():
     """configs/converged_gpu_hybrid.yaml: converged_gpu.yaml's network and schedule, r2's power term, its own
     training file and run folder (every logger and checkpoint path), so the two GPU chains never mix."""

@@ -225,6 +225,33 @@ def test_the_corner_validation_suite_is_disjoint_and_near_every_corner():
         assert np.abs((pts[:, None] - po[None]) / (high - low)).max(axis=-1).min() > 1e-3
 
 
+def test_the_corner_training_suite_reaches_the_corners_without_touching_a_held_out_point():
+    """configs/suite_converged_corners.yaml (training points near the corners): Omega_m and sigma8 on the hull's
+    faces, Omega_b, h, n_s at 3/4 of the way to theirs, four points per (Omega_m, sigma8) corner, the half-fraction
+    complementary to the corner validation suite's (no sign pattern shared), and seeds and cosmologies disjoint from
+    every other converged suite, so no test or model-selection point is trained on."""
+    cfg = load_suite_config(CONFIGS / "suite_converged_corners.yaml")
+    design = suite_design(cfg)
+    assert len(design) == 16 and cfg.simulation == _suites()["suite_converged"].simulation
+    low, high = cfg.low, cfg.high
+    pts = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in design])
+    unit = 2 * (pts - (low + high) / 2) / (high - low)
+    om, s8 = PARAMETER_NAMES.index("Omega_m"), PARAMETER_NAMES.index("sigma8")
+    rest = [i for i in range(len(PARAMETER_NAMES)) if i not in (om, s8)]
+    assert np.allclose(np.abs(unit[:, [om, s8]]), 1.0) and np.allclose(np.abs(unit[:, rest]), 0.75)
+    quads = [tuple(np.sign(u[[om, s8]])) for u in unit]
+    assert sorted(quads.count(q) for q in set(quads)) == [4, 4, 4, 4]
+    val_corners = suite_design(load_suite_config(CONFIGS / "suite_converged_val_corners.yaml"))
+    pv = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in val_corners])
+    assert not {tuple(np.sign(u)) for u in unit} & {tuple(np.sign(u)) for u in (pv - (low + high) / 2)}
+    others = [*_suites().values(), load_suite_config(CONFIGS / "suite_converged_val_corners.yaml"),
+              *(load_suite_config(CONFIGS / f"suite_converged_1mpc{s}.yaml") for s in ("", "_test"))]
+    for other in (suite_design(c) for c in others):
+        assert not {d["seed"] for d in design} & {d["seed"] for d in other}
+        po = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in other])
+        assert np.abs((pts[:, None] - po[None]) / (high - low)).max(axis=-1).min() > 1e-3
+
+
 def test_the_1mpc_suites_share_the_recipe_at_half_the_spacing_and_are_disjoint():
     """configs/suite_converged_1mpc*.yaml (the 1 Mpc/h model, issue 13): the converged recipe of the 2 Mpc/h
     suites in a 64 Mpc/h box; training and test suites disjoint in seeds and cosmologies, and from every other

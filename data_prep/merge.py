@@ -1,0 +1,108 @@
+"""``data-prep merge``: one manifest from several suites' manifests, so one training set can draw on all of them.
+
+A training design is often more than one suite: a Latin hypercube plus points added where it is thin (the hull's
+corners, a fiducial cosmology, Fisher steps). Each suite keeps its own folder and manifest; the merged manifest lists
+their simulations with snapshot paths rewritten relative to its own folder, and ``data-prep build`` reads it as any
+other. Suites are merged only when the result is one training set: the same box (Mpc/h), grid, parameter names and
+prior hull, the same simulation settings (checked by :func:`data_prep.manifest.check_simulation_inputs`) and unique
+``sim_id`` values; otherwise a one-line error names the manifests and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from emulator.core.atomic import atomic_open
+from emulator.core.provenance import code_version, utc_now
+
+from .manifest import check_simulation_inputs, load_manifest
+
+__all__ = ["merge_manifests", "add_arguments", "run"]
+
+#: suite attributes every merged manifest must share (one training set has one box, grid and hull)
+SHARED_KEYS = ("box_size", "ngrid", "param_names", "prior_low", "prior_high")
+
+
+def _rebased(sim: dict, src: Path, dst: Path) -> dict:
+    """``sim`` with its snapshot and initial-condition paths made relative to the folder ``dst``."""
+    move = lambda name: os.path.relpath(src / name, dst)  # noqa: E731
+    out = {**sim, "snapshots": [move(s) for s in sim["snapshots"]]}
+    if sim.get("ic"):
+        out["ic"] = move(sim["ic"])
+    return out
+
+
+def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | None = None) -> Path:
+    """Write one manifest listing the simulations of every manifest in ``paths`` (in that order).
+
+    Parameters
+    ----------
+    paths : list of str or Path
+        Suite manifests (``data-prep simulate`` writes ``<out_dir>/manifest.json``); at least two.
+    out : str or Path
+        Merged manifest to write (atomically); its snapshot paths are relative to its folder.
+    first : int, optional
+        Keep only each manifest's first ``first`` simulations (its design order), e.g. the first 32 of a
+        Latin-hypercube suite that is still running.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two manifests, manifests that differ in box, grid, parameters, prior hull or simulation
+        settings, or a ``sim_id`` found in two of them.
+    """
+    if len(paths) < 2:
+        raise ValueError("data-prep merge needs at least two manifests")
+    if first is not None and first < 1:
+        raise ValueError(f"--first must be at least 1, got {first}")
+    out = Path(out)
+    metas, sims, owner = [], [], {}
+    for path in map(Path, paths):
+        meta, _ = load_manifest(path)
+        if metas:
+            bad = [k for k in SHARED_KEYS if meta.get(k) != metas[0].get(k)]
+            if bad:
+                raise ValueError(f"{path} and {paths[0]} differ in {', '.join(bad)}: they cannot make one training "
+                                 "set")
+        metas.append(meta)
+        for sim in meta["simulations"][:first]:
+            sid = str(sim["sim_id"])
+            if sid in owner:
+                raise ValueError(f"sim_id {sid} is in both {owner[sid]} and {path}")
+            owner[sid] = path
+            sims.append(_rebased(sim, path.parent.resolve(), out.parent.resolve()))
+    merged = {**{k: metas[0][k] for k in SHARED_KEYS if k in metas[0]},
+              "suite": "+".join(str(m.get("suite", "?")) for m in metas),
+              "merged_from": [str(p) for p in paths],
+              "code_version": code_version(), "updated": utc_now(), "simulations": sims}
+    for key in ("simulation", "simulator_version"):
+        if all(key in m for m in metas):
+            merged[key] = metas[0][key]
+    check_simulation_inputs(out, merged)  # one set of simulation settings across the suites
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "w") as fh:
+        json.dump(merged, fh, indent=1)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``data-prep merge``."""
+    parser.add_argument("manifests", nargs="+", help="suite manifests (JSON) to merge, in order")
+    parser.add_argument("--out", required=True, help="merged manifest to write (atomically)")
+    parser.add_argument("--first", type=int, default=None,
+                        help="keep only each manifest's first N simulations (design order)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Merge and print the merged manifest's path and its number of simulations."""
+    out = merge_manifests(args.manifests, args.out, first=args.first)
+    print(f"{out}: {len(json.loads(out.read_text())['simulations'])} simulations")
+    return 0
