@@ -26,7 +26,7 @@ from emulator.model.header import MODELS_DIR
 from emulator.model.pgd_correction import pgd_from_attr
 
 from .results_file import load_results
-from .targets import TARGETS, cosmology_halos, halo_count_ratio, target_values, thresholds
+from .targets import TARGETS, cosmology_halos, halo_count_ratio, snapshot_deviations, target_values, thresholds
 
 __all__ = ["DEFINITIONS", "card_entry", "build_card", "write_card", "main"]
 
@@ -58,6 +58,8 @@ DEFINITIONS = {
                  "entry's redshift, as emulator generate makes them) or 'network' (none applied)",
     "bispectrum_eq_worst": "max |Q - Q_t|/|Q_t|, equilateral triangles with k <= k_Nyq/4",
     "targets": "the report's Targets table: value, threshold and pass (None: not measured)",
+    "cosmologies": "per graded cosmology (its parameters), the worst |P/P_t - 1| and 1 - r over its seeds and "
+                   "k <= k_max: where in the hull the errors are (emulator generate warns near a corner from them)",
 }
 
 
@@ -151,7 +153,19 @@ def card_entry(folder: str | Path, sha256: str) -> dict:
         # the table its halos were graded with (benchmarks.run records none where it does not hold for the FoF b)
         "halo_masses": "raw" if (res.get("model") or {}).get("halo_calibration", "none") == "none" else "calibrated",
         "particles": _particles(res),
+        "cosmologies": _per_cosmology_accuracy(res),
     }
+
+
+def _per_cosmology_accuracy(res: dict) -> list[dict]:
+    """Each graded cosmology's parameters with its worst ``|P/P_t - 1|`` and ``1 - r`` over its seeds (k <= k_max)."""
+    worst: dict[tuple, dict] = {}
+    for e, _, dev, omr in snapshot_deviations(res, CONTENDER):
+        row = worst.setdefault(tuple(sorted(e["cosmology"].items())), {**e["cosmology"], "worst_abs_dP_over_P": 0.0,
+                                                                        "worst_one_minus_r": 0.0})
+        row["worst_abs_dP_over_P"] = max(row["worst_abs_dP_over_P"], float(dev.max()))
+        row["worst_one_minus_r"] = max(row["worst_one_minus_r"], float(omr.max()))
+    return list(worst.values())
 
 
 def _range(values) -> list[float] | None:

@@ -27,8 +27,8 @@ import numpy as np
 from .config import DEFAULTS
 from .metrics import cosmology_groups
 
-__all__ = ["POOLED_MIN_HALOS", "POOLED_OF", "cosmology_halos", "judge", "target_values", "targets_table",
-           "thresholds"]
+__all__ = ["POOLED_MIN_HALOS", "POOLED_OF", "cosmology_halos", "judge", "snapshot_deviations", "target_values",
+           "targets_table", "thresholds"]
 
 #: Smallest truth count of a mass bin, summed over a cosmology's seeds, in the "per cosmology" mass function.
 POOLED_MIN_HALOS = 400
@@ -170,13 +170,10 @@ def cosmology_halos(res: dict, name: str, min_particles: float = 40.0) -> list[d
     return [_pooled(g) for g in _halo_groups(res, name, min_particles)]
 
 
-def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str, float | None]:
-    """The measured value of every target for contender ``name``: worst cases over the cosmologies and seeds (the
-    "per cosmology" halo rows: over the cosmologies, each with its seeds together)."""
-    st = res["setup"]
-    kmax, n = float(st["summary_kmax"]), int(st["ngrid"])
-    k_eq = np.asarray(res["config"]["statistics"]["bispectrum"]["equilateral"], float)  # units of k_f
-    pk_dev, one_minus_r, bisp = [], [], []
+def snapshot_deviations(res: dict, name: str):
+    """For each graded snapshot of contender ``name``: ``(per_cosmology entry, its compare dict, |P/P_t - 1|,
+    1 - r)``, the last two over the bins with 0 < k <= k_Nyq/2 (the P(k) and r(k) targets' range)."""
+    kmax = float(res["setup"]["summary_kmax"])
     for e in res["per_cosmology"]:
         c = e["contenders"].get(name)
         if c is None or not c.get("compare"):
@@ -184,8 +181,18 @@ def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str
         cmp = c["compare"]
         k = np.asarray(e["truth"]["k"], float)
         sel = (k > 0) & (k <= kmax * (1 + 1e-9))
-        pk_dev.append(_abs_dev(cmp["pk_ratio"])[sel])
-        one_minus_r.append(1.0 - np.asarray(cmp["r"], float)[sel])
+        yield e, cmp, _abs_dev(cmp["pk_ratio"])[sel], 1.0 - np.asarray(cmp["r"], float)[sel]
+
+
+def target_values(res: dict, name: str, min_particles: float = 40.0) -> dict[str, float | None]:
+    """The measured value of every target for contender ``name``: worst cases over the cosmologies and seeds (the
+    "per cosmology" halo rows: over the cosmologies, each with its seeds together)."""
+    n = int(res["setup"]["ngrid"])
+    k_eq = np.asarray(res["config"]["statistics"]["bispectrum"]["equilateral"], float)  # units of k_f
+    pk_dev, one_minus_r, bisp = [], [], []
+    for e, cmp, dev, omr in snapshot_deviations(res, name):
+        pk_dev.append(dev)
+        one_minus_r.append(omr)
         q_t = np.asarray(e["truth"].get("q_eq") or [], float)
         if cmp.get("dq_eq") is not None and q_t.size:
             low = k_eq[: q_t.size] <= n / 8.0 * (1 + 1e-9)  # k_Nyq / 4 = (n / 8) k_f

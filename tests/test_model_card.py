@@ -30,10 +30,14 @@ REPORTS = {
                    "benchmarks/results/full_generator_z1"],  # the full tier's truth and statistics, 128^3
     "hybrid_pm4_1mpc": ["benchmarks/results/hybrid_1mpc_standard", "benchmarks/results/hybrid_1mpc_standard_z0.5",
                         "benchmarks/results/hybrid_1mpc_standard_z1"],
-    "hybrid_cola4": ["benchmarks/results/hybrid_cola4_standard", "benchmarks/results/hybrid_cola4_standard_z0.5",
-                     "benchmarks/results/hybrid_cola4_standard_z1", "benchmarks/results/hybrid_cola4_full",
-                     "benchmarks/results/hybrid_cola4_full_z0.5", "benchmarks/results/hybrid_cola4_full_z1"],
+    # the test suites' reports, and the corner validation suite's (graded after its selection, never used in it)
+    "hybrid_cola4": ["benchmarks/results/design_cpu/valc_cola4_z0", "benchmarks/results/hybrid_cola4_standard",
+                     "benchmarks/results/design_cpu/valc_cola4_z0.5", "benchmarks/results/hybrid_cola4_standard_z0.5",
+                     "benchmarks/results/design_cpu/valc_cola4_z1", "benchmarks/results/hybrid_cola4_standard_z1",
+                     "benchmarks/results/hybrid_cola4_full", "benchmarks/results/hybrid_cola4_full_z0.5",
+                     "benchmarks/results/hybrid_cola4_full_z1"],
 }
+CORNER_SUITE = "configs/suite_converged_val_corners.yaml"  # 16 cosmologies, one seed each
 # hybrid_pm4 graded against the converged test suite (64^3 particles in 128 Mpc/h, k <= 0.785 h/Mpc), as in the
 # reports' Targets tables: z, worst |P/P_t - 1|, median, worst 1 - r, FoF count ratio range, mass function, bias,
 # then per test cosmology, its two seeds together: N/N_t range; mean b/b_t - 1 range; worst mass-function bin
@@ -63,14 +67,16 @@ def test_committed_cards_hold_the_committed_reports_numbers(model):
     assert card["format"] == "cosmo-emulator-model-card" and card["model"] == model
     assert card["sha256"] == sha256_file(MODELS_DIR / f"{model}.pt")
     assert [e["report"] for e in card["entries"]] == REPORTS[model]
-    assert [e["redshift"] for e in card["entries"]] == [0.0, 0.5, 1.0] * (len(REPORTS[model]) // 3)
+    for setup in {(e["ngrid"], e["truth"]["suite"]) for e in card["entries"]}:
+        assert [e["redshift"] for e in card["entries"] if (e["ngrid"], e["truth"]["suite"]) == setup] == [0, 0.5, 1]
     for e in card["entries"]:
         res = load_results(REPO / e["report"])
         assert res["model"]["sha256"] == card["sha256"] and res["model"]["path"] == f"emulator/models/{model}.pt"
         st, summary, values = res["setup"], res["summary"]["generator"], target_values(res, "generator")
         assert (e["redshift"], e["ngrid"], e["box_size"]) == (st["redshift"], st["ngrid"], st["box_size"])
         assert e["k_max"] == st["summary_kmax"] == pytest.approx(st["k_nyquist"] / 2)
-        assert (e["n_cosmologies"], e["seeds_per_cosmology"]) == (10, 2) and e["n_snapshots"] == 20
+        n, seeds = (16, 1) if e["truth"]["suite"] == CORNER_SUITE else (10, 2)
+        assert (e["n_cosmologies"], e["seeds_per_cosmology"]) == (n, seeds) and e["n_snapshots"] == n * seeds
         assert e["truth"]["suite"] == res["config"]["truth"]["suite"] and e["truth"]["recipe"]["steps"] == 40
         assert e["worst_abs_dP_over_P"] == summary["max_abs_pk_ratio_minus_1"]  # exact: copied, not recomputed
         assert e["worst_one_minus_r"] == summary["max_one_minus_r"]
@@ -133,7 +139,7 @@ def test_hybrid_cola4_card_numbers():
     the worst and median P(k) and 1 - r at z = 0, 0.5 and 1, and in the per-cosmology halo counts at z = 0.5 and 1;
     it passes the halo-bias targets at z = 0 and trails in the z = 0 halo counts. At 128^3 it is ahead in P(k),
     r(k), the FoF counts and the equilateral Q at every redshift, and its counts pass the 5% target."""
-    c0, c05, c1, f0, f05, f1 = _card("hybrid_cola4")["entries"]
+    c0, c05, c1, f0, f05, f1 = [e for e in _card("hybrid_cola4")["entries"] if e["truth"]["suite"] != CORNER_SUITE]
     p0, p05, p1, g0, g05, g1 = _card("hybrid_pm4")["entries"]
     assert c0["worst_abs_dP_over_P"] == pytest.approx(0.0470, abs=1e-4)
     assert c0["median_abs_dP_over_P"] == pytest.approx(0.0061, abs=1e-4)
@@ -198,7 +204,7 @@ def test_info_prints_the_card(capsys):
     assert ("held-out accuracy (benchmark reports benchmarks/results/hybrid_standard, "
             "benchmarks/results/hybrid_standard_z0.5, benchmarks/results/hybrid_standard_z1, "
             "benchmarks/results/full_generator, benchmarks/results/full_generator_z0.5, "
-            "benchmarks/results/full_generator_z1, test suite never used in training)") in out
+            "benchmarks/results/full_generator_z1; suites never used in this model's training or selection)") in out
     small = "64^3 particles in 128 Mpc/h, 10 cosmologies x 2 seeds; truth: configs/suite_converged_test.yaml"
     large = "128^3 particles in 256 Mpc/h, 10 cosmologies x 2 seeds; truth: configs/suite_converged_test_128.yaml"
     assert small in out and large in out and out.index(small) < out.index(large)

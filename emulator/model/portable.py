@@ -36,6 +36,7 @@ from ..core.growth import GrowthHistory
 from ..core.device import check_device
 from ..core.base_recipe import LPT_BASE, BaseRecipe
 from ..core.provenance import sha256_file
+from .card import read_card
 from .halo_calibration import HaloMassCalibration, read_calibration
 from .pgd_correction import PGDCorrection, pgd_digest, read_pgd
 from .velocity_dispersion import VelocityDispersion, read_vdisp
@@ -71,6 +72,7 @@ class EmulatorModel(ModelIdentity):
     pgd: PGDCorrection | None = None  # small-scale sharpening of the particles (<stem>.pgd.json)
     vdisp: VelocityDispersion | None = None  # small-scale velocity dispersion (<stem>.vdisp.json)
     velocity: str = "head"  # "derivative": velocities are the displacement's derivative (velocity_derivative)
+    card: dict | None = None  # measured accuracy beside the model file (<stem>.card.json, emulator.model.card)
 
     @property
     def redshift_range(self) -> tuple[float, float]:
@@ -187,4 +189,5 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         pgd=pgd,
         vdisp=read_vdisp(path, digest),
         velocity=velocity,
+        card=read_card(path, digest),
     )
