@@ -118,6 +118,18 @@ def test_simulate_removes_temporaries_left_by_killed_runs(tmp_path):
     assert not any(p.name.endswith(".tmp") for p in out.rglob("*")), temps
 
 
+def test_limit_zero_writes_the_manifest_of_the_finished_simulations(tmp_path):
+    """A multi-process suite writes its manifest at its end; after such a run is killed, ``--limit 0`` lists what
+    finished (its done markers) without simulating anything more, so a partial suite can be built from."""
+    out = tmp_path / "suite"
+    run_suite(config(out, n=3), progress=False, limit=2)
+    (out / "manifest.json").unlink()  # as a killed torchrun leaves it
+    before = sorted(p.name for p in out.iterdir())
+    manifest = run_suite(config(out, n=3), progress=False, limit=0)
+    assert [s["sim_id"] for s in json.loads(manifest.read_text())["simulations"]] == ["sim_0000", "sim_0001"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "manifest.json"])  # no sim_0002
+
+
 def test_the_progress_bar_counts_this_runs_simulations(tmp_path, capsys):
     out = tmp_path / "suite"
     run_suite(config(out, n=3), progress=True, limit=1)

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="suite YAML (e.g. configs/suite_tiny.yaml for a smoke run, configs/suite_converged.yaml); "
                              "omit it to run one cosmology given by the flags below")
     parser.add_argument("--out-dir", default=None, help="override the config's out_dir")
-    parser.add_argument("--limit", type=int, default=None, help="run at most this many new simulations, then stop")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="run at most this many new simulations, then stop (0: only write the manifest of the "
+                             "finished ones, e.g. after a killed multi-process run, which writes it at its end)")
     parser.add_argument("--device", default=None, help="override the config's device (cpu, cuda, auto)")
     parser.add_argument("--force", action="store_true",
                         help="redo finished simulations whose recorded inputs (simulator version, box, grid, settings, "

@@ -273,7 +273,8 @@ def run_suite(cfg: SuiteConfig, *, progress: bool = True, limit: int | None = No
     progress : bool
         Show a progress bar over the simulations this run will do (its title says how many were done before).
     limit : int, optional
-        Stop after that many new simulations (for smoke tests and time-sliced jobs).
+        Stop after that many new simulations (for smoke tests and time-sliced jobs). 0: none, only write the
+        manifest of the finished ones (a multi-process run writes it at its end, so a killed one leaves none).
     force : bool
         Redo finished simulations whose recorded inputs differ from the config's. Without it such a resume
         raises ``ValueError`` before any work, naming the simulations and the differing keys.
