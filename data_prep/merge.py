@@ -35,7 +35,8 @@ def _rebased(sim: dict, src: Path, dst: Path) -> dict:
     return out
 
 
-def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | None = None) -> Path:
+def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | None = None,
+                    train_only: list[str | Path] = ()) -> Path:
     """Write one manifest listing the simulations of every manifest in ``paths`` (in that order).
 
     Parameters
@@ -47,6 +48,10 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
     first : int, optional
         Keep only each manifest's first ``first`` simulations (its design order), e.g. the first 32 of a
         Latin-hypercube suite that is still running.
+    train_only : list of str or Path
+        Manifests among ``paths`` whose simulations are all trained on: marked ``split: train``, so that
+        ``data-prep build`` holds none of them out (points added where the design is thin). The build splits the
+        other simulations by cosmology as it would split them alone.
 
     Returns
     -------
@@ -64,6 +69,10 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
     if first is not None and first < 1:
         raise ValueError(f"--first must be at least 1, got {first}")
     out = Path(out)
+    unknown = [str(p) for p in train_only if Path(p).resolve() not in {Path(q).resolve() for q in paths}]
+    if unknown:
+        raise ValueError(f"--train-only {unknown[0]} is not one of the manifests to merge")
+    trained = {Path(p).resolve() for p in train_only}
     metas, sims, owner = [], [], {}
     for path in map(Path, paths):
         meta, _ = load_manifest(path)
@@ -78,7 +87,8 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
             if sid in owner:
                 raise ValueError(f"sim_id {sid} is in both {owner[sid]} and {path}")
             owner[sid] = path
-            sims.append(_rebased(sim, path.parent.resolve(), out.parent.resolve()))
+            sim = _rebased(sim, path.parent.resolve(), out.parent.resolve())
+            sims.append({**sim, "split": "train"} if path.resolve() in trained else sim)
     merged = {**{k: metas[0][k] for k in SHARED_KEYS if k in metas[0]},
               "suite": "+".join(str(m.get("suite", "?")) for m in metas),
               "merged_from": [str(p) for p in paths],
@@ -99,10 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="merged manifest to write (atomically)")
     parser.add_argument("--first", type=int, default=None,
                         help="keep only each manifest's first N simulations (design order)")
+    parser.add_argument("--train-only", action="append", default=[], metavar="MANIFEST",
+                        help="one of the manifests whose simulations are all trained on (never held out by the "
+                             "build's split), e.g. points added near the hull's corners; repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
     """Merge and print the merged manifest's path and its number of simulations."""
-    out = merge_manifests(args.manifests, args.out, first=args.first)
+    out = merge_manifests(args.manifests, args.out, first=args.first, train_only=args.train_only)
     print(f"{out}: {len(json.loads(out.read_text())['simulations'])} simulations")
     return 0

@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from data_prep.build import build_training_set
+from data_prep.build import assign_splits, build_training_set
+from data_prep.manifest import load_manifest
 from data_prep.cli import main
 from data_prep.merge import merge_manifests
 from data_prep.simulate.suite import SuiteConfig, run_suite
@@ -58,6 +59,21 @@ def test_a_merged_build_holds_each_suites_simulations_unchanged(tmp_path):
         assert arrays.keys() == alone[sid].keys()
         for name, value in arrays.items():
             np.testing.assert_array_equal(value, alone[sid][name], err_msg=f"{sid}/{name}")
+
+
+def test_added_points_can_be_kept_in_training(tmp_path):
+    """--train-only: every simulation of the added suite is trained on, and the build splits the others exactly as
+    it splits their suite alone (same seed and fractions), so a run on the merged set differs from one on the suite
+    alone only by the added points."""
+    lhs = _suite(tmp_path / "lhs", n=4)
+    added = _suite(tmp_path / "added", n=0, cosmologies=ADDED)
+    merged = merge_manifests([lhs, added], tmp_path / "m" / "manifest.json", train_only=[added])
+    assert [s.get("split") for s in json.loads(merged.read_text())["simulations"]] == [None] * 4 + ["train"]
+    alone, both = (assign_splits(load_manifest(m)[1], 0.25, 0.0, 0) for m in (lhs, merged))
+    assert both["val"] == alone["val"] and len(alone["val"]) == 1
+    assert both["train"] == alone["train"] + ["corner"]
+    with pytest.raises(ValueError, match="--train-only .* is not one of the manifests"):
+        merge_manifests([lhs, added], tmp_path / "x.json", train_only=[tmp_path / "other.json"])
 
 
 def test_suites_that_cannot_make_one_training_set_are_refused(tmp_path):
