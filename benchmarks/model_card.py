@@ -25,6 +25,7 @@ from emulator.model.card import CARD_FORMAT, card_path
 from emulator.model.header import MODELS_DIR
 from emulator.model.pgd_correction import pgd_from_attr
 
+from .metrics import cosmology_groups
 from .results_file import load_results
 from .targets import TARGETS, cosmology_halos, halo_count_ratio, snapshot_deviations, target_values, thresholds
 
@@ -159,13 +160,11 @@ def card_entry(folder: str | Path, sha256: str) -> dict:
 
 def _per_cosmology_accuracy(res: dict) -> list[dict]:
     """Each graded cosmology's parameters with its worst ``|P/P_t - 1|`` and ``1 - r`` over its seeds (k <= k_max)."""
-    worst: dict[tuple, dict] = {}
-    for e, _, dev, omr in snapshot_deviations(res, CONTENDER):
-        row = worst.setdefault(tuple(sorted(e["cosmology"].items())), {**e["cosmology"], "worst_abs_dP_over_P": 0.0,
-                                                                        "worst_one_minus_r": 0.0})
-        row["worst_abs_dP_over_P"] = max(row["worst_abs_dP_over_P"], float(dev.max()))
-        row["worst_one_minus_r"] = max(row["worst_one_minus_r"], float(omr.max()))
-    return list(worst.values())
+    snaps = list(snapshot_deviations(res, CONTENDER))
+    return [{**snaps[idx[0]][0]["cosmology"],
+             "worst_abs_dP_over_P": max(float(snaps[i][2].max()) for i in idx),
+             "worst_one_minus_r": max(float(snaps[i][3].max()) for i in idx)}
+            for idx in cosmology_groups([s[0] for s in snaps])]
 
 
 def _range(values) -> list[float] | None:

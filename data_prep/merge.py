@@ -26,12 +26,17 @@ __all__ = ["merge_manifests", "add_arguments", "run"]
 SHARED_KEYS = ("box_size", "ngrid", "param_names", "prior_low", "prior_high")
 
 
+def _relative(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` (both resolved), with ``/`` separators as manifests write them."""
+    return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+
+
 def _rebased(sim: dict, src: Path, dst: Path) -> dict:
-    """``sim`` with its snapshot and initial-condition paths made relative to the folder ``dst``."""
-    move = lambda name: os.path.relpath(src / name, dst)  # noqa: E731
-    out = {**sim, "snapshots": [move(s) for s in sim["snapshots"]]}
+    """``sim`` with its snapshot and initial-condition paths (relative to the folder ``src``) made relative to the
+    folder ``dst``."""
+    out = {**sim, "snapshots": [_relative(src / s, dst) for s in sim["snapshots"]]}
     if sim.get("ic"):
-        out["ic"] = move(sim["ic"])
+        out["ic"] = _relative(src / sim["ic"], dst)
     return out
 
 
@@ -46,8 +51,9 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
     out : str or Path
         Merged manifest to write (atomically); its snapshot paths are relative to its folder.
     first : int, optional
-        Keep only each manifest's first ``first`` simulations (its design order), e.g. the first 32 of a
-        Latin-hypercube suite that is still running.
+        Keep only the first ``first`` simulations each manifest lists (a suite's manifest lists its finished ones in
+        design order), e.g. the first 32 of a Latin-hypercube suite that is still running; a manifest listing fewer
+        is refused.
     train_only : list of str or Path
         Manifests among ``paths`` whose simulations are all trained on: marked ``split: train``, so that
         ``data-prep build`` holds none of them out (points added where the design is thin). The build splits the
@@ -61,14 +67,17 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
     Raises
     ------
     ValueError
-        Fewer than two manifests, manifests that differ in box, grid, parameters, prior hull or simulation
-        settings, or a ``sim_id`` found in two of them.
+        Fewer than two manifests, ``out`` one of them, manifests that differ in box, grid, parameters, prior hull
+        or (recorded per simulation by ``data-prep simulate``) simulation settings, a ``sim_id`` found in two of
+        them, or one listing fewer than ``first`` simulations.
     """
     if len(paths) < 2:
         raise ValueError("data-prep merge needs at least two manifests")
     if first is not None and first < 1:
         raise ValueError(f"--first must be at least 1, got {first}")
     out = Path(out)
+    if out.resolve() in {Path(p).resolve() for p in paths}:
+        raise ValueError(f"--out {out} is one of the manifests to merge: choose another file")
     unknown = [str(p) for p in train_only if Path(p).resolve() not in {Path(q).resolve() for q in paths}]
     if unknown:
         raise ValueError(f"--train-only {unknown[0]} is not one of the manifests to merge")
@@ -82,21 +91,23 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
                 raise ValueError(f"{path} and {paths[0]} differ in {', '.join(bad)}: they cannot make one training "
                                  "set")
         metas.append(meta)
+        if first is not None and len(meta["simulations"]) < first:
+            raise ValueError(f"{path} lists {len(meta['simulations'])} simulations, fewer than --first {first}")
         for sim in meta["simulations"][:first]:
             sid = str(sim["sim_id"])
             if sid in owner:
                 raise ValueError(f"sim_id {sid} is in both {owner[sid]} and {path}")
             owner[sid] = path
-            sim = _rebased(sim, path.parent.resolve(), out.parent.resolve())
+            sim = _rebased(sim, path.parent, out.parent)
             sims.append({**sim, "split": "train"} if path.resolve() in trained else sim)
     merged = {**{k: metas[0][k] for k in SHARED_KEYS if k in metas[0]},
               "suite": "+".join(str(m.get("suite", "?")) for m in metas),
-              "merged_from": [str(p) for p in paths],
+              "merged_from": [_relative(Path(p), out.parent) for p in paths],  # as the snapshots: from its folder
               "code_version": code_version(), "updated": utc_now(), "simulations": sims}
     for key in ("simulation", "simulator_version"):
         if all(key in m for m in metas):
             merged[key] = metas[0][key]
-    check_simulation_inputs(out, merged)  # one set of simulation settings across the suites
+    check_simulation_inputs(" + ".join(map(str, paths)), merged)  # one set of simulation settings across suites
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(out, "w") as fh:
         json.dump(merged, fh, indent=1)

@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from emulator.core.cosmology import Cosmology
-from emulator.model.card import CORNER_FRACTION, corner_warning
+from emulator.model.corners import CORNER_FRACTION, corner_warning
 from emulator.model.emulate import CORNER_WARNED, check_request
 from emulator.model.header import MODELS_DIR
 from emulator.model.portable import load_model
@@ -38,13 +38,17 @@ def test_each_entrys_cosmologies_hold_its_worst_case(model):
 
 def test_the_shipped_models_corner_error_is_quoted_at_its_redshift():
     """hybrid_cola4 is 9.0% low at k = 0.74 h/Mpc at z = 0.5 at the corner validation point vc06 (benchmarks/results/
-    design_cpu/valc_cola4_z0.5); within 3% there at z = 1, and nothing is said at the hull's centre."""
+    design_cpu/valc_cola4_z0.5), against 1.7% at worst away from the corners; within 3% there at z = 1, and nothing
+    is said at the hull's centre."""
     card = _card("hybrid_cola4")
-    line = corner_warning(card, HULL, VC06, 0.5)
-    assert "(low Omega_m, high sigma8) corner" in line and "9.0% off the converged truth (target 3%" in line
-    assert "configs/suite_converged_val_corners.yaml" in line and "\n" not in line
-    other = corner_warning(card, HULL, {**VC06, "Omega_m": 0.245, "sigma8": 0.9}, 0.6)  # nearest graded z: 0.5
-    assert other.startswith("Omega_m = 0.245, sigma8 = 0.9 lies") and other.split(" lies")[1] == line.split(" lies")[1]
+    w = corner_warning(card, HULL, VC06, 0.5)
+    assert w.corner == ("low", "high") and w.redshift == 0.5 and "\n" not in w.text
+    assert ("model hybrid_cola4's P(k) was measured 9.0% off the converged truth (target 3%; 1.7% at worst "
+            "away") in w.text
+    assert "configs/suite_converged_val_corners.yaml" in w.text
+    between = corner_warning(card, HULL, {**VC06, "Omega_m": 0.245, "sigma8": 0.9}, 0.25)  # graded z 0 and 0.5
+    assert between.text.startswith("Omega_m = 0.245, sigma8 = 0.9 lies") and between.redshift == 0.5
+    assert between.text.split(" lies")[1] == w.text.split(" lies")[1]
     assert corner_warning(card, HULL, VC06, 1.0) is None
     assert corner_warning(card, HULL, CENTRE, 0.5) is None
     for e in card["entries"]:  # a looser P(k) target: nothing measured beyond it
@@ -52,43 +56,66 @@ def test_the_shipped_models_corner_error_is_quoted_at_its_redshift():
     assert corner_warning(card, HULL, VC06, 0.5) is None
 
 
-def test_only_the_same_corner_counts():
+def _measured(u_om, u_s8, err, z=0.0):
+    """A card entry at redshift ``z`` with one graded cosmology at (u_om, u_s8) half-widths from the centre."""
+    c = {**CENTRE, "Omega_m": 0.32 + 0.08 * u_om, "sigma8": 0.80 + 0.10 * u_s8, "worst_abs_dP_over_P": err,
+         "worst_one_minus_r": 0.01}
+    return {"redshift": z, "k_max": 0.785, "truth": {"suite": "s.yaml"}, "cosmologies": [c],
+            "targets": {"pk_worst": {"threshold": 0.03}}}
+
+
+def _at(u_om, u_s8):
+    return {**CENTRE, "Omega_m": 0.32 + 0.08 * u_om, "sigma8": 0.80 + 0.10 * u_s8}
+
+
+def test_only_the_same_corner_counts_and_only_when_worse_than_elsewhere():
     """A measurement at the (high Omega_m, high sigma8) corner warns there, from CORNER_FRACTION of the way to the
-    faces in both parameters, and says nothing about the other three corners or a point short of it."""
-    measured = {**CENTRE, "Omega_m": 0.40, "sigma8": 0.90, "worst_abs_dP_over_P": 0.2, "worst_one_minus_r": 0.01}
-    card = {"entries": [{"redshift": 0.0, "k_max": 0.785, "truth": {"suite": "s.yaml"}, "cosmologies": [measured],
-                         "targets": {"pk_worst": {"threshold": 0.03}}}]}
+    faces in both parameters; not at the other corners or short of it; not when a point away from the corners (even
+    in the same quadrant) was measured worse; and the worse of the two graded redshifts around the request counts."""
     f = CORNER_FRACTION
-
-    def at(u_om, u_s8):
-        return {**CENTRE, "Omega_m": 0.32 + 0.08 * u_om, "sigma8": 0.80 + 0.10 * u_s8}
-
-    assert "20.0% off" in corner_warning(card, HULL, at(f + 0.01, f + 0.01), 0.0)
+    card = {"model": "m", "entries": [_measured(1, 1, 0.2)]}
+    w = corner_warning(card, HULL, _at(f + 0.01, f + 0.01), 0.0)
+    assert w.corner == ("high", "high") and "model m's P(k) was measured 20.0% off" in w.text
     for u in [(f - 0.01, 1.0), (1.0, f - 0.01), (-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0)]:
-        assert corner_warning(card, HULL, at(*u), 0.0) is None, u
-    assert corner_warning(None, HULL, at(1, 1), 0.0) is None
-    assert corner_warning({"entries": []}, HULL, at(1, 1), 0.0) is None
+        assert corner_warning(card, HULL, _at(*u), 0.0) is None, u
+    worse_inside = {"entries": [_measured(1, 1, 0.2), _measured(0.5, 0.5, 0.3)]}
+    assert corner_warning(worse_inside, HULL, _at(1, 1), 0.0) is None
+    within = {"entries": [_measured(1, 1, 0.03)]}  # at the target: not beyond it
+    assert corner_warning(within, HULL, _at(1, 1), 0.0) is None
+    two = {"entries": [_measured(1, 1, 0.2, z=0.0), _measured(1, 1, 0.5, z=1.0)]}
+    assert [corner_warning(two, HULL, _at(1, 1), z).redshift for z in (0.0, 0.5, 1.0, 2.0)] == [0.0, 1.0, 1.0, 1.0]
+    assert "50.0% off" in corner_warning(two, HULL, _at(1, 1), 0.5).text
+    assert corner_warning(None, HULL, _at(1, 1), 0.0) is None
+    assert corner_warning({"entries": []}, HULL, _at(1, 1), 0.0) is None
+    assert corner_warning({"entries": [{**_measured(1, 1, 0.2), "cosmologies": None}]}, HULL, _at(1, 1), 0) is None
 
 
-def test_emulate_warns_near_the_corner_with_the_number(tmp_path):
-    """The request check of every generation path warns with the card's number, once per process (not for every
-    realization); a copy of the model without its card has nothing to quote."""
+def test_emulate_warns_once_per_model_corner_and_redshift(tmp_path, capsys):
+    """The request check of every generation path warns with the card's number once per model, corner and graded
+    redshift (not for every realization or cosmology there); a copy of the model without its card, or with a stale
+    one, has nothing to quote, and loading it says nothing (emulator info does)."""
     model = load_model("hybrid_cola4")
     CORNER_WARNED.clear()
+
+    def check(point, z=0.5, seed=1, m=model):
+        check_request(Cosmology.from_mapping(point), z, 128.0, seed, model=m, method="emulator", ngrid=None,
+                      device="cpu", allow_extrapolation=False)
+
     with pytest.warns(UserWarning, match=r"9\.0% off the converged truth"):
-        check_request(Cosmology.from_mapping(VC06), 0.5, 128.0, 1, model=model, method="emulator", ngrid=None,
-                      device="cpu", allow_extrapolation=False)
-    with warnings.catch_warnings():  # once per process, not once per realization
-        warnings.simplefilter("error")
-        check_request(Cosmology.from_mapping(VC06), 0.5, 128.0, 2, model=model, method="emulator", ngrid=None,
-                      device="cpu", allow_extrapolation=False)
-    CORNER_WARNED.clear()
-    shutil.copy(MODELS_DIR / "hybrid_cola4.pt", tmp_path / "copy.pt")
-    bare = load_model(tmp_path / "copy.pt")
-    assert bare.card is None and model.card is not None
+        check(VC06)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_request(Cosmology.from_mapping(VC06), 0.5, 128.0, 1, model=bare, method="emulator", ngrid=None,
-                      device="cpu", allow_extrapolation=False)
-        check_request(Cosmology.from_mapping(CENTRE), 0.5, 128.0, 1, model=model, method="emulator", ngrid=None,
-                      device="cpu", allow_extrapolation=False)
+        check(VC06, seed=2)
+        check({**VC06, "Omega_m": 0.245}, seed=3)
+        check(CENTRE)
+    with pytest.warns(UserWarning, match=r"high Omega_m, high sigma8\) corner"):
+        check({**VC06, "Omega_m": 0.39})
+    shutil.copy(MODELS_DIR / "hybrid_cola4.pt", tmp_path / "copy.pt")
+    shutil.copy(MODELS_DIR / "hybrid_pm4.card.json", tmp_path / "copy.card.json")  # another model's: stale
+    CORNER_WARNED.clear()
+    capsys.readouterr()
+    bare = load_model(tmp_path / "copy.pt")
+    assert bare.card is None and model.card is not None and capsys.readouterr().err == ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(VC06, m=bare)

@@ -50,6 +50,7 @@ def test_a_merged_build_holds_each_suites_simulations_unchanged(tmp_path):
     assert [s["sim_id"] for s in meta["simulations"]] == ["sim_0000", "corner"]
     assert meta["suite"] == "lhs+added" and meta["prior_low"] == json.loads(lhs.read_text())["prior_low"]
     assert all(s["snapshots"][0].startswith("../") for s in meta["simulations"])  # relative to the new folder
+    assert meta["merged_from"] == ["../lhs/manifest.json", "../added/manifest.json"]
     kw = dict(val_fraction=0.0, test_fraction=0.0, progress=False)
     both = _fields(build_training_set(merged, tmp_path / "both.h5", **kw))
     alone = {**_fields(build_training_set(lhs, tmp_path / "lhs.h5", **kw)),
@@ -80,7 +81,8 @@ def test_suites_that_cannot_make_one_training_set_are_refused(tmp_path):
     lhs = _suite(tmp_path / "lhs", n=1)
     out = tmp_path / "merged.json"
     cases = [
-        (_suite(tmp_path / "steps", n=0, cosmologies=ADDED, steps=3), "mixes simulation settings"),
+        (_suite(tmp_path / "steps", n=0, cosmologies=ADDED, steps=3), r"lhs/manifest.json \+ .*steps/manifest.json: "
+                                                                       "the suite mixes simulation settings"),
         (_suite(tmp_path / "hull", n=0, cosmologies=ADDED, prior={**PRIOR, "h": [0.6, 0.7]}), "prior_low"),
         (lhs, "sim_id sim_0000 is in both"),
     ]
@@ -90,6 +92,13 @@ def test_suites_that_cannot_make_one_training_set_are_refused(tmp_path):
         assert "\n" not in str(err.value) and not out.exists()
     with pytest.raises(ValueError, match="at least two"):
         merge_manifests([lhs], out)
+    added = _suite(tmp_path / "added", n=0, cosmologies=ADDED)
+    with pytest.raises(ValueError, match="lhs/manifest.json lists 1 simulations, fewer than --first 2"):
+        merge_manifests([lhs, added], out, first=2)
+    before = lhs.read_text()
+    with pytest.raises(ValueError, match="is one of the manifests to merge"):
+        merge_manifests([lhs, added], lhs)
+    assert lhs.read_text() == before and not out.exists()
 
 
 def test_merge_command_line(tmp_path, capsys):

@@ -296,6 +296,7 @@ def test_builder_refuses_a_report_without_a_number(tmp_path, monkeypatch, capsys
 
 def test_card_module_does_not_import_torch():
     script = ("from emulator.model.card import format_card, read_card\n"
+              "from emulator.model.corners import corner_warning\n"
               "print(format_card(read_card('emulator/models/hybrid_pm4.pt')))\n"
               "import sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO).stdout

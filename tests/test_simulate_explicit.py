@@ -244,8 +244,9 @@ def test_the_corner_training_suite_reaches_the_corners_without_touching_a_held_o
     val_corners = suite_design(load_suite_config(CONFIGS / "suite_converged_val_corners.yaml"))
     pv = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in val_corners])
     assert not {tuple(np.sign(u)) for u in unit} & {tuple(np.sign(u)) for u in (pv - (low + high) / 2)}
-    others = [*_suites().values(), load_suite_config(CONFIGS / "suite_converged_val_corners.yaml"),
-              *(load_suite_config(CONFIGS / f"suite_converged_1mpc{s}.yaml") for s in ("", "_test"))]
+    others = [load_suite_config(p) for p in sorted(CONFIGS.glob("suite_converged*.yaml"))
+              if p.name != "suite_converged_corners.yaml"]
+    assert len(others) >= 9  # training, validation (two), test (two sizes), response (two), 1 Mpc/h (two)
     for other in (suite_design(c) for c in others):
         assert not {d["seed"] for d in design} & {d["seed"] for d in other}
         po = np.array([Cosmology.from_mapping(d["cosmology"]).to_array() for d in other])

@@ -3,7 +3,7 @@
 ``<stem>.card.json`` next to ``<stem>.pt`` (written by ``python -m benchmarks.model_card``) records, for each
 committed benchmark report that graded this very file, the worst and median P(k) error, the decorrelation, the
 FoF halo counts, halo bias and mass function against suites of simulations never used in its training or selection,
-and where in the hull its worst P(k) errors were (:func:`corner_warning`). It
+and where in the hull its worst P(k) errors were (:mod:`emulator.model.corners`). It
 serves models whose file carries no ``validation`` metadata, whose bytes must not change (reports check their
 SHA-256). A card counts only while its ``sha256`` is the model file's: a retrained model file makes it stale.
 Like :mod:`emulator.model.header`, this module does not import torch (``emulator info`` stays fast).
@@ -16,11 +16,9 @@ import sys
 from itertools import groupby
 from pathlib import Path
 
-__all__ = ["CARD_FORMAT", "CORNER_FRACTION", "card_path", "read_card", "format_card", "corner_warning"]
+__all__ = ["CARD_FORMAT", "card_path", "read_card", "format_card"]
 
 CARD_FORMAT = "cosmo-emulator-model-card"
-#: a point is near a corner of the hull when ``abs(2 (x - centre) / (high - low))`` reaches this in Omega_m and sigma8
-CORNER_FRACTION = 0.75
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -29,7 +27,7 @@ def card_path(model_path: str | Path) -> Path:
     return model_path.with_name(f"{model_path.stem}.card.json")
 
 
-def read_card(model_path: str | Path, sha256: str | None = None) -> dict | None:
+def read_card(model_path: str | Path, sha256: str | None = None, *, quiet: bool = False) -> dict | None:
     """The card of the model file ``model_path``, or ``None`` when it has none or the card is not for it.
 
     Parameters
@@ -38,6 +36,8 @@ def read_card(model_path: str | Path, sha256: str | None = None) -> dict | None:
         The model file (``.pt``); its card is :func:`card_path` of it.
     sha256 : str, optional
         The model file's SHA-256 if already known (hashed here otherwise).
+    quiet : bool
+        Say nothing about a card that is unreadable, not a card or stale (a model load, not ``emulator info``).
 
     Returns
     -------
@@ -51,20 +51,25 @@ def read_card(model_path: str | Path, sha256: str | None = None) -> dict | None:
     try:
         card = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        print(f"warning: {path}: unreadable model card ({exc}); not shown", file=sys.stderr)
+        _say(quiet, f"warning: {path}: unreadable model card ({exc}); not shown")
         return None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or not isinstance(card.get("entries"), list):
-        print(f"warning: {path}: not a model card; not shown", file=sys.stderr)
+        _say(quiet, f"warning: {path}: not a model card; not shown")
         return None
     if sha256 is None:
         from ..core.provenance import sha256_file
 
         sha256 = sha256_file(model_path)
     if card.get("sha256") != sha256:
-        print(f"warning: {path}: model card is stale (made for sha256 {str(card.get('sha256'))[:16]}..., the model "
-              f"file is {sha256[:16]}...); not shown", file=sys.stderr)
+        _say(quiet, f"warning: {path}: model card is stale (made for sha256 {str(card.get('sha256'))[:16]}..., the "
+                    f"model file is {sha256[:16]}...); not shown")
         return None
     return card
+
+
+def _say(quiet: bool, line: str) -> None:
+    if not quiet:
+        print(line, file=sys.stderr)
 
 
 def _g(v: float | None) -> str:
@@ -122,41 +127,3 @@ def format_card(card: dict) -> str:
                          f"| {e.get('halo_masses', 'raw')} | {e.get('particles', 'network')} |")
     return "\n".join(lines)
 
-
-def _unit(hull: dict, name: str, value: float) -> float:
-    """``value`` of parameter ``name`` in units of the hull's half-width from its centre (-1 and 1: the faces)."""
-    lo, hi = hull[name]
-    return 0.0 if hi <= lo else 2.0 * (float(value) - (lo + hi) / 2.0) / (hi - lo)
-
-
-def corner_warning(card: dict | None, hull: dict, cosmology: dict, redshift: float) -> str | None:
-    """One line when ``cosmology`` lies near a corner of the hull in (Omega_m, sigma8) where the card's reports
-    measured this model's P(k) beyond its target at the graded redshift nearest ``redshift``, else ``None``.
-
-    Near a corner: both parameters at least :data:`CORNER_FRACTION` of the way from the hull's centre to its faces.
-    The measurement: the graded cosmologies of the card's entries (``cosmologies``) in the same corner, their worst
-    ``|P/P_t - 1|`` (k <= k_Nyq/2) against the entry's P(k) target; the line quotes the worst of them.
-    """
-    names = ("Omega_m", "sigma8")
-    u = [_unit(hull, n, cosmology[n]) for n in names]
-    if not card or not card.get("entries") or min(abs(x) for x in u) < CORNER_FRACTION:
-        return None
-    nearest = min((abs(e["redshift"] - redshift), e["redshift"]) for e in card["entries"])[1]
-    worst = None
-    for e in (e for e in card["entries"] if e["redshift"] == nearest):
-        limit = ((e.get("targets") or {}).get("pk_worst") or {}).get("threshold")
-        for c in e.get("cosmologies") or []:
-            v = [_unit(hull, n, c[n]) for n in names]
-            same = all(abs(b) >= CORNER_FRACTION and a * b > 0 for a, b in zip(u, v))
-            if same and limit is not None and c["worst_abs_dP_over_P"] > limit and (
-                    worst is None or c["worst_abs_dP_over_P"] > worst[0]["worst_abs_dP_over_P"]):
-                worst = (c, e, limit)
-    if worst is None:
-        return None
-    c, e, limit = worst
-    side = lambda x: "high" if x > 0 else "low"  # noqa: E731
-    return (f"Omega_m = {cosmology['Omega_m']:g}, sigma8 = {cosmology['sigma8']:g} lies near the hull's "
-            f"({side(u[0])} Omega_m, {side(u[1])} sigma8) corner, where this model's P(k) was measured "
-            f"{c['worst_abs_dP_over_P']:.1%} off the converged truth (target {limit:.0%}; 1 - r "
-            f"{c['worst_one_minus_r']:.4f}; z = {e['redshift']:g}, k <= {e['k_max']:.2f} h/Mpc, Omega_m = "
-            f"{c['Omega_m']:g}, sigma8 = {c['sigma8']:g}, {e['truth'].get('suite')}); see emulator info")

@@ -31,7 +31,7 @@ from ..core.pgd import pgd_shift
 from ..core.velocity_noise import add_velocity_noise
 from ..core.pm_base import pm_base_fields
 from ..core.power import LinearPower
-from .card import corner_warning
+from .corners import corner_warning
 from .tiling import DEFAULT_TILE, balanced_tile, predict_box
 from .portable import EmulatorModel, ExtrapolationError, check_device
 
@@ -123,8 +123,9 @@ def growth_factors(cosmology: Cosmology, redshift: float) -> tuple[float, float,
     return a, d1, d2, f1, f2, e
 
 
-#: corner warnings already given in this process (:func:`emulator.model.card.corner_warning`)
-CORNER_WARNED: set[str] = set()
+#: (model sha256, corner, graded redshift) of the corner warnings given in this process
+#: (:func:`emulator.model.corners.corner_warning`)
+CORNER_WARNED: set[tuple] = set()
 
 
 def check_request(cosmology: Cosmology, redshift: float, box_size: float, seed: int, *,
@@ -154,9 +155,10 @@ def check_request(cosmology: Cosmology, redshift: float, box_size: float, seed: 
         if extrapolated:
             warnings.warn("extrapolating the emulator: " + "; ".join(extrapolated), stacklevel=3)
         corner = corner_warning(model.card, model.hull(), cosmology.to_dict(), redshift)
-        if corner and corner not in CORNER_WARNED:  # once per process: not again for every realization
-            CORNER_WARNED.add(corner)
-            warnings.warn(corner, stacklevel=3)
+        key = corner and (model.sha256, corner.corner, corner.redshift)
+        if corner and key not in CORNER_WARNED:  # once per model, corner and redshift: not for every realization
+            CORNER_WARNED.add(key)
+            warnings.warn(corner.text, stacklevel=3)
     else:
         n = ngrid if ngrid is not None else resolve_grid(box_size, model.cell_size) if model else None
         if n is None:

@@ -189,5 +189,5 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         pgd=pgd,
         vdisp=read_vdisp(path, digest),
         velocity=velocity,
-        card=read_card(path, digest),
+        card=read_card(path, digest, quiet=True),
     )
