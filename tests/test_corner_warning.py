@@ -119,3 +119,23 @@ def test_emulate_warns_once_per_model_corner_and_redshift(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(VC06, m=bare)
+
+
+def test_a_mock_near_the_corner_records_the_warning(tmp_path):
+    """The mock file's attributes keep the warning (with the number) for every realization, as they keep the hull
+    warning, so a pipeline that makes thousands of mocks can find it after the log has scrolled by."""
+    import h5py
+
+    from emulator import generate_mocks
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths = generate_mocks(VC06, redshift=0.5, box_size=64.0, n_realizations=2, out_dir=tmp_path / "corner",
+                               model="hybrid_cola4")
+        centre = generate_mocks(CENTRE, redshift=0.5, box_size=64.0, out_dir=tmp_path / "centre",
+                                model="hybrid_cola4")
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            assert "9.0% off the converged truth" in f.attrs["accuracy_warning"]
+    with h5py.File(centre[0], "r") as f:
+        assert f.attrs["accuracy_warning"] == ""

@@ -22,6 +22,7 @@ from ..core.cosmology import PARAMETER_NAMES, Cosmology, get_preset
 from ..core.distributed import (all_gather_objects, barrier, init_if_needed, launched_by_torchrun, rank_device,
                                 rank_world, shard)
 from ..core.provenance import code_version
+from ..model.corners import corner_warning
 from ..model.emulate import SEED_MAX, check_seed, emulate_fields, resolve_grid
 from ..model.pgd_correction import pgd_attr, pgd_digest
 from ..model.portable import EmulatorModel, ExtrapolationError, check_device, load_model
@@ -310,6 +311,8 @@ def generate_mocks(
                     "velocity_dispersion_sha256": vdisp_digest(vdisp),
                     "package_version": code_version(),
                     "extrapolation_warning": "; ".join(fields.extrapolated),
+                    "accuracy_warning": getattr(corner_warning(model.card, model.hull(), cosmo.to_dict(), redshift),
+                                                "text", ""),  # near a corner measured beyond the P(k) target
                     "generation_seconds": time.perf_counter() - t0,
                     **extra,
                 }
