@@ -39,6 +39,8 @@ def _commands_reaching(path: Path) -> list[str]:
         return ["simulate"]
     if rel == "inspect.py":
         return ["inspect"]
+    if rel == "merge.py":
+        return ["merge"]
     return list(SUBCOMMANDS)
 
 
