@@ -260,6 +260,8 @@ def generate_mocks(
         check_hod(opts, cosmo, redshift, box, ngrid)  # galaxies: warn/refuse an HOD the resolution cannot hold
     pgd = applied_pgd(opts, model)  # the sharpening applied (its digest: part of every file's identity)
     vdisp = applied_vdisp(opts, model)  # the velocity dispersion added (likewise)
+    # near a corner where the card measured P(k) beyond its target: the line, in every file's attrs (else "")
+    accuracy = getattr(corner_warning(model.card, model.hull(), cosmo.to_dict(), redshift), "text", "")
     _warn_if_velocities_cold(opts, model)
     calibration = halo_calibration(opts, model) if opts.tracer in ("halos", "galaxies") else None
     plan = plan_memory(opts, ngrid, box, halo=int(model.net.halo), multiple=max(2, int(model.net.size_multiple)),
@@ -311,8 +313,7 @@ def generate_mocks(
                     "velocity_dispersion_sha256": vdisp_digest(vdisp),
                     "package_version": code_version(),
                     "extrapolation_warning": "; ".join(fields.extrapolated),
-                    "accuracy_warning": getattr(corner_warning(model.card, model.hull(), cosmo.to_dict(), redshift),
-                                                "text", ""),  # near a corner measured beyond the P(k) target
+                    "accuracy_warning": accuracy,
                     "generation_seconds": time.perf_counter() - t0,
                     **extra,
                 }

@@ -126,4 +126,3 @@ def format_card(card: dict) -> str:
                          f"| {_g(e['mass_function_worst'])} | {_g(e['halo_bias_worst'])} | {_per_cosmology(e)} "
                          f"| {e.get('halo_masses', 'raw')} | {e.get('particles', 'network')} |")
     return "\n".join(lines)
-
