@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -146,11 +147,17 @@ def _read(cfg: SuiteConfig, path: Path, out: Path, redshift: float, device, log:
     return mocks, cfg, notes
 
 
-def finished_snapshots(suite: str | Path, redshifts, log: Callable[[str], None] = print):
-    """``(suite config, record, cosmology, redshift, snapshot)`` for every snapshot at one of ``redshifts`` of every
-    finished simulation of ``suite`` made from its inputs (those made from other inputs are skipped, with a line);
-    headers are read first, only the snapshots asked for in full. Raises FileNotFoundError when nothing is finished
-    and ValueError when no snapshot is at the redshifts."""
+@dataclass(frozen=True)
+class ManifestGrid:
+    """Box and grid of a manifest's simulations (what the readers of :func:`finished_snapshots` use of a suite)."""
+
+    name: str
+    ngrid: int
+    box_size: float
+
+
+def _suite_records(suite: str | Path, log: Callable[[str], None]):
+    """(suite config, records with snapshot paths) of a suite YAML's simulations finished from its inputs."""
     from .config import resolve_repo_path
 
     cfg = load_suite_config(resolve_repo_path(str(suite)))
@@ -161,14 +168,57 @@ def finished_snapshots(suite: str | Path, redshifts, log: Callable[[str], None] 
                                 f"data-prep simulate first)")
     if stale:
         log(f"{len(stale)} simulation(s) in {out_dir} made from other inputs are skipped: {sorted(stale)}")
+    return cfg, [{**rec, "snapshots": [out_dir / name for name in rec["snapshots"]]} for rec in records]
+
+
+def _manifest_records(path: str | Path, log: Callable[[str], None]):
+    """(grid, records) of every simulation a manifest lists but those it marks ``val`` or ``test``."""
+    from data_prep.manifest import load_manifest
+
+    meta, entries = load_manifest(path)
+    held = [e.sim_id for e in entries if e.split in ("val", "test")]
+    if held:
+        log(f"{len(held)} simulation(s) of {path} marked val or test are skipped: {held}")
+    records = []
+    for e in entries:
+        if e.split in ("val", "test"):
+            continue
+        if e.seed is None:
+            raise ValueError(f"{path}: simulation {e.sim_id} has no seed (the generator remakes its initial noise "
+                             "from the seed)")
+        missing = [s for s in e.snapshots if not Path(s).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path}: simulation {e.sim_id}: snapshot {missing[0]} does not exist")
+        records.append({"sim_id": e.sim_id, "seed": e.seed, "cosmology": e.cosmology.to_dict(),
+                        "snapshots": [Path(s) for s in e.snapshots]})
+    if not records:
+        raise ValueError(f"{path}: every simulation is marked val or test; nothing to fit or grade on")
+    return ManifestGrid(str(meta.get("suite", Path(path).parent.name)), int(meta["ngrid"]),
+                        float(meta["box_size"])), records
+
+
+def finished_snapshots(suite: str | Path, redshifts, log: Callable[[str], None] = print):
+    """``(grid, record, cosmology, redshift, snapshot)`` for every snapshot at one of ``redshifts`` of every
+    simulation of ``suite``: a suite YAML (its simulations finished from its inputs; those made from other inputs
+    are skipped, with a line; ``grid`` is the :class:`SuiteConfig`) or a ``manifest.json`` (``data-prep simulate``'s
+    or ``data-prep merge``'s: every simulation it lists but those marked ``val`` or ``test``; ``grid`` a
+    :class:`ManifestGrid`). Headers are read first, only the snapshots asked for in full. Raises
+    FileNotFoundError when nothing is finished or a listed snapshot is missing, and ValueError when no snapshot is
+    at the redshifts."""
+    from .config import resolve_repo_path
+
+    if str(suite).endswith(".json"):
+        grid, records = _manifest_records(resolve_repo_path(str(suite)), log)
+    else:
+        grid, records = _suite_records(suite, log)
     found = False
     for rec in records:
         cosmo = Cosmology.from_mapping(rec["cosmology"])
-        for name in rec["snapshots"]:
-            z = float(read_header(out_dir / name).redshift)
+        for path in rec["snapshots"]:
+            z = float(read_header(path).redshift)
             if any(abs(z - float(want)) < 1e-4 for want in redshifts):
                 found = True
-                yield cfg, rec, cosmo, round(z, 4), read_snapshot(out_dir / name)
+                yield grid, rec, cosmo, round(z, 4), read_snapshot(path)
     if not found:
         raise ValueError(f"suite {suite} has no snapshot at redshifts {list(redshifts)}")
 
@@ -207,6 +257,7 @@ def check_fit_grade(args, option: str) -> None:
 def add_suite_arguments(parser) -> None:
     """The options of a command that grades or fits a model on a suite's finished simulations
     (:func:`finished_snapshots`): ``--suite``, ``--model`` and ``--redshifts``."""
-    parser.add_argument("--suite", required=True, help="suite YAML whose finished simulations are the truth")
+    parser.add_argument("--suite", required=True, help="the truth: a suite YAML (its finished simulations) or a "
+                        "manifest.json of data-prep simulate or merge (its simulations but those marked val or test)")
     parser.add_argument("--model", default="hybrid_pm4", help="model file or embedded model name")
     parser.add_argument("--redshifts", type=float, nargs="+", default=[0.0, 0.5, 1.0])

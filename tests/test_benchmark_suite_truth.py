@@ -294,3 +294,37 @@ def test_a_fitted_file_is_written_and_a_file_generation_does_not_read_is_said(tm
     assert (tmp_path / "other.json").exists()
     assert said == [f"note: generation reads {tmp_path / 'm.pgd.json'}, not {tmp_path / 'other.json'}"]
     assert capsys.readouterr().out == "table t\ntable t\n"
+
+
+def test_fitting_tools_read_a_manifest_as_they_read_its_suite(tmp_path):
+    """``--suite manifest.json`` (a merged design's training set): the same snapshots, seeds and grid as the suite
+    YAML; simulations marked val or test are left out; a missing snapshot or seed is refused naming the manifest."""
+    from benchmarks.suite_truth import finished_snapshots
+
+    suite = _suite(tmp_path)
+    cfg = load_suite_config(suite)
+    run_suite(cfg, progress=False)
+    manifest = Path(cfg.out_dir) / "manifest.json"
+    by_yaml = list(finished_snapshots(suite, [0.0, 1.0], log=lambda s: None))
+    by_json = list(finished_snapshots(manifest, [0.0, 1.0], log=lambda s: None))
+    assert len(by_yaml) == len(by_json) == 4
+    for (g1, r1, c1, z1, s1), (g2, r2, c2, z2, s2) in zip(by_yaml, by_json):
+        assert (g1.ngrid, g1.box_size, r1["sim_id"], r1["seed"], z1) == (g2.ngrid, g2.box_size, r2["sim_id"],
+                                                                          r2["seed"], z2)
+        assert c1.to_dict() == c2.to_dict() and np.array_equal(s1.positions, s2.positions)
+    meta = json.loads(manifest.read_text())
+    meta["simulations"][1]["split"] = "test"
+    manifest.write_text(json.dumps(meta))
+    said = []
+    assert {r["sim_id"] for _, r, *_ in finished_snapshots(manifest, [0.0], log=said.append)} == {"a"}
+    assert "marked val or test are skipped: ['b']" in said[0]
+    del meta["simulations"][0]["inputs"], meta["simulations"][0]["inputs_sha256"]
+    meta["simulations"][0]["seed"] = None
+    manifest.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="manifest.json: simulation a has no seed"):
+        list(finished_snapshots(manifest, [0.0]))
+    meta["simulations"][0]["seed"] = 61
+    meta["simulations"][0]["snapshots"].append("a/missing.hdf5")
+    manifest.write_text(json.dumps(meta))
+    with pytest.raises(FileNotFoundError, match="manifest.json: simulation a: snapshot .*missing.hdf5 does not"):
+        list(finished_snapshots(manifest, [0.0]))
