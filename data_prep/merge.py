@@ -68,8 +68,9 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
     ------
     ValueError
         Fewer than two manifests, ``out`` one of them, manifests that differ in box, grid, parameters, prior hull
-        or (recorded per simulation by ``data-prep simulate``) simulation settings, a ``sim_id`` found in two of
-        them, or one listing fewer than ``first`` simulations.
+        or simulation settings (the suite-level ``simulation`` and ``simulator_version`` where given, and those
+        ``data-prep simulate`` records per simulation), a ``sim_id`` found in two of them, or one listing fewer
+        than ``first`` simulations.
     """
     if len(paths) < 2:
         raise ValueError("data-prep merge needs at least two manifests")
@@ -104,10 +105,14 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
               "suite": "+".join(str(m.get("suite", "?")) for m in metas),
               "merged_from": [_relative(Path(p), out.parent) for p in paths],  # as the snapshots: from its folder
               "code_version": code_version(), "updated": utc_now(), "simulations": sims}
-    for key in ("simulation", "simulator_version"):
-        if all(key in m for m in metas):
-            merged[key] = metas[0][key]
     check_simulation_inputs(" + ".join(map(str, paths)), merged)  # one set of simulation settings across suites
+    for key in ("simulation", "simulator_version"):  # suite-level: also on hand-written manifests without inputs
+        given = [(p, m[key]) for p, m in zip(paths, metas) if key in m]
+        if any(v != given[0][1] for _, v in given):
+            other = next(p for p, v in given if v != given[0][1])
+            raise ValueError(f"{other} and {given[0][0]} differ in {key}: they cannot make one training set")
+        if len(given) == len(metas):
+            merged[key] = metas[0][key]
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(out, "w") as fh:
         json.dump(merged, fh, indent=1)

@@ -109,3 +109,24 @@ def test_merge_command_line(tmp_path, capsys):
     assert f"{out}: 3 simulations" in capsys.readouterr().out
     assert main(["merge", str(lhs), str(lhs), "--out", str(tmp_path / "x.json")]) != 0
     assert "sim_id sim_0000 is in both" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_hand_written_manifests_with_other_suite_settings_are_refused(tmp_path):
+    """Without per-simulation ``inputs`` (a hand-written manifest) the suite-level ``simulation`` settings and
+    simulator version still decide: other steps are refused in one line, with no file."""
+    lhs, added = _suite(tmp_path / "lhs", n=1), _suite(tmp_path / "added", n=0, cosmologies=ADDED)
+    for path in (lhs, added):
+        meta = json.loads(path.read_text())
+        for sim in meta["simulations"]:
+            del sim["inputs"], sim["inputs_sha256"]
+        path.write_text(json.dumps(meta))
+    out = tmp_path / "merged.json"
+    merge_manifests([lhs, added], out)  # the same settings: merged, keeping them
+    assert json.loads(out.read_text())["simulation"] == json.loads(lhs.read_text())["simulation"]
+    out.unlink()
+    for key, value in (("simulation", {**SIM, "steps": 3}), ("simulator_version", 0)):
+        edited = added.parent / f"edited_{key}.json"  # beside its snapshots
+        edited.write_text(json.dumps({**json.loads(added.read_text()), key: value}))
+        with pytest.raises(ValueError, match=f"edited_{key}.json and .*lhs/manifest.json differ in {key}") as err:
+            merge_manifests([lhs, edited], out)
+        assert "\n" not in str(err.value) and not out.exists()
