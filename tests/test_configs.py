@@ -134,6 +134,22 @@ def test_the_corner_training_run_differs_from_cola6_only_in_data_and_folder():
     _assert_a_run_of_its_own(cola6, corners, "runs/design/cola6_corners")
 
 
+def test_the_adapted_wide_run_is_cola6_corners_with_the_wide_budget_network():
+    """configs/design/cola6_w12.yaml: cola6_corners' training set, base and losses, hybrid_cola4_w12's 12-channel
+    network started from its committed weights, 1500 steps from half the learning rate, in a folder of its own."""
+    corners = _print_config("design/cpu_budget.yaml", "design/cola6_corners.yaml")
+    run = _print_config("design/cpu_budget.yaml", "design/cola6_corners.yaml", "design/cola6_w12.yaml")
+    model = run["model"]
+    assert model.pop("init_from") == "benchmarks/results/design_cpu/hybrid_cola4_w12.pt"
+    assert (CONFIGS.parent / "benchmarks/results/design_cpu/hybrid_cola4_w12.pt").is_file()
+    assert model.pop("network") == {**corners["model"].pop("network"), "base_channels": 12}
+    assert (model.pop("lr"), model.pop("warmup_steps")) == (0.5 * corners["model"].pop("lr"), 50)
+    corners["model"].pop("warmup_steps"), corners["model"].pop("init_from", None)
+    assert run["trainer"].pop("max_steps") == 1500
+    corners["trainer"].pop("max_steps")
+    _assert_a_run_of_its_own(corners, run, "runs/design/cola6_w12")
+
+
 def test_hybrid_gpu_config_is_the_gpu_network_on_the_pm_base_training_set():
     """configs/converged_gpu_hybrid.yaml: converged_gpu.yaml's network and schedule, r2's power term, its own
     training file and run folder (every logger and checkpoint path), so the two GPU chains never mix."""
