@@ -179,6 +179,10 @@ def _manifest_records(path: str | Path, log: Callable[[str], None]):
     held = [e.sim_id for e in entries if e.split in ("val", "test")]
     if held:
         log(f"{len(held)} simulation(s) of {path} marked val or test are skipped: {held}")
+    unsplit = [e.sim_id for e in entries if e.split is None]
+    if unsplit:
+        log(f"{len(unsplit)} simulation(s) of {path} carry no split and are used; data-prep build may hold some of "
+            "them out for validation")
     records = []
     for e in entries:
         if e.split in ("val", "test"):
@@ -189,8 +193,15 @@ def _manifest_records(path: str | Path, log: Callable[[str], None]):
         missing = [s for s in e.snapshots if not Path(s).is_file()]
         if missing:
             raise FileNotFoundError(f"{path}: simulation {e.sim_id}: snapshot {missing[0]} does not exist")
+        for snap in e.snapshots:  # the box and particle number the generator will be run at
+            head = read_header(snap, length_unit=e.length_unit)
+            n_part = int(head.npart_total[1])
+            if abs(head.box_size / float(meta["box_size"]) - 1) > 1e-6 or n_part != int(meta["ngrid"]) ** 3:
+                raise ValueError(f"{path}: simulation {e.sim_id}: snapshot {snap} holds {n_part} "
+                                 f"particles in {head.box_size:g} Mpc/h, not the manifest's {meta['ngrid']}^3 in "
+                                 f"{meta['box_size']:g} Mpc/h")
         records.append({"sim_id": e.sim_id, "seed": e.seed, "cosmology": e.cosmology.to_dict(),
-                        "snapshots": [Path(s) for s in e.snapshots]})
+                        "snapshots": [Path(s) for s in e.snapshots], "length_unit": e.length_unit})
     if not records:
         raise ValueError(f"{path}: every simulation is marked val or test; nothing to fit or grade on")
     return ManifestGrid(str(meta.get("suite", Path(path).parent.name)), int(meta["ngrid"]),
@@ -203,22 +214,24 @@ def finished_snapshots(suite: str | Path, redshifts, log: Callable[[str], None] 
     are skipped, with a line; ``grid`` is the :class:`SuiteConfig`) or a ``manifest.json`` (``data-prep simulate``'s
     or ``data-prep merge``'s: every simulation it lists but those marked ``val`` or ``test``; ``grid`` a
     :class:`ManifestGrid`). Headers are read first, only the snapshots asked for in full. Raises
-    FileNotFoundError when nothing is finished or a listed snapshot is missing, and ValueError when no snapshot is
-    at the redshifts."""
+    FileNotFoundError when nothing is finished or a listed snapshot is missing, and ValueError (one line naming the
+    manifest) for an entry without a seed, a snapshot of another box or particle number than the manifest's, a
+    manifest whose every simulation is held out, or no snapshot at the redshifts."""
     from .config import resolve_repo_path
 
-    if str(suite).endswith(".json"):
+    if Path(suite).suffix.lower() == ".json":
         grid, records = _manifest_records(resolve_repo_path(str(suite)), log)
     else:
         grid, records = _suite_records(suite, log)
     found = False
     for rec in records:
         cosmo = Cosmology.from_mapping(rec["cosmology"])
+        unit = rec.get("length_unit")  # a manifest entry's; suite snapshots record theirs
         for path in rec["snapshots"]:
-            z = float(read_header(path).redshift)
+            z = float(read_header(path, length_unit=unit).redshift)
             if any(abs(z - float(want)) < 1e-4 for want in redshifts):
                 found = True
-                yield grid, rec, cosmo, round(z, 4), read_snapshot(path)
+                yield grid, rec, cosmo, round(z, 4), read_snapshot(path, length_unit=unit)
     if not found:
         raise ValueError(f"suite {suite} has no snapshot at redshifts {list(redshifts)}")
 

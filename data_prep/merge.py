@@ -4,8 +4,10 @@ A training design is often more than one suite: a Latin hypercube plus points ad
 corners, a fiducial cosmology, Fisher steps). Each suite keeps its own folder and manifest; the merged manifest lists
 their simulations with snapshot paths rewritten relative to its own folder, and ``data-prep build`` reads it as any
 other. Suites are merged only when the result is one training set: the same box (Mpc/h), grid, parameter names and
-prior hull, the same simulation settings (checked by :func:`data_prep.manifest.check_simulation_inputs`) and unique
-``sim_id`` values; otherwise a one-line error names the manifests and nothing is written.
+prior hull, the same simulation settings (checked by :func:`data_prep.manifest.check_simulation_inputs` on the
+inputs ``data-prep simulate`` records per simulation; for hand-written manifests without them, the suite-level
+``simulation`` and ``simulator_version`` as written) and unique ``sim_id`` values; otherwise a one-line error
+names the manifests and nothing is written.
 """
 
 from __future__ import annotations
@@ -106,9 +108,10 @@ def merge_manifests(paths: list[str | Path], out: str | Path, *, first: int | No
               "merged_from": [_relative(Path(p), out.parent) for p in paths],  # as the snapshots: from its folder
               "code_version": code_version(), "updated": utc_now(), "simulations": sims}
     check_simulation_inputs(" + ".join(map(str, paths)), merged)  # one set of simulation settings across suites
-    for key in ("simulation", "simulator_version"):  # suite-level: also on hand-written manifests without inputs
+    hand_written = any("inputs" not in sim for sim in sims)  # else the per-simulation check above decided
+    for key in ("simulation", "simulator_version"):  # suite-level: as written, so only without per-simulation inputs
         given = [(p, m[key]) for p, m in zip(paths, metas) if key in m]
-        if any(v != given[0][1] for _, v in given):
+        if hand_written and any(v != given[0][1] for _, v in given):
             other = next(p for p, v in given if v != given[0][1])
             raise ValueError(f"{other} and {given[0][0]} differ in {key}: they cannot make one training set")
         if len(given) == len(metas):

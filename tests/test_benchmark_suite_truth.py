@@ -297,8 +297,9 @@ def test_a_fitted_file_is_written_and_a_file_generation_does_not_read_is_said(tm
 
 
 def test_fitting_tools_read_a_manifest_as_they_read_its_suite(tmp_path):
-    """``--suite manifest.json`` (a merged design's training set): the same snapshots, seeds and grid as the suite
-    YAML; simulations marked val or test are left out; a missing snapshot or seed is refused naming the manifest."""
+    """``--suite manifest.json`` (e.g. a ``data-prep merge`` design's): the same snapshots, seeds and grid as the
+    suite YAML; simulations marked val or test are left out, those without a split used and said; a missing
+    snapshot or seed, or another box than the snapshots', is refused naming the manifest."""
     from benchmarks.suite_truth import finished_snapshots
 
     suite = _suite(tmp_path)
@@ -317,7 +318,11 @@ def test_fitting_tools_read_a_manifest_as_they_read_its_suite(tmp_path):
     manifest.write_text(json.dumps(meta))
     said = []
     assert {r["sim_id"] for _, r, *_ in finished_snapshots(manifest, [0.0], log=said.append)} == {"a"}
-    assert "marked val or test are skipped: ['b']" in said[0]
+    assert "marked val or test are skipped: ['b']" in said[0] and "1 simulation(s)" in said[1]
+    bare = [{k: v for k, v in sim.items() if k not in ("inputs", "inputs_sha256")} for sim in meta["simulations"]]
+    manifest.write_text(json.dumps({**meta, "box_size": 32.0, "simulations": bare}))  # hand-written: no inputs
+    with pytest.raises(ValueError, match=r"manifest.json: simulation a: snapshot .* in 64 Mpc/h, not .* 8\^3 in 32"):
+        list(finished_snapshots(manifest, [0.0]))
     del meta["simulations"][0]["inputs"], meta["simulations"][0]["inputs_sha256"]
     meta["simulations"][0]["seed"] = None
     manifest.write_text(json.dumps(meta))

@@ -130,3 +130,12 @@ def test_hand_written_manifests_with_other_suite_settings_are_refused(tmp_path):
         with pytest.raises(ValueError, match=f"edited_{key}.json and .*lhs/manifest.json differ in {key}") as err:
             merge_manifests([lhs, edited], out)
         assert "\n" not in str(err.value) and not out.exists()
+
+
+def test_equal_settings_written_differently_are_merged(tmp_path):
+    """Suites whose YAML writes a default out (lpt_order 2) simulate the same: their recorded inputs agree, so the
+    merge goes on although the suite-level mappings, as written, differ."""
+    lhs, added = _suite(tmp_path / "lhs", n=1), _suite(tmp_path / "added", n=0, cosmologies=ADDED, lpt_order=2)
+    assert json.loads(lhs.read_text())["simulation"] != json.loads(added.read_text())["simulation"]
+    merged = merge_manifests([lhs, added], tmp_path / "merged.json")
+    assert len(json.loads(merged.read_text())["simulations"]) == 2
